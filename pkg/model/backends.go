@@ -1,0 +1,210 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// DefaultAlgorithm is the balancing algorithm when nothing chooses another.
+const DefaultAlgorithm = "round_robin"
+
+// BackendName is the name a Service port is pushed under:
+// "namespace/service:port", the port as the Ingress writes it.
+func BackendName(namespace, service, port string) string {
+	return namespace + "/" + service + ":" + port
+}
+
+// backendFor resolves an Ingress backend to a Dynamic backend and returns its
+// name. A reference tidegate cannot serve is reported and returns an error;
+// a Service with no endpoints is not an error (its backend answers 503).
+func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, field string) (string, error) {
+	key := ingressKey(ing)
+	fail := func(reason string) (string, error) {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Reason: reason})
+		return "", fmt.Errorf("%s", reason)
+	}
+	if ib.Resource != nil {
+		return fail("resource backends are not supported; use a service backend")
+	}
+	if ib.Service == nil {
+		return fail("backend has no service")
+	}
+	svcName := ib.Service.Name
+	if err := validateLabelish(svcName); err != nil {
+		return fail(fmt.Sprintf("service name %q: %v", svcName, err))
+	}
+	port := ib.Service.Port
+	portLabel := ""
+	switch {
+	case port.Name != "" && port.Number != 0:
+		return fail("service port sets both name and number; set one")
+	case port.Name != "":
+		if err := validateLabelish(port.Name); err != nil {
+			return fail(fmt.Sprintf("service port name %q: %v", port.Name, err))
+		}
+		portLabel = port.Name
+	case port.Number > 0 && port.Number <= 65535:
+		portLabel = strconv.Itoa(int(port.Number))
+	default:
+		return fail("service port must be a number 1-65535 or a port name")
+	}
+	name := BackendName(ing.Namespace, svcName, portLabel)
+	if _, done := b.backends[name]; done {
+		return name, nil
+	}
+	be := &Backend{Name: name, Algorithm: DefaultAlgorithm, Endpoints: []Endpoint{}}
+	b.backends[name] = be
+
+	svc := b.snap.Service(ing.Namespace, svcName)
+	if svc == nil {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+			Reason: fmt.Sprintf("service %s/%s not found; requests get 503 until it exists", ing.Namespace, svcName)})
+		return name, nil
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+			Reason: fmt.Sprintf("service %s/%s is of type ExternalName, which is not supported yet; requests get 503", ing.Namespace, svcName)})
+		return name, nil
+	}
+	sp, ok := servicePort(svc, port)
+	if !ok {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+			Reason: fmt.Sprintf("service %s/%s has no port %s; requests get 503", ing.Namespace, svcName, portLabel)})
+		return name, nil
+	}
+	be.Endpoints = endpointsFor(b.snap.EndpointSlicesFor(ing.Namespace, svcName), sp)
+	return name, nil
+}
+
+// servicePort finds the Service port an Ingress refers to, by number or name.
+func servicePort(svc *corev1.Service, ref networkingv1.ServiceBackendPort) (corev1.ServicePort, bool) {
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		if (ref.Name != "" && p.Name == ref.Name) || (ref.Name == "" && p.Port == ref.Number) {
+			return p, true
+		}
+	}
+	return corev1.ServicePort{}, false
+}
+
+// endpointsFor collects the endpoints of a Service port from its slices.
+// Ready endpoints serve; serving-but-terminating ones are kept as draining
+// (used only when no ready endpoint is left, as kube-proxy does); the rest
+// are dropped. Duplicates across slices collapse, ready winning.
+func endpointsFor(slices []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []Endpoint {
+	seen := map[string]int{}
+	out := []Endpoint{}
+	for _, es := range slices {
+		if es.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		port, ok := slicePort(es, sp)
+		if !ok {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			serving := ready
+			if ep.Conditions.Serving != nil {
+				serving = *ep.Conditions.Serving
+			}
+			terminating := ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			draining := false
+			switch {
+			case ready && !terminating:
+			case serving && terminating:
+				draining = true
+			default:
+				continue
+			}
+			for _, a := range ep.Addresses {
+				addr, err := netip.ParseAddr(a)
+				if err != nil {
+					continue
+				}
+				e := Endpoint{Address: addr.String(), Port: port, Weight: 1, Draining: draining}
+				k := e.Address + "|" + strconv.Itoa(int(port))
+				if i, dup := seen[k]; dup {
+					if out[i].Draining && !draining {
+						out[i].Draining = false
+					}
+					continue
+				}
+				seen[k] = len(out)
+				out = append(out, e)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Address != out[j].Address {
+			return out[i].Address < out[j].Address
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out
+}
+
+// slicePort finds the port of a slice that carries the Service port: the
+// slice port has the Service port's name ("" for an unnamed port).
+func slicePort(es *discoveryv1.EndpointSlice, sp corev1.ServicePort) (int32, bool) {
+	for _, p := range es.Ports {
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		if name != sp.Name || p.Port == nil {
+			continue
+		}
+		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		return *p.Port, true
+	}
+	return 0, false
+}
+
+// validateLabelish accepts DNS-1123 labels and subdomains (Service and port
+// names): lower-case letters, digits, '-' and '.'.
+func validateLabelish(s string) error {
+	if s == "" || len(s) > 253 {
+		return fmt.Errorf("must be 1 to 253 characters")
+	}
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
+		return fmt.Errorf("only a-z, 0-9, '-' and '.' are allowed")
+	}
+	return nil
+}
+
+// addDefaultBackend makes sure the catch-all server exists and, when no
+// Ingress supplied a default backend, uses --default-backend-service.
+func (b *builder) addDefaultBackend() {
+	b.serverFor("")
+	if b.defaultB != "" || b.opts.DefaultBackendService == "" {
+		return
+	}
+	ns, name, ok := strings.Cut(b.opts.DefaultBackendService, "/")
+	if !ok {
+		b.report(Problem{Kind: "Option", Object: "--default-backend-service", Reason: "must be NAMESPACE/NAME"})
+		return
+	}
+	svc := b.snap.Service(ns, name)
+	if svc == nil || len(svc.Spec.Ports) == 0 {
+		b.report(Problem{Kind: "Service", Object: b.opts.DefaultBackendService, Reason: "default backend service not found or has no port; unmatched requests get 404"})
+		return
+	}
+	sp := svc.Spec.Ports[0]
+	bname := BackendName(ns, name, strconv.Itoa(int(sp.Port)))
+	if _, done := b.backends[bname]; !done {
+		b.backends[bname] = &Backend{Name: bname, Algorithm: DefaultAlgorithm, Endpoints: endpointsFor(b.snap.EndpointSlicesFor(ns, name), sp)}
+	}
+	b.defaultB = bname
+}

@@ -1,0 +1,169 @@
+package model
+
+import (
+	"sort"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+// Annotation and label keys the model reads directly.
+const (
+	// LegacyClassAnnotation is the pre-IngressClass way to pick a controller.
+	LegacyClassAnnotation = "kubernetes.io/ingress.class"
+	// DefaultClassAnnotation marks an IngressClass as the cluster default.
+	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
+)
+
+// Options are the controller settings that shape the translation.
+type Options struct {
+	// IngressClass is the IngressClass name this controller serves.
+	IngressClass string
+	// ControllerClass is the spec.controller value of IngressClasses it serves.
+	ControllerClass string
+	// WatchWithoutClass also serves Ingresses that name no class at all.
+	WatchWithoutClass bool
+	// ConfigMap is "namespace/name" of the global settings ConfigMap.
+	ConfigMap string
+	// DefaultBackendService is "namespace/name" of the Service that answers
+	// requests no rule matches (instead of the built-in 404).
+	DefaultBackendService string
+}
+
+// DefaultOptions returns the defaults of the command line.
+func DefaultOptions() Options {
+	return Options{
+		IngressClass:    "tidegate",
+		ControllerClass: "tidegate.io/ingress-controller",
+		ConfigMap:       "tidegate/tidegate",
+	}
+}
+
+// Build translates a snapshot into a model. It is pure and deterministic.
+func Build(snap *snapshot.Snapshot, opts Options) *Model {
+	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{}}
+	b.global = parseGlobal(snap, opts, b.report)
+	for _, ing := range b.ourIngresses() {
+		b.addIngress(ing)
+	}
+	b.addDefaultBackend()
+	return b.finish()
+}
+
+type builder struct {
+	snap     *snapshot.Snapshot
+	opts     Options
+	global   globalSettings
+	servers  map[string]*serverBuilder // by host; "" is the catch-all
+	backends map[string]*Backend
+	certs    map[string]*Certificate // by secret key
+	// certByHost is the secret key each TLS host already uses.
+	certByHost map[string]string
+	defaultB string                  // catch-all backend from an Ingress defaultBackend
+	problems []Problem
+}
+
+func (b *builder) report(p Problem) { b.problems = append(b.problems, p) }
+
+// ourIngresses returns the Ingresses of this controller's class, oldest first
+// (creation time, then namespace/name), which is the order conflicts are
+// settled in.
+func (b *builder) ourIngresses() []*networkingv1.Ingress {
+	ours := map[string]bool{}
+	defaultClass := false
+	for _, ic := range b.snap.IngressClasses {
+		if ic.Spec.Controller != b.opts.ControllerClass {
+			continue
+		}
+		ours[ic.Name] = true
+		if ic.Annotations[DefaultClassAnnotation] == "true" {
+			defaultClass = true
+		}
+	}
+	// Without an IngressClass object (a manifest directory often has none) the
+	// configured class name still counts as ours, unless an IngressClass of
+	// that name belongs to another controller.
+	if !ours[b.opts.IngressClass] && !b.classExists(b.opts.IngressClass) {
+		ours[b.opts.IngressClass] = true
+	}
+	var out []*networkingv1.Ingress
+	for _, ing := range b.snap.Ingresses {
+		switch {
+		case ing.Spec.IngressClassName != nil:
+			if ours[*ing.Spec.IngressClassName] {
+				out = append(out, ing)
+			}
+		case ing.Annotations[LegacyClassAnnotation] != "":
+			if ing.Annotations[LegacyClassAnnotation] == b.opts.IngressClass {
+				out = append(out, ing)
+			}
+		case defaultClass || b.opts.WatchWithoutClass:
+			out = append(out, ing)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, tj := out[i].CreationTimestamp, out[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return snapshot.Key(out[i].Namespace, out[i].Name) < snapshot.Key(out[j].Namespace, out[j].Name)
+	})
+	return out
+}
+
+func (b *builder) classExists(name string) bool {
+	for _, ic := range b.snap.IngressClasses {
+		if ic.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// finish sorts everything into the final model.
+func (b *builder) finish() *Model {
+	m := &Model{Problems: b.problems}
+	m.Structure.Global = b.global.Global
+	m.Structure.DefaultBackend = b.defaultB
+	hosts := make([]string, 0, len(b.servers))
+	for h := range b.servers {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect))
+	}
+	names := make([]string, 0, len(b.backends))
+	for n := range b.backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	m.Dynamic.Backends = make([]Backend, 0, len(names))
+	for _, n := range names {
+		m.Dynamic.Backends = append(m.Dynamic.Backends, *b.backends[n])
+	}
+	ids := make([]string, 0, len(b.certs))
+	for id := range b.certs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	m.Dynamic.Certificates = make([]Certificate, 0, len(ids))
+	for _, id := range ids {
+		if len(b.certs[id].Hosts) == 0 {
+			continue
+		}
+		c := *b.certs[id]
+		sort.Strings(c.Hosts)
+		m.Dynamic.Certificates = append(m.Dynamic.Certificates, c)
+	}
+	sort.SliceStable(m.Problems, func(i, j int) bool {
+		return m.Problems[i].String() < m.Problems[j].String()
+	})
+	return m
+}
+
+func ingressKey(ing *networkingv1.Ingress) string { return snapshot.Key(ing.Namespace, ing.Name) }
+
+func lower(s string) string { return strings.ToLower(s) }

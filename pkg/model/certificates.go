@@ -1,0 +1,78 @@
+package model
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+// addTLS records the certificates of an Ingress's spec.tls and returns its
+// TLS hosts. A missing or malformed Secret is reported; its hosts still get
+// HTTPS, served with the default certificate.
+func (b *builder) addTLS(ing *networkingv1.Ingress) map[string]bool {
+	key := ingressKey(ing)
+	hosts := map[string]bool{}
+	if b.certs == nil {
+		b.certs = map[string]*Certificate{}
+		b.certByHost = map[string]string{}
+	}
+	for ti, t := range ing.Spec.TLS {
+		field := fmt.Sprintf("spec.tls[%d]", ti)
+		var valid []string
+		for hi, h := range t.Hosts {
+			h = lower(h)
+			if err := validateHost(h); err != nil {
+				b.report(Problem{Kind: "Ingress", Object: key, Field: fmt.Sprintf("%s.hosts[%d]", field, hi), Reason: err.Error()})
+				continue
+			}
+			hosts[h] = true
+			valid = append(valid, h)
+		}
+		if t.SecretName == "" || len(valid) == 0 {
+			continue
+		}
+		sk := snapshot.Key(ing.Namespace, t.SecretName)
+		if err := checkTLSSecret(b.snap.Secret(ing.Namespace, t.SecretName)); err != nil {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".secretName",
+				Reason: fmt.Sprintf("secret %s: %v; the default certificate is served for %v", sk, err, valid)})
+			continue
+		}
+		c := b.certs[sk]
+		if c == nil {
+			sec := b.snap.Secret(ing.Namespace, t.SecretName)
+			c = &Certificate{ID: sk, CertPEM: string(sec.Data[corev1.TLSCertKey]), KeyPEM: string(sec.Data[corev1.TLSPrivateKeyKey])}
+			b.certs[sk] = c
+		}
+		for _, h := range valid {
+			if owner := b.certByHost[h]; owner != "" {
+				if owner != sk {
+					b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+						Reason: fmt.Sprintf("host %q already uses the certificate of secret %s from an older Ingress; %s is not used for it", h, owner, sk)})
+				}
+				continue
+			}
+			c.Hosts = append(c.Hosts, h)
+			b.certByHost[h] = sk
+		}
+	}
+	return hosts
+}
+
+// checkTLSSecret verifies a Secret holds a usable PEM key pair.
+func checkTLSSecret(sec *corev1.Secret) error {
+	if sec == nil {
+		return fmt.Errorf("not found")
+	}
+	crt, key := sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey]
+	if len(crt) == 0 || len(key) == 0 {
+		return fmt.Errorf("needs both %s and %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+	}
+	if _, err := tls.X509KeyPair(crt, key); err != nil {
+		return fmt.Errorf("%s/%s are not a valid PEM key pair: %v", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package model
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+// globalSettings are the parsed ConfigMap keys.
+type globalSettings struct {
+	Global
+	SSLRedirect bool
+}
+
+var nginxSize = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
+
+// parseGlobal reads the controller ConfigMap. Unknown or invalid keys are
+// reported and the default is kept.
+func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) globalSettings {
+	g := globalSettings{
+		Global: Global{
+			WorkerProcesses:     "auto",
+			ProxyConnectTimeout: 5,
+			ProxyReadTimeout:    60,
+			ProxySendTimeout:    60,
+			ProxyBodySize:       "1m",
+			UpstreamKeepalive:   320,
+		},
+		SSLRedirect: true,
+	}
+	ns, name, ok := strings.Cut(opts.ConfigMap, "/")
+	if !ok {
+		return g
+	}
+	cm := snap.ConfigMap(ns, name)
+	if cm == nil {
+		return g
+	}
+	bad := func(k, v, want string) {
+		report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k,
+			Reason: fmt.Sprintf("value %q is not %s; the default is used", v, want)})
+	}
+	seconds := func(k, v string, dst *int) {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "s"))
+		if err != nil || n < 1 || n > 86400 {
+			bad(k, v, "a number of seconds from 1 to 86400")
+			return
+		}
+		*dst = n
+	}
+	for k, v := range cm.Data {
+		switch k {
+		case "worker-processes":
+			if n, err := strconv.Atoi(v); v != "auto" && (err != nil || n < 1 || n > 1024) {
+				bad(k, v, `"auto" or a number from 1 to 1024`)
+				continue
+			}
+			g.WorkerProcesses = v
+		case "proxy-connect-timeout":
+			seconds(k, v, &g.ProxyConnectTimeout)
+		case "proxy-read-timeout":
+			seconds(k, v, &g.ProxyReadTimeout)
+		case "proxy-send-timeout":
+			seconds(k, v, &g.ProxySendTimeout)
+		case "proxy-body-size":
+			if !nginxSize.MatchString(v) {
+				bad(k, v, "an nginx size such as 8m")
+				continue
+			}
+			g.ProxyBodySize = v
+		case "upstream-keepalive-connections":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 100000 {
+				bad(k, v, "a number from 0 to 100000")
+				continue
+			}
+			g.UpstreamKeepalive = n
+		case "ssl-redirect":
+			bv, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(k, v, `"true" or "false"`)
+				continue
+			}
+			g.SSLRedirect = bv
+		}
+	}
+	return g
+}

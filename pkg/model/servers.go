@@ -1,0 +1,176 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// serverBuilder collects the locations of one host while Ingresses are
+// merged, oldest first.
+type serverBuilder struct {
+	host      string
+	tls       bool
+	locations map[locKey]Location
+	// fallback is the backend for "/" from the oldest Ingress with a
+	// spec.defaultBackend that has rules for this host.
+	fallback        string
+	fallbackIngress string
+}
+
+// locKey identifies a location in nginx: two paths with the same key would
+// be the same nginx location, so only the oldest Ingress gets it.
+type locKey struct {
+	path  string
+	match MatchKind
+}
+
+func (b *builder) serverFor(host string) *serverBuilder {
+	s := b.servers[host]
+	if s == nil {
+		s = &serverBuilder{host: host, locations: map[locKey]Location{}}
+		b.servers[host] = s
+	}
+	return s
+}
+
+// addIngress merges one Ingress into the servers. Bad parts are reported
+// and skipped; the rest of the Ingress still applies.
+func (b *builder) addIngress(ing *networkingv1.Ingress) {
+	key := ingressKey(ing)
+	tlsHosts := b.addTLS(ing)
+
+	var fallback string
+	if db := ing.Spec.DefaultBackend; db != nil {
+		name, err := b.backendFor(ing, db, "spec.defaultBackend")
+		if err == nil {
+			fallback = name
+			if b.defaultB == "" {
+				b.defaultB = name
+			}
+		}
+	}
+
+	for ri, rule := range ing.Spec.Rules {
+		host := lower(rule.Host)
+		field := fmt.Sprintf("spec.rules[%d]", ri)
+		if host != "" {
+			if err := validateHost(host); err != nil {
+				b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".host", Reason: err.Error() + "; the rule is skipped"})
+				continue
+			}
+		}
+		srv := b.serverFor(host)
+		if tlsHosts[host] {
+			srv.tls = true
+		}
+		if fallback != "" && srv.fallback == "" {
+			srv.fallback, srv.fallbackIngress = fallback, key
+		}
+		if rule.HTTP == nil {
+			continue
+		}
+		for pi, p := range rule.HTTP.Paths {
+			pfield := fmt.Sprintf("%s.http.paths[%d]", field, pi)
+			b.addPath(ing, srv, p, pfield)
+		}
+	}
+	// TLS hosts without a rule still get a server, so their certificate and
+	// redirect apply and the default backend answers.
+	for h := range tlsHosts {
+		if h == "" {
+			continue
+		}
+		srv := b.serverFor(h)
+		srv.tls = true
+		if fallback != "" && srv.fallback == "" {
+			srv.fallback, srv.fallbackIngress = fallback, key
+		}
+	}
+}
+
+func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p networkingv1.HTTPIngressPath, field string) {
+	key := ingressKey(ing)
+	path := p.Path
+	if path == "" {
+		path = "/"
+	}
+	if err := validatePath(path); err != nil {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".path", Reason: err.Error() + "; the path is skipped"})
+		return
+	}
+	match := MatchString
+	if p.PathType != nil {
+		switch *p.PathType {
+		case networkingv1.PathTypeExact:
+			match = MatchExact
+		case networkingv1.PathTypePrefix:
+			match = MatchPrefix
+			// "/foo/" and "/foo" are the same Prefix path (element-wise).
+			if len(path) > 1 {
+				path = strings.TrimRight(path, "/")
+				if path == "" {
+					path = "/"
+				}
+			}
+		case networkingv1.PathTypeImplementationSpecific:
+		default:
+			b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".pathType", Reason: fmt.Sprintf("unknown pathType %q; use Exact, Prefix or ImplementationSpecific", *p.PathType)})
+			return
+		}
+	}
+	lk := locKey{path: path, match: match}
+	if owner, taken := srv.locations[lk]; taken {
+		who := "the older Ingress " + owner.Ingress
+		if owner.Ingress == key {
+			who = "an earlier rule of this Ingress"
+		}
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+			Reason: fmt.Sprintf("host %q path %q (%s) is already served by %s; this path is ignored", displayHost(srv.host), path, match, who)})
+		return
+	}
+	backend, err := b.backendFor(ing, &p.Backend, field+".backend")
+	if err != nil {
+		return
+	}
+	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key}
+}
+
+func displayHost(h string) string {
+	if h == "" {
+		return "*"
+	}
+	return h
+}
+
+// server freezes the builder into a sorted Server. Every server gets a
+// fallback "/" location (a Prefix "/" that the rules did not define): the
+// Ingress defaultBackend, else the global default backend, else 404.
+func (s *serverBuilder) server(globalDefault string, sslRedirect bool) Server {
+	out := Server{Host: s.host, TLS: s.tls}
+	redirect := s.tls && sslRedirect
+	for _, l := range s.locations {
+		l.SSLRedirect = redirect
+		out.Locations = append(out.Locations, l)
+	}
+	root := locKey{path: "/", match: MatchPrefix}
+	_, hasRoot := s.locations[root]
+	_, hasStringRoot := s.locations[locKey{path: "/", match: MatchString}]
+	if !hasRoot && !hasStringRoot {
+		fb := Location{Path: "/", Match: MatchPrefix, Backend: s.fallback, Ingress: s.fallbackIngress, SSLRedirect: redirect}
+		if fb.Backend == "" {
+			fb.Backend = globalDefault
+		}
+		out.Locations = append(out.Locations, fb)
+	}
+	sort.Slice(out.Locations, func(i, j int) bool {
+		a, c := out.Locations[i], out.Locations[j]
+		if a.Path != c.Path {
+			return a.Path < c.Path
+		}
+		return a.Match < c.Match
+	})
+	return out
+}

@@ -1,0 +1,99 @@
+// Package snapshot holds the typed, immutable view of the Kubernetes objects
+// tidegate translates. Sources (kube informers, a manifest directory) produce a
+// Snapshot; the model reads it through lookup methods and never calls an API.
+package snapshot
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// ServiceNameLabel links an EndpointSlice to its Service.
+const ServiceNameLabel = "kubernetes.io/service-name"
+
+// Snapshot is one consistent set of objects. It is never mutated after it has
+// been handed to the model.
+type Snapshot struct {
+	Ingresses      []*networkingv1.Ingress
+	IngressClasses []*networkingv1.IngressClass
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	Secrets        []*corev1.Secret
+	ConfigMaps     []*corev1.ConfigMap
+
+	services map[string]*corev1.Service
+	slices   map[string][]*discoveryv1.EndpointSlice
+	secrets  map[string]*corev1.Secret
+	cms      map[string]*corev1.ConfigMap
+}
+
+// Key is the "namespace/name" form used for every lookup.
+func Key(namespace, name string) string { return namespace + "/" + name }
+
+// Index builds the lookup tables and sorts every list by namespace/name so the
+// model sees the same order whatever order the source delivered. Call it once
+// after filling the lists.
+func (s *Snapshot) Index() *Snapshot {
+	sort.Slice(s.Ingresses, func(i, j int) bool {
+		return Key(s.Ingresses[i].Namespace, s.Ingresses[i].Name) < Key(s.Ingresses[j].Namespace, s.Ingresses[j].Name)
+	})
+	sort.Slice(s.IngressClasses, func(i, j int) bool { return s.IngressClasses[i].Name < s.IngressClasses[j].Name })
+	sort.Slice(s.Services, func(i, j int) bool {
+		return Key(s.Services[i].Namespace, s.Services[i].Name) < Key(s.Services[j].Namespace, s.Services[j].Name)
+	})
+	sort.Slice(s.EndpointSlices, func(i, j int) bool {
+		return Key(s.EndpointSlices[i].Namespace, s.EndpointSlices[i].Name) < Key(s.EndpointSlices[j].Namespace, s.EndpointSlices[j].Name)
+	})
+	sort.Slice(s.Secrets, func(i, j int) bool {
+		return Key(s.Secrets[i].Namespace, s.Secrets[i].Name) < Key(s.Secrets[j].Namespace, s.Secrets[j].Name)
+	})
+	sort.Slice(s.ConfigMaps, func(i, j int) bool {
+		return Key(s.ConfigMaps[i].Namespace, s.ConfigMaps[i].Name) < Key(s.ConfigMaps[j].Namespace, s.ConfigMaps[j].Name)
+	})
+	s.services = make(map[string]*corev1.Service, len(s.Services))
+	for _, svc := range s.Services {
+		s.services[Key(svc.Namespace, svc.Name)] = svc
+	}
+	s.slices = make(map[string][]*discoveryv1.EndpointSlice)
+	for _, es := range s.EndpointSlices {
+		svc := es.Labels[ServiceNameLabel]
+		if svc == "" {
+			continue
+		}
+		k := Key(es.Namespace, svc)
+		s.slices[k] = append(s.slices[k], es)
+	}
+	s.secrets = make(map[string]*corev1.Secret, len(s.Secrets))
+	for _, sec := range s.Secrets {
+		s.secrets[Key(sec.Namespace, sec.Name)] = sec
+	}
+	s.cms = make(map[string]*corev1.ConfigMap, len(s.ConfigMaps))
+	for _, cm := range s.ConfigMaps {
+		s.cms[Key(cm.Namespace, cm.Name)] = cm
+	}
+	return s
+}
+
+// Service returns the Service namespace/name, or nil.
+func (s *Snapshot) Service(namespace, name string) *corev1.Service {
+	return s.services[Key(namespace, name)]
+}
+
+// EndpointSlices returns the slices labelled for the Service namespace/name,
+// sorted by name.
+func (s *Snapshot) EndpointSlicesFor(namespace, service string) []*discoveryv1.EndpointSlice {
+	return s.slices[Key(namespace, service)]
+}
+
+// Secret returns the Secret namespace/name, or nil.
+func (s *Snapshot) Secret(namespace, name string) *corev1.Secret {
+	return s.secrets[Key(namespace, name)]
+}
+
+// ConfigMap returns the ConfigMap namespace/name, or nil.
+func (s *Snapshot) ConfigMap(namespace, name string) *corev1.ConfigMap {
+	return s.cms[Key(namespace, name)]
+}
