@@ -61,8 +61,8 @@ type builder struct {
 	certs    map[string]*Certificate // by secret key
 	// certByHost is the secret key each TLS host already uses.
 	certByHost map[string]string
-	defaultB string                  // catch-all backend from an Ingress defaultBackend
-	problems []Problem
+	defaultB   string // catch-all backend from an Ingress defaultBackend
+	problems   []Problem
 }
 
 func (b *builder) report(p Problem) { b.problems = append(b.problems, p) }

@@ -144,12 +144,12 @@ func TestConflictsAndRejections(t *testing.T) {
 			wantProblems: []string{"Ingress default/young spec.rules[0].http.paths[0]: host \"h.io\" path \"/a\" (prefix) is already served by the older Ingress default/old"},
 		},
 		"bad host skips only that rule": {
-			objs: []any{svc, fixture.Ingress("a").Host("bad host;").Prefix("/", "web:80").Host("good.io").Prefix("/", "web:80")},
+			objs:         []any{svc, fixture.Ingress("a").Host("bad host;").Prefix("/", "web:80").Host("good.io").Prefix("/", "web:80")},
 			wantRoutes:   []string{"* prefix / -> 404", "good.io prefix / -> default/web:80"},
 			wantProblems: []string{"Ingress default/a spec.rules[0].host: host \"bad host;\": only a-z"},
 		},
 		"bad path skips only that path": {
-			objs: []any{svc, fixture.Ingress("a").Host("h.io").Prefix("/ok", "web:80").Prefix("/x;}\nroot /etc", "web:80")},
+			objs:         []any{svc, fixture.Ingress("a").Host("h.io").Prefix("/ok", "web:80").Prefix("/x;}\nroot /etc", "web:80")},
 			wantRoutes:   []string{"* prefix / -> 404", "h.io prefix / -> 404", "h.io prefix /ok -> default/web:80"},
 			wantProblems: []string{"spec.rules[0].http.paths[1].path: path \"/x;}\\nroot /etc\" contains '}'"},
 		},

@@ -1,0 +1,25 @@
+-- Entry points for init_by_lua and init_worker_by_lua.
+
+local _M = {}
+
+-- init runs in the nginx master: it loads every module once, so workers
+-- (which may run as an unprivileged user) never read Lua files, and a syntax
+-- error fails `nginx -t` instead of the first request.
+function _M.init()
+  require("tidegate.store")
+  require("tidegate.schema")
+  require("tidegate.pem")
+  require("tidegate.balancers.round_robin")
+  require("tidegate.balancer")
+  require("tidegate.certificate")
+  require("tidegate.configuration")
+end
+
+-- init_worker loads the current shared-dict state into the worker and
+-- starts its sync timer.
+function _M.init_worker()
+  require("tidegate.balancer").init_worker()
+  require("tidegate.certificate").init_worker()
+end
+
+return _M

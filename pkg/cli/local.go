@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tidegate/tidegate/pkg/controller"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/pkg/source/files"
+)
+
+// commonFlags are shared by local and controller.
+type commonFlags struct {
+	opts          model.Options
+	httpPort      int
+	httpsPort     int
+	statusPort    int
+	workdir       string
+	accessLog     string
+	shutdownGrace time.Duration
+	stopTimeout   time.Duration
+}
+
+func (f *commonFlags) register(fs *pflag.FlagSet) {
+	d := model.DefaultOptions()
+	fs.StringVar(&f.opts.IngressClass, "ingress-class", d.IngressClass, "IngressClass name this controller serves")
+	fs.StringVar(&f.opts.ControllerClass, "controller-class", d.ControllerClass, "spec.controller of the IngressClasses this controller serves")
+	fs.BoolVar(&f.opts.WatchWithoutClass, "watch-ingress-without-class", false, "also serve Ingresses that name no class")
+	fs.StringVar(&f.opts.ConfigMap, "configmap", d.ConfigMap, "NAMESPACE/NAME of the ConfigMap with global settings")
+	fs.StringVar(&f.opts.DefaultBackendService, "default-backend-service", "", "NAMESPACE/NAME of the Service answering unmatched requests (default: a built-in 404)")
+	fs.IntVar(&f.httpPort, "http-port", 8080, "port for plain HTTP")
+	fs.IntVar(&f.httpsPort, "https-port", 8443, "port for HTTPS")
+	fs.IntVar(&f.statusPort, "status-port", 10254, "port for /healthz and /metrics")
+	fs.StringVar(&f.workdir, "workdir", "", "directory for nginx.conf, logs and the control socket (default: a new temporary directory)")
+	fs.StringVar(&f.accessLog, "access-log", "", "access log file (default: WORKDIR/logs/access.log; /dev/stdout in a container)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace-period", 0, "on SIGTERM, how long /healthz answers 503 before nginx stops taking requests")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long nginx may take to finish in-flight requests when stopping")
+}
+
+// settings builds the nginx settings, creating the working directory.
+func (f *commonFlags) settings() (nginx.Settings, error) {
+	for name, p := range map[string]int{"--http-port": f.httpPort, "--https-port": f.httpsPort, "--status-port": f.statusPort} {
+		if p < 1 || p > 65535 {
+			return nginx.Settings{}, fmt.Errorf("%s %d: want 1-65535", name, p)
+		}
+	}
+	dir := f.workdir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "tidegate-")
+		if err != nil {
+			return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
+	}
+	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog}
+	if os.Geteuid() == 0 {
+		// nginx would drop workers to "nobody"; keep the invoking user so
+		// workers can read the working directory. Containers run non-root.
+		if u, err := user.Current(); err == nil {
+			set.User = u.Username
+		}
+	}
+	return set, nil
+}
+
+// runController runs a controller fed by start until SIGINT/SIGTERM.
+func runController(f *commonFlags, start func(ctx context.Context, c *controller.Controller) error) error {
+	set, err := f.settings()
+	if err != nil {
+		return err
+	}
+	log := slog.Default()
+	c, err := controller.New(controller.Config{Nginx: set, Options: f.opts, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", f.statusPort)
+
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+
+	errc := make(chan error, 3)
+	go func() { errc <- c.ServeStatus(runCtx, "0.0.0.0:"+strconv.Itoa(f.statusPort)) }()
+	go func() { errc <- start(runCtx, c) }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx, f.stopTimeout) }()
+
+	select {
+	case <-sigCtx.Done():
+		log.Info("shutting down: /healthz now answers 503", "grace", f.shutdownGrace)
+		c.Drain()
+		time.Sleep(f.shutdownGrace)
+	case err := <-errc:
+		if err != nil {
+			stopRun()
+			<-done
+			return err
+		}
+	case err := <-done:
+		return err
+	}
+	stopRun()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("tidegate stopped")
+	return nil
+}
+
+func newLocal() *cobra.Command {
+	var f commonFlags
+	var manifests string
+	cmd := &cobra.Command{
+		Use:   "local --manifests DIR",
+		Short: "Serve a directory of Kubernetes YAML (Ingress, Service, EndpointSlice, Secret, ConfigMap) with no cluster",
+		Long: `local runs the same controller as in a cluster, fed from a directory of YAML
+manifests. It starts its own nginx. Editing, creating, removing or renaming a
+file in the directory takes effect live.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if manifests == "" {
+				return errors.New("--manifests DIR is required")
+			}
+			if st, err := os.Stat(manifests); err != nil || !st.IsDir() {
+				return fmt.Errorf("--manifests %s: not a directory", manifests)
+			}
+			return runController(&f, func(ctx context.Context, c *controller.Controller) error {
+				return files.Watch(ctx, manifests, files.WatchOptions{Debounce: 10 * time.Millisecond}, c.Update)
+			})
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&manifests, "manifests", "", "directory of YAML manifests to serve")
+	return cmd
+}

@@ -1,0 +1,412 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidegate/tidegate/pkg/dynamic"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+// Config configures a Controller.
+type Config struct {
+	Nginx   nginx.Settings
+	Options model.Options
+	// Debounce is how long the loop waits after an update for more to
+	// arrive; MaxDelay bounds the wait under a steady stream.
+	Debounce time.Duration
+	MaxDelay time.Duration
+	Logger   *slog.Logger
+}
+
+// Controller owns nginx and keeps it in line with the latest snapshot.
+type Controller struct {
+	cfg  Config
+	log  *slog.Logger
+	proc *nginx.Process
+	push *dynamic.Client
+	met  *metrics
+
+	mu          sync.Mutex
+	latest      *snapshot.Snapshot
+	srcProblems []model.Problem
+	wake        chan struct{}
+
+	applied *model.Model // what nginx and Lua serve now
+	// rejected is the last structure nginx -t refused; the same structure
+	// is not checked again, only its dynamic part applied.
+	rejected *model.Structure
+	// needFull is set when a push failed: Lua's state is unknown, so the
+	// next sync pushes everything.
+	needFull    bool
+	appliedConf *nginx.Rendered
+	lastProblem map[string]bool
+	healthy     atomic.Bool
+	draining    atomic.Bool
+	status      atomic.Pointer[Status]
+}
+
+// Status is a summary for the status endpoints.
+type Status struct {
+	Generation string
+	LastReload time.Time
+	Reloads    int
+	Problems   []model.Problem
+}
+
+// New prepares the working directory and returns an idle controller.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 20 * time.Millisecond
+	}
+	if cfg.MaxDelay < cfg.Debounce {
+		cfg.MaxDelay = 10 * cfg.Debounce
+	}
+	proc, err := nginx.NewProcess(cfg.Nginx, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath()),
+		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
+	c.status.Store(&Status{})
+	return c, nil
+}
+
+// Update hands the controller a new snapshot (and the problems the source
+// found reading it). Only the latest one is kept; it never blocks.
+func (c *Controller) Update(snap *snapshot.Snapshot, problems []model.Problem) {
+	c.mu.Lock()
+	c.latest, c.srcProblems = snap, problems
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Registry returns the Prometheus registry with the controller's metrics.
+func (c *Controller) Registry() *prometheus.Registry { return c.met.reg }
+
+// Healthy reports whether nginx runs with an applied configuration and the
+// controller is not shutting down.
+func (c *Controller) Healthy() bool { return c.healthy.Load() && !c.draining.Load() }
+
+// Status returns the latest status summary.
+func (c *Controller) Status() Status { return *c.status.Load() }
+
+// NginxPID is the nginx master pid (0 before start).
+func (c *Controller) NginxPID() int { return c.proc.PID() }
+
+// Drain marks the controller unhealthy so load balancers stop sending new
+// connections, before a graceful stop.
+func (c *Controller) Drain() { c.draining.Store(true) }
+
+// Run waits for the first snapshot, starts nginx, and then applies every
+// update until ctx is done; it stops nginx gracefully (bounded by
+// stopTimeout) on the way out.
+func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
+	c.log.Info("waiting for the first complete snapshot")
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-c.wake:
+	}
+	defer func() {
+		c.healthy.Store(false)
+		if err := c.proc.Stop(stopTimeout); err != nil {
+			c.log.Error("stop nginx", "err", err)
+		}
+	}()
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.proc.Done():
+			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
+			c.met.nginxRestarts.Inc()
+			c.healthy.Store(false)
+			if err := c.restart(ctx); err != nil {
+				return err
+			}
+		case <-c.wake:
+			c.debounce(ctx)
+			c.sync(ctx)
+		}
+	}
+}
+
+// debounce waits until updates stop for cfg.Debounce, at most cfg.MaxDelay.
+func (c *Controller) debounce(ctx context.Context) {
+	deadline := time.NewTimer(c.cfg.MaxDelay)
+	defer deadline.Stop()
+	for {
+		quiet := time.NewTimer(c.cfg.Debounce)
+		select {
+		case <-ctx.Done():
+			quiet.Stop()
+			return
+		case <-deadline.C:
+			quiet.Stop()
+			return
+		case <-quiet.C:
+			return
+		case <-c.wake:
+			quiet.Stop()
+		}
+	}
+}
+
+func (c *Controller) take() (*snapshot.Snapshot, []model.Problem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.latest, c.srcProblems
+}
+
+// start renders the first configuration and starts nginx with it. A first
+// configuration that fails the check falls back to an empty one, so the
+// status port and the default server still come up.
+func (c *Controller) start(ctx context.Context) error {
+	snap, srcProblems := c.take()
+	m := model.Build(snap, c.cfg.Options)
+	c.report(m, srcProblems)
+	r, err := c.candidate(m)
+	if err != nil {
+		c.log.Error("first configuration rejected; starting with no Ingress served until it is fixed", "err", err)
+		m = model.Build((&snapshot.Snapshot{}).Index(), c.cfg.Options)
+		if r, err = c.candidate(m); err != nil {
+			return fmt.Errorf("even an empty configuration fails the nginx check (is the nginx install complete? run `make deps`): %w", err)
+		}
+	}
+	begin := time.Now()
+	if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
+		return err
+	}
+	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond))
+	c.appliedConf = r
+	if err := c.pushAll(ctx, m); err != nil {
+		return err
+	}
+	c.applied = m
+	c.healthy.Store(true)
+	c.met.inSync.Set(1)
+	c.setStatus(false)
+	return nil
+}
+
+// restart brings nginx back with the last applied configuration and pushes
+// the whole dynamic state again (Lua's memory died with nginx).
+func (c *Controller) restart(ctx context.Context) error {
+	if err := c.proc.Start(ctx, c.appliedConf.Conf, c.appliedConf.Generation); err != nil {
+		return fmt.Errorf("restart nginx: %w", err)
+	}
+	if err := c.pushAll(ctx, c.applied); err != nil {
+		return err
+	}
+	c.healthy.Store(true)
+	return nil
+}
+
+func (c *Controller) pushAll(ctx context.Context, m *model.Model) error {
+	if err := c.pushBackends(ctx, true, m.Dynamic.Backends, nil); err != nil {
+		return err
+	}
+	return c.pushCertificates(ctx, true, m.Dynamic.Certificates, nil)
+}
+
+// candidate renders and checks a model's nginx.conf.
+func (c *Controller) candidate(m *model.Model) (*nginx.Rendered, error) {
+	r, err := nginx.Render(m.Structure, c.cfg.Nginx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.proc.Check(r.Conf); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// sync applies the latest snapshot: push what is dynamic, reload only for
+// structure, and keep the last good configuration when a candidate fails.
+func (c *Controller) sync(ctx context.Context) {
+	snap, srcProblems := c.take()
+	c.met.syncs.Inc()
+	next := model.Build(snap, c.cfg.Options)
+	c.report(next, srcProblems)
+	if c.needFull {
+		if err := c.pushAll(ctx, c.applied); err != nil {
+			c.log.Error("full push failed", "err", err)
+		} else {
+			c.needFull = false
+		}
+	}
+	plan := Decide(c.applied, next)
+	if plan.Empty() {
+		return
+	}
+	if !plan.Reload {
+		if err := c.applyDynamic(ctx, plan); err != nil {
+			c.met.inSync.Set(0)
+			c.log.Error("push failed; the next sync pushes everything again", "err", err)
+			c.needFull = true
+			return
+		}
+		c.applied = next
+		c.met.inSync.Set(1)
+		return
+	}
+
+	if c.rejected != nil && reflect.DeepEqual(*c.rejected, next.Structure) {
+		c.applyKeepingStructure(ctx, next)
+		return
+	}
+	begin := time.Now()
+	r, err := c.candidate(next)
+	if err != nil {
+		c.rejected = &next.Structure
+		c.met.reloads.WithLabelValues("check_failed").Inc()
+		c.met.lastReloadOK.Set(0)
+		c.met.inSync.Set(0)
+		c.log.Error("new configuration rejected; nginx keeps serving the last good one", "err", err)
+		c.applyKeepingStructure(ctx, next)
+		return
+	}
+	c.rejected = nil
+	// New and changed backends first, so the new configuration finds them;
+	// removals after the reload, when no worker routes to them any more.
+	add := plan
+	add.RemovedBackends, add.RemovedCertificates = nil, nil
+	if err := c.applyDynamic(ctx, add); err != nil {
+		c.log.Error("push before reload failed", "err", err)
+	}
+	if err := c.proc.Reload(ctx, r.Conf, r.Generation); err != nil {
+		c.met.reloads.WithLabelValues("failed").Inc()
+		c.met.lastReloadOK.Set(0)
+		c.met.inSync.Set(0)
+		c.log.Error("reload failed", "err", err)
+		return
+	}
+	took := time.Since(begin)
+	c.appliedConf = r
+	c.met.reloads.WithLabelValues("success").Inc()
+	c.met.reloadSeconds.Set(took.Seconds())
+	c.met.lastReloadOK.Set(1)
+	rem := Plan{RemovedBackends: plan.RemovedBackends, RemovedCertificates: plan.RemovedCertificates}
+	if err := c.applyDynamic(ctx, rem); err != nil {
+		c.log.Error("push after reload failed", "err", err)
+	}
+	c.applied = next
+	c.met.inSync.Set(1)
+	c.setStatus(true)
+	c.log.Info("nginx reloaded", "generation", r.Generation, "servers", len(next.Structure.Servers), "took", took.Round(time.Millisecond))
+}
+
+// applyKeepingStructure pushes next's dynamic part while nginx keeps its
+// live structure: endpoint changes of the hosts already served still apply.
+func (c *Controller) applyKeepingStructure(ctx context.Context, next *model.Model) {
+	m := withStructure(next, c.applied)
+	if err := c.applyDynamic(ctx, Decide(c.applied, m)); err != nil {
+		c.log.Error("push failed; the next sync pushes everything again", "err", err)
+		c.needFull = true
+		return
+	}
+	c.applied = m
+}
+
+// withStructure is next with the structure that is live now: used when a
+// new structure was rejected but endpoints must still move.
+func withStructure(next, live *model.Model) *model.Model {
+	m := *next
+	if live != nil {
+		m.Structure = live.Structure
+	}
+	return &m
+}
+
+func (c *Controller) applyDynamic(ctx context.Context, p Plan) error {
+	var errs []error
+	if len(p.Backends) > 0 || len(p.RemovedBackends) > 0 {
+		errs = append(errs, c.pushBackends(ctx, false, p.Backends, p.RemovedBackends))
+	}
+	if len(p.Certificates) > 0 || len(p.RemovedCertificates) > 0 {
+		errs = append(errs, c.pushCertificates(ctx, false, p.Certificates, p.RemovedCertificates))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Backend, removed []string) error {
+	begin := time.Now()
+	err := c.push.PushBackends(ctx, full, bs, removed)
+	c.observePush("backends", begin, err)
+	if err == nil {
+		c.log.Debug("backends pushed", "full", full, "changed", len(bs), "removed", len(removed), "took", time.Since(begin))
+	}
+	return err
+}
+
+func (c *Controller) pushCertificates(ctx context.Context, full bool, cs []model.Certificate, removed []string) error {
+	begin := time.Now()
+	err := c.push.PushCertificates(ctx, full, cs, removed)
+	c.observePush("certificates", begin, err)
+	return err
+}
+
+func (c *Controller) observePush(kind string, begin time.Time, err error) {
+	c.met.pushSeconds.WithLabelValues(kind).Observe(time.Since(begin).Seconds())
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	c.met.pushes.WithLabelValues(kind, result).Inc()
+}
+
+// report logs problems that are new since the last sync (so a standing
+// problem is not repeated on every endpoint change) and updates metrics.
+func (c *Controller) report(m *model.Model, srcProblems []model.Problem) {
+	all := append(append([]model.Problem{}, srcProblems...), m.Problems...)
+	seen := map[string]bool{}
+	byKind := map[string]int{}
+	for _, p := range all {
+		s := p.String()
+		seen[s] = true
+		byKind[p.Kind]++
+		if !c.lastProblem[s] {
+			c.log.Warn("object skipped", "kind", p.Kind, "object", p.Object, "field", p.Field, "reason", p.Reason)
+		}
+	}
+	c.lastProblem = seen
+	c.met.problems.Reset()
+	for k, n := range byKind {
+		c.met.problems.WithLabelValues(k).Set(float64(n))
+	}
+	st := *c.status.Load()
+	st.Problems = all
+	c.status.Store(&st)
+}
+
+func (c *Controller) setStatus(reloaded bool) {
+	st := *c.status.Load()
+	if c.appliedConf != nil {
+		st.Generation = c.appliedConf.Generation
+	}
+	if reloaded {
+		st.Reloads++
+		st.LastReload = time.Now()
+	}
+	c.status.Store(&st)
+}

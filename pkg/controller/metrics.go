@@ -1,0 +1,52 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the controller's own Prometheus series.
+type metrics struct {
+	reg            *prometheus.Registry
+	reloads        *prometheus.CounterVec
+	reloadSeconds  prometheus.Gauge
+	lastReloadOK   prometheus.Gauge
+	pushes         *prometheus.CounterVec
+	pushSeconds    *prometheus.HistogramVec
+	problems       *prometheus.GaugeVec
+	inSync         prometheus.Gauge
+	syncs          prometheus.Counter
+	nginxRestarts  prometheus.Counter
+	backendsPushed prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tidegate_reloads_total",
+			Help: "nginx reloads, by result (success, check_failed, failed)."}, []string{"result"}),
+		reloadSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_last_reload_duration_seconds",
+			Help: "Duration of the last reload: check, signal, and wait for new workers."}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_last_reload_successful",
+			Help: "1 if the last reload succeeded."}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tidegate_pushes_total",
+			Help: "Pushes to the Lua data plane, by kind (backends, certificates) and result."}, []string{"kind", "result"}),
+		pushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tidegate_push_duration_seconds",
+			Help:    "Duration of pushes to the Lua data plane.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"kind"}),
+		problems: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tidegate_config_problems",
+			Help: "Objects or parts of objects skipped in the last sync, by kind."}, []string{"kind"}),
+		inSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_config_in_sync",
+			Help: "1 if nginx and Lua serve the latest model."}),
+		syncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_syncs_total",
+			Help: "Snapshots translated."}),
+		nginxRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_restarts_total",
+			Help: "Times nginx exited unexpectedly and was restarted."}),
+		backendsPushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_backends",
+			Help: "Backends known to the Lua data plane."}),
+	}
+	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.pushes, m.pushSeconds, m.problems,
+		m.inSync, m.syncs, m.nginxRestarts, m.backendsPushed,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,42 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServeStatus serves /healthz and /metrics on addr until ctx is done.
+// /healthz answers 200 only while nginx runs an applied configuration and
+// the controller is not shutting down.
+func (c *Controller) ServeStatus(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !c.Healthy() {
+			http.Error(w, "not ready: nginx is not serving the current configuration (or tidegate is shutting down)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ok generation=%s\n", c.Status().Generation)
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(c.met.reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("status port: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package dynamic pushes the Dynamic part of the model (backends and
+// certificates) to the Lua side of nginx over its control unix socket. A push
+// never reloads nginx: every worker picks the change up within milliseconds.
+//
+// The protocol (see lua/tidegate/configuration.lua):
+//
+//	POST /configuration/backends     {"version":N,"full":bool,"backends":[...],"removed":["name",...]}
+//	POST /configuration/certificates {"version":N,"full":bool,"certificates":[...],"removed":["id",...]}
+//
+// "full" replaces the whole set; otherwise the listed items are upserted and
+// the removed names dropped. Versions must increase; nginx answers
+// 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}.
+package dynamic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	jsoniter "github.com/json-iterator/go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// The paths of the push endpoints on the control socket.
+const (
+	BackendsPath     = "/configuration/backends"
+	CertificatesPath = "/configuration/certificates"
+)
+
+var json = jsoniter.ConfigCompatibleWithStandardLibrary
+
+// Client pushes to one nginx. It is safe for concurrent use; pushes are
+// serialised so that versions reach nginx in the order they were assigned.
+type Client struct {
+	socket string
+	http   *fasthttp.Client
+
+	// requestTimeout bounds one HTTP exchange; the context bounds the whole
+	// push including retries.
+	requestTimeout time.Duration
+	minBackoff     time.Duration
+	maxBackoff     time.Duration
+
+	mu      sync.Mutex
+	version int64
+}
+
+// New returns a client for the control socket at socketPath. The first
+// version is the current time in milliseconds, so a restarted controller
+// normally continues above what nginx has stored; if it does not (clock set
+// back), the first push is retried once above nginx's version.
+func New(socketPath string) *Client {
+	c := &Client{
+		socket:         socketPath,
+		requestTimeout: 30 * time.Second,
+		minBackoff:     20 * time.Millisecond,
+		maxBackoff:     time.Second,
+	}
+	c.http = &fasthttp.Client{
+		Name: "tidegate",
+		Dial: func(string) (net.Conn, error) {
+			conn, err := net.Dial("unix", socketPath)
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return conn, nil
+		},
+		MaxConnsPerHost:               2,
+		MaxIdleConnDuration:           10 * time.Second,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		// Retries are ours: a POST is retried only when it cannot have
+		// reached nginx, or when repeating it is harmless (see push).
+		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+	return c
+}
+
+// PushError is a push that nginx answered with an error status.
+type PushError struct {
+	// Path is the endpoint, BackendsPath or CertificatesPath.
+	Path string
+	// Status is the HTTP status nginx answered.
+	Status int
+	// Reason is the "error" field of the answer (or its raw body).
+	Reason string
+}
+
+func (e *PushError) Error() string {
+	return fmt.Sprintf("push %s: nginx answered %d: %s", e.Path, e.Status, e.Reason)
+}
+
+// Result is what nginx reports for a successful push.
+type Result struct {
+	// Version is the version nginx now holds.
+	Version int64 `json:"version"`
+	// Changed counts the items that were added, changed or removed.
+	Changed int `json:"changed"`
+}
+
+type backendsDoc struct {
+	Version  int64           `json:"version"`
+	Full     bool            `json:"full"`
+	Backends []model.Backend `json:"backends"`
+	Removed  []string        `json:"removed"`
+}
+
+type certificatesDoc struct {
+	Version      int64               `json:"version"`
+	Full         bool                `json:"full"`
+	Certificates []model.Certificate `json:"certificates"`
+	Removed      []string            `json:"removed"`
+}
+
+type answer struct {
+	Version int64  `json:"version"`
+	Changed int    `json:"changed"`
+	Error   string `json:"error"`
+}
+
+// PushBackends sends backends to nginx. With full, nginx drops every backend
+// not listed; otherwise the listed backends are added or replaced and the
+// removed names dropped.
+func (c *Client) PushBackends(ctx context.Context, full bool, backends []model.Backend, removed []string) error {
+	_, err := c.PushBackendsResult(ctx, full, backends, removed)
+	return err
+}
+
+// PushBackendsResult is PushBackends that also returns nginx's answer.
+func (c *Client) PushBackendsResult(ctx context.Context, full bool, backends []model.Backend, removed []string) (Result, error) {
+	doc := &backendsDoc{Full: full, Backends: backends, Removed: removed}
+	if doc.Backends == nil {
+		doc.Backends = []model.Backend{}
+	}
+	if doc.Removed == nil {
+		doc.Removed = []string{}
+	}
+	return c.push(ctx, BackendsPath, func(v int64) ([]byte, error) {
+		doc.Version = v
+		return json.Marshal(doc)
+	})
+}
+
+// PushCertificates sends certificates to nginx. With full, nginx drops every
+// certificate not listed; otherwise the listed ones are added or replaced and
+// the removed ids dropped. nginx rejects a pair whose PEMs do not parse or do
+// not match, naming its id.
+func (c *Client) PushCertificates(ctx context.Context, full bool, certs []model.Certificate, removed []string) error {
+	_, err := c.PushCertificatesResult(ctx, full, certs, removed)
+	return err
+}
+
+// PushCertificatesResult is PushCertificates that also returns nginx's answer.
+func (c *Client) PushCertificatesResult(ctx context.Context, full bool, certs []model.Certificate, removed []string) (Result, error) {
+	doc := &certificatesDoc{Full: full, Certificates: certs, Removed: removed}
+	if doc.Certificates == nil {
+		doc.Certificates = []model.Certificate{}
+	}
+	if doc.Removed == nil {
+		doc.Removed = []string{}
+	}
+	return c.push(ctx, CertificatesPath, func(v int64) ([]byte, error) {
+		doc.Version = v
+		return json.Marshal(doc)
+	})
+}
+
+// nextVersion returns a version above every one this client used, and at
+// least the current time in milliseconds. Callers hold c.mu.
+func (c *Client) nextVersion() int64 {
+	now := time.Now().UnixMilli()
+	if now > c.version {
+		c.version = now
+	} else {
+		c.version++
+	}
+	return c.version
+}
+
+// push sends one document. It retries, with backoff and until ctx ends,
+// when nginx cannot be reached (it may be starting) and once on a version
+// conflict (the controller restarted with an earlier clock). Repeating a
+// push is harmless: its content is the desired state, not a diff of a diff.
+func (c *Client) push(ctx context.Context, path string, encode func(version int64) ([]byte, error)) (Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	version := c.nextVersion()
+	body, err := encode(version)
+	if err != nil {
+		return Result{}, fmt.Errorf("push %s: encode: %w", path, err)
+	}
+	backoff := c.minBackoff
+	conflictRetried := false
+	for {
+		status, ans, raw, err := c.post(ctx, path, body)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return Result{}, fmt.Errorf("push %s: %w (last error: %v)", path, ctx.Err(), err)
+			}
+			if !retryable(err) {
+				return Result{}, fmt.Errorf("push %s: %w", path, err)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Result{}, fmt.Errorf("push %s: %w (last error: %v)", path, ctx.Err(), err)
+			case <-t.C:
+			}
+			backoff = min(backoff*2, c.maxBackoff)
+			continue
+		case status == fasthttp.StatusOK:
+			return Result{Version: ans.Version, Changed: ans.Changed}, nil
+		case status == fasthttp.StatusConflict && !conflictRetried && ans.Version >= version:
+			conflictRetried = true
+			c.version = max(c.version, ans.Version)
+			version = c.nextVersion()
+			if body, err = encode(version); err != nil {
+				return Result{}, fmt.Errorf("push %s: encode: %w", path, err)
+			}
+			continue
+		}
+		reason := ans.Error
+		if reason == "" {
+			reason = string(raw)
+		}
+		return Result{}, &PushError{Path: path, Status: status, Reason: reason}
+	}
+}
+
+// post does one exchange and decodes the JSON answer.
+func (c *Client) post(ctx context.Context, path string, body []byte) (int, answer, []byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	req.SetRequestURI("http://tidegate" + path)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+
+	deadline := time.Now().Add(c.requestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.http.DoDeadline(req, resp, deadline); err != nil {
+		return 0, answer{}, nil, err
+	}
+	raw := append([]byte(nil), resp.Body()...)
+	var ans answer
+	if err := json.Unmarshal(raw, &ans); err != nil && resp.StatusCode() == fasthttp.StatusOK {
+		return 0, answer{}, nil, fmt.Errorf("decode answer %q: %w", raw, err)
+	}
+	return resp.StatusCode(), ans, raw, nil
+}
+
+// dialError marks a failure to connect: the request never reached nginx.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connect to the control socket: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// retryable reports whether a transport error is worth another try: nginx
+// not listening yet, or a kept-alive connection it closed meanwhile.
+func retryable(err error) bool {
+	var de *dialError
+	return errors.As(err, &de) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, fasthttp.ErrNoFreeConns)
+}

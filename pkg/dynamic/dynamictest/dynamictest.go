@@ -1,0 +1,330 @@
+// Package dynamictest runs a real nginx with tidegate's Lua data plane and
+// small HTTP backends, for tests of the push protocol and of balancing.
+package dynamictest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	luafiles "github.com/tidegate/tidegate/lua"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
+)
+
+// Nginx is one nginx master started for a test.
+type Nginx struct {
+	// Dir is the prefix: nginx.conf, lua/, logs, the default certificate.
+	Dir string
+	// Socket is the control unix socket.
+	Socket string
+	// HTTP and HTTPS are the "127.0.0.1:port" addresses of the proxy.
+	HTTP, HTTPS string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Locations maps a request path of the test server to a backend name.
+type Locations map[string]string
+
+// New writes the working directory and nginx.conf with the tidegate hooks;
+// Start runs it. Every path in locs is an exact location proxying to its
+// backend.
+func New(t testing.TB, locs Locations) *Nginx {
+	t.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx is not installed")
+		}
+	}
+	dir := t.TempDir()
+	n := &Nginx{Dir: dir, Socket: filepath.Join(dir, "run", "tidegate.sock"), HTTP: freeAddr(t), HTTPS: freeAddr(t)}
+	// The socket's directory is private: nginx creates unix sockets 0666.
+	must(t, os.MkdirAll(filepath.Join(dir, "run"), 0o700))
+	for _, d := range []string{"logs", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	must(t, fs.WalkDir(luafiles.FS, "tidegate", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, "lua", p)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := luafiles.FS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	}))
+	crt, key, err := tlsutil.SelfSigned("tidegate default certificate")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "default.crt"), crt, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "default.key"), key, 0o600))
+
+	paths := make([]string, 0, len(locs))
+	for p := range locs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var conf bytes.Buffer
+	must(t, confTmpl.Execute(&conf, map[string]any{
+		"Dir": dir, "Socket": n.Socket, "HTTP": n.HTTP, "HTTPS": n.HTTPS,
+		"Root": os.Geteuid() == 0, "Paths": paths, "Locs": locs,
+	}))
+	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), conf.Bytes(), 0o644))
+	return n
+}
+
+// Start runs nginx in the foreground of a child process and waits until it
+// serves; t.Cleanup stops it.
+func (n *Nginx) Start(t testing.TB) {
+	t.Helper()
+	bin := "nginx"
+	if _, err := exec.LookPath(bin); err != nil {
+		bin = "/usr/sbin/nginx"
+	}
+	n.cmd = exec.Command(bin, "-p", n.Dir, "-c", filepath.Join(n.Dir, "nginx.conf"),
+		"-e", filepath.Join(n.Dir, "logs", "error.log"))
+	n.cmd.Stdout, n.cmd.Stderr = os.Stderr, os.Stderr
+	must(t, n.cmd.Start())
+	n.done = make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+		if t.Failed() {
+			t.Logf("nginx error.log:\n%s", n.ErrorLog())
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", n.HTTP, time.Second)
+		if err == nil {
+			c.Close()
+			if len(n.WorkerPIDs()) > 0 {
+				return
+			}
+		}
+		select {
+		case <-n.done:
+			t.Fatalf("nginx exited: %s", n.ErrorLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not start: %v\n%s", err, n.ErrorLog())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// MasterPID is the pid of the nginx master.
+func (n *Nginx) MasterPID() int { return n.cmd.Process.Pid }
+
+// WorkerPIDs returns the sorted pids of the master's children (the workers).
+func (n *Nginx) WorkerPIDs() []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces, so cut at ')'
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(n.MasterPID()) {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+// ErrorLog returns nginx's error log.
+func (n *Nginx) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "logs", "error.log"))
+	return string(b)
+}
+
+// Get requests path from the proxy and returns the status and body.
+func (n *Nginx) Get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + n.HTTP + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// Control sends a raw request to the control socket.
+func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", n.Socket)
+		},
+	}, Timeout: 10 * time.Second}
+	req, err := http.NewRequest(method, "http://tidegate"+path, bytes.NewReader(body))
+	must(t, err)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// ServedCertificate does a TLS handshake with the given SNI name and
+// returns the leaf certificate's serial number (decimal).
+func (n *Nginx) ServedCertificate(t testing.TB, sni string) string {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n.HTTPS,
+		&tls.Config{ServerName: sni, InsecureSkipVerify: true}) //nolint:gosec // we inspect the certificate ourselves
+	if err != nil {
+		t.Fatalf("TLS handshake with SNI %q: %v", sni, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// Backend is an HTTP server on 127.0.0.1 that answers its name.
+type Backend struct {
+	Name string
+	// Addr is "127.0.0.1"; Port its port.
+	Addr string
+	Port int32
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// StartBackend starts a backend answering name to every request; t.Cleanup
+// stops it.
+func StartBackend(t testing.TB, name string) *Backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	b := &Backend{Name: name, Addr: "127.0.0.1", Port: int32(ln.Addr().(*net.TCPAddr).Port), ln: ln}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, name)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = b.srv.Close() })
+	return b
+}
+
+// Kill closes the listener and every connection: new connections are
+// refused, as when a pod dies.
+func (b *Backend) Kill() { _ = b.srv.Close() }
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// confTmpl holds the hooks the real nginx.tmpl uses, and nothing else.
+var confTmpl = template.Must(template.New("nginx.conf").Parse(`
+{{- if .Root}}user root;
+{{end -}}
+worker_processes 2;
+daemon off;
+pid {{.Dir}}/nginx.pid;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path {{.Dir}}/tmp/body;
+  proxy_temp_path {{.Dir}}/tmp/proxy;
+  fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
+  uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
+  scgi_temp_path {{.Dir}}/tmp/scgi;
+
+  lua_package_path "{{.Dir}}/lua/?.lua;;";
+  lua_shared_dict tidegate_backends 64m;
+  lua_shared_dict tidegate_certificates 16m;
+  init_by_lua_block { require("tidegate.init").init() }
+  init_worker_by_lua_block { require("tidegate.init").init_worker() }
+
+  ssl_certificate {{.Dir}}/default.crt;
+  ssl_certificate_key {{.Dir}}/default.key;
+  ssl_certificate_by_lua_block { require("tidegate.certificate").call() }
+
+  upstream tidegate_upstream {
+    server 0.0.0.1:1;
+    balancer_by_lua_block { require("tidegate.balancer").balance() }
+    keepalive 320;
+  }
+
+  server {
+    listen unix:{{.Socket}};
+    location = /configuration/backends     { client_max_body_size 64m; client_body_buffer_size 64m; content_by_lua_block { require("tidegate.configuration").backends() } }
+    location = /configuration/certificates { client_max_body_size 16m; client_body_buffer_size 16m; content_by_lua_block { require("tidegate.configuration").certificates() } }
+    location / { return 404; }
+  }
+
+  server {
+    listen {{.HTTP}};
+    listen {{.HTTPS}} ssl;
+    server_name "caas.one";
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_connect_timeout 2s;
+{{- range .Paths}}
+    location = {{.}} {
+      set $tidegate_backend "{{index $.Locs .}}";
+      rewrite_by_lua_block { require("tidegate.balancer").rewrite() }
+      proxy_pass http://tidegate_upstream;
+    }
+{{- end}}
+  }
+}
+`))
+
+// String describes the instance, for logs.
+func (n *Nginx) String() string {
+	return fmt.Sprintf("nginx pid %d in %s", n.MasterPID(), n.Dir)
+}

@@ -1,0 +1,311 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	luafiles "github.com/tidegate/tidegate/lua"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
+)
+
+// Binary is the nginx executable; tests and packagers may change it.
+var Binary = "nginx"
+
+// Process is one nginx master run as a child of tidegate, with its own
+// prefix (the working directory). Its methods are not safe for concurrent
+// use: the controller's sync loop is the only caller, which is what keeps
+// reloads from overlapping.
+type Process struct {
+	set Settings
+	log *slog.Logger
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+// NewProcess prepares the working directory: logs and temp directories, the
+// Lua modules, and a self-signed default certificate for unknown SNI.
+func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
+	for _, d := range []string{"logs", "tmp", "lua", "check"} {
+		if err := os.MkdirAll(filepath.Join(set.WorkDir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("prepare working directory: %w", err)
+		}
+	}
+	// nginx workers may run as another user: they must read the Lua files.
+	if err := os.Chmod(set.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("prepare working directory: %w", err)
+	}
+	if err := writeLua(filepath.Join(set.WorkDir, "lua")); err != nil {
+		return nil, err
+	}
+	crt, key, err := tlsutil.SelfSigned("tidegate default certificate")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.crt"), crt, 0o644); err != nil {
+		return nil, fmt.Errorf("write default certificate: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.key"), key, 0o600); err != nil {
+		return nil, fmt.Errorf("write default certificate key: %w", err)
+	}
+	return &Process{set: set, log: log}, nil
+}
+
+func writeLua(dir string) error {
+	return fs.WalkDir(luafiles.FS, "tidegate", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, p)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if !strings.HasSuffix(p, ".lua") {
+			return nil
+		}
+		b, err := luafiles.FS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+}
+
+// Check runs `nginx -t` on a candidate written to a private file, never on
+// the live nginx.conf. The error carries nginx's own message.
+func (p *Process) Check(conf []byte) error {
+	path := filepath.Join(p.set.WorkDir, "check", "nginx.conf")
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		return fmt.Errorf("write candidate: %w", err)
+	}
+	out, err := exec.Command(Binary, "-t", "-q", "-p", p.set.WorkDir, "-c", path,
+		"-e", filepath.Join(p.set.WorkDir, "logs", "check.log")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nginx -t rejected the candidate: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// install makes a checked candidate the live nginx.conf (atomically).
+func (p *Process) install(conf []byte) error {
+	tmp := p.set.ConfPath() + ".new"
+	if err := os.WriteFile(tmp, conf, 0o644); err != nil {
+		return fmt.Errorf("write nginx.conf: %w", err)
+	}
+	if err := os.Rename(tmp, p.set.ConfPath()); err != nil {
+		return fmt.Errorf("install nginx.conf: %w", err)
+	}
+	return nil
+}
+
+// Start installs conf and starts the nginx master in the foreground as a
+// child process, then waits until it serves generation gen.
+func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
+	if err := p.install(conf); err != nil {
+		return err
+	}
+	_ = os.Remove(p.set.SocketPath())
+	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
+		"-e", filepath.Join(p.set.WorkDir, "logs", "error.log"), "-g", "daemon off; master_process on;")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	var stderr bytes.Buffer
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start nginx: %w (is nginx installed? run `make deps`)", err)
+	}
+	p.cmd = cmd
+	p.exited = make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = fmt.Errorf("nginx exited: %v: %s", err, strings.TrimSpace(stderr.String()))
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	p.log.Info("nginx started", "pid", cmd.Process.Pid, "conf", p.set.ConfPath())
+	if err := p.waitGeneration(ctx, gen, 20*time.Second); err != nil {
+		return err
+	}
+	// The control socket is for tidegate only.
+	if err := os.Chmod(p.set.SocketPath(), 0o600); err != nil {
+		return fmt.Errorf("restrict control socket: %w", err)
+	}
+	return nil
+}
+
+// Reload installs conf, signals the master (SIGHUP) and waits until new
+// workers serve generation gen. The caller has already checked conf.
+func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
+	if p.cmd == nil {
+		return errors.New("reload: nginx is not running")
+	}
+	if err := p.Exited(); err != nil {
+		return err
+	}
+	if err := p.install(conf); err != nil {
+		return err
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload: signal nginx: %w", err)
+	}
+	return p.waitGeneration(ctx, gen, 30*time.Second)
+}
+
+// Exited returns why nginx exited, or nil while it runs.
+func (p *Process) Exited() error {
+	if p.exited == nil {
+		return errors.New("nginx was never started")
+	}
+	select {
+	case <-p.exited:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Done is closed when nginx exits.
+func (p *Process) Done() <-chan struct{} { return p.exited }
+
+// Stop asks nginx to finish in-flight requests and quit (SIGQUIT), and kills
+// it if it is still running after timeout.
+func (p *Process) Stop(timeout time.Duration) error {
+	if p.cmd == nil || p.Exited() != nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+		p.log.Info("nginx stopped")
+		return nil
+	case <-time.After(timeout):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		return fmt.Errorf("nginx did not quit within %s; killed", timeout)
+	}
+}
+
+// PID is the master's process id (0 when not running).
+func (p *Process) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// WorkerPIDs lists the master's child processes (workers and cache helpers).
+func WorkerPIDs(master int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" of the command name: state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(master) && f[0] != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// waitGeneration polls the control socket until nginx answers with gen: only
+// then do workers with the new configuration accept requests.
+func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p.set.SocketPath())
+		},
+		DisableKeepAlives: true,
+	}}
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	var last string
+	for {
+		if err := p.Exited(); err != nil {
+			return err
+		}
+		resp, err := client.Get("http://tidegate/tidegate/generation")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(b)
+			if last == gen {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nginx did not serve configuration %s within %s (it serves %q; see %s)",
+				gen, timeout, last, filepath.Join(p.set.WorkDir, "logs", "error.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.max - l.b.Len(); room > 0 {
+		if len(p) > room {
+			l.b.Write(p[:room])
+		} else {
+			l.b.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,252 @@
+// Package nginx renders nginx.conf from the model, checks a candidate with
+// `nginx -t`, and runs the nginx process (start, reload, graceful stop).
+package nginx
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+
+	nginxfiles "github.com/tidegate/tidegate/nginx"
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// Settings are the process-level values the template needs besides the model.
+type Settings struct {
+	// WorkDir holds nginx.conf, logs, temp files, the control socket and the
+	// Lua modules.
+	WorkDir string
+	// HTTPPort and HTTPSPort are the listening ports.
+	HTTPPort  int
+	HTTPSPort int
+	// User is the nginx worker user, used only when nginx starts as root.
+	User string
+	// AccessLog is a file path, or "" for WorkDir/logs/access.log.
+	AccessLog string
+}
+
+// SocketPath is where the Lua control socket listens.
+func (s Settings) SocketPath() string { return filepath.Join(s.WorkDir, "tidegate.sock") }
+
+// ConfPath is the live nginx.conf.
+func (s Settings) ConfPath() string { return filepath.Join(s.WorkDir, "nginx.conf") }
+
+var tmpl = template.Must(template.New("nginx.tmpl").Parse(nginxfiles.Template))
+
+// Rendered is a candidate nginx.conf and its generation: a hash of the
+// content that the running nginx reports back once it serves it.
+type Rendered struct {
+	Conf       []byte
+	Generation string
+}
+
+// Render turns a Structure into nginx.conf. Every user-controlled string is
+// quoted for its context here; a value that cannot be made safe is an error
+// naming the host or path (the model should have refused it already).
+func Render(st model.Structure, set Settings) (*Rendered, error) {
+	v, err := newView(st, set)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, v); err != nil {
+		return nil, fmt.Errorf("render nginx.conf: %w", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	gen := hex.EncodeToString(sum[:8])
+	conf := bytes.Replace(buf.Bytes(), []byte(generationPlaceholder), []byte(gen), 1)
+	return &Rendered{Conf: conf, Generation: gen}, nil
+}
+
+const generationPlaceholder = "TIDEGATE_GENERATION_PLACEHOLDER"
+
+// view is what the template sees: only pre-computed, quoted strings.
+type view struct {
+	User                string
+	WorkerProcesses     string
+	PidFile, ErrorLog   string
+	AccessLog           string
+	LuaPath             string
+	Temp                struct{ Body, Proxy, Fastcgi, Uwsgi, Scgi string }
+	Socket              string
+	DefaultCert         string
+	DefaultKey          string
+	Generation          string
+	HTTPPort, HTTPSPort int
+	RedirectPrefix      string
+	ProxyBodySize       string
+	ProxyConnectTimeout int
+	ProxyReadTimeout    int
+	ProxySendTimeout    int
+	UpstreamKeepalive   int
+	Servers             []serverView
+}
+
+type serverView struct {
+	Name      string
+	Default   bool
+	Locations []locationView
+}
+
+type locationView struct {
+	Match    string // "= " or ""
+	Path     string // quoted
+	Backend  string // quoted ("" when NotFound)
+	Redirect bool
+	NotFound bool
+}
+
+var workersRe = regexp.MustCompile(`^(auto|[1-9][0-9]{0,3})$`)
+var sizeRe = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
+
+func newView(st model.Structure, set Settings) (*view, error) {
+	g := st.Global
+	if !workersRe.MatchString(g.WorkerProcesses) {
+		return nil, fmt.Errorf("worker-processes %q: want auto or a number", g.WorkerProcesses)
+	}
+	if !sizeRe.MatchString(g.ProxyBodySize) {
+		return nil, fmt.Errorf("proxy-body-size %q: want an nginx size", g.ProxyBodySize)
+	}
+	paths := map[string]*string{}
+	v := &view{
+		WorkerProcesses: g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
+		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
+		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
+		UpstreamKeepalive: g.UpstreamKeepalive, Generation: generationPlaceholder,
+	}
+	accessLog := set.AccessLog
+	if accessLog == "" {
+		accessLog = filepath.Join(set.WorkDir, "logs", "access.log")
+	}
+	paths[filepath.Join(set.WorkDir, "nginx.pid")] = &v.PidFile
+	paths[filepath.Join(set.WorkDir, "logs", "error.log")] = &v.ErrorLog
+	tmp := filepath.Join(set.WorkDir, "tmp")
+	paths[filepath.Join(tmp, "body")] = &v.Temp.Body
+	paths[filepath.Join(tmp, "proxy")] = &v.Temp.Proxy
+	paths[filepath.Join(tmp, "fastcgi")] = &v.Temp.Fastcgi
+	paths[filepath.Join(tmp, "uwsgi")] = &v.Temp.Uwsgi
+	paths[filepath.Join(tmp, "scgi")] = &v.Temp.Scgi
+	paths[filepath.Join(set.WorkDir, "lua", "?.lua")+";;"] = &v.LuaPath
+	paths["unix:"+set.SocketPath()] = &v.Socket
+	paths[filepath.Join(set.WorkDir, "default.crt")] = &v.DefaultCert
+	paths[filepath.Join(set.WorkDir, "default.key")] = &v.DefaultKey
+	paths[accessLog] = &v.AccessLog
+	for p, dst := range paths {
+		q, err := Quote(p)
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		*dst = q
+	}
+	if set.User != "" {
+		if strings.Trim(set.User, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			return nil, fmt.Errorf("nginx user %q: want a plain user name", set.User)
+		}
+		v.User = set.User
+	}
+	v.RedirectPrefix = "https://$host"
+	if set.HTTPSPort != 443 {
+		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
+	}
+	for _, s := range st.Servers {
+		sv, err := newServerView(s, st.DefaultBackend)
+		if err != nil {
+			return nil, err
+		}
+		v.Servers = append(v.Servers, sv)
+	}
+	return v, nil
+}
+
+// serverName returns the server_name argument for a host. nginx's own
+// "*.a.b" matches any depth; the Ingress spec allows exactly one label, so a
+// wildcard becomes an anchored regex.
+func serverName(host string) (string, error) {
+	if host == "" {
+		return "_", nil
+	}
+	if strings.HasPrefix(host, "*.") {
+		return Quote(`~^[^.]+` + regexp.QuoteMeta(host[1:]) + `$`)
+	}
+	return Quote(host)
+}
+
+func newServerView(s model.Server, defaultBackend string) (serverView, error) {
+	name, err := serverName(s.Host)
+	if err != nil {
+		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
+	}
+	sv := serverView{Name: name, Default: s.Host == ""}
+	for _, nl := range nginxLocations(s.Locations) {
+		path, err := Quote(nl.path)
+		if err != nil {
+			return serverView{}, fmt.Errorf("host %q path %q: %w", s.Host, nl.path, err)
+		}
+		lv := locationView{Match: nl.modifier, Path: path, Redirect: nl.loc.SSLRedirect}
+		if nl.loc.Backend == "" {
+			lv.NotFound = true
+			lv.Backend = `""`
+		} else if lv.Backend, err = QuoteVarFree(nl.loc.Backend); err != nil {
+			return serverView{}, fmt.Errorf("host %q path %q: backend: %w", s.Host, nl.path, err)
+		}
+		sv.Locations = append(sv.Locations, lv)
+	}
+	return sv, nil
+}
+
+// nginxLocation is one `location` block: a modifier, a path, and the model
+// location it serves.
+type nginxLocation struct {
+	modifier string
+	path     string
+	loc      model.Location
+}
+
+// nginxLocations expands model locations into nginx locations. A Prefix path
+// "/foo" becomes "= /foo" and "/foo/" so that "/foobar" does not match; an
+// Exact path is "= /foo"; ImplementationSpecific is the plain prefix "/foo".
+// When two expansions land on the same nginx location, Exact beats Prefix
+// and Prefix beats ImplementationSpecific.
+func nginxLocations(locs []model.Location) []nginxLocation {
+	rank := map[model.MatchKind]int{model.MatchExact: 0, model.MatchPrefix: 1, model.MatchString: 2}
+	type key struct{ mod, path string }
+	chosen := map[key]nginxLocation{}
+	var order []key
+	add := func(mod, path string, l model.Location) {
+		k := key{mod, path}
+		if old, ok := chosen[k]; ok {
+			if rank[l.Match] < rank[old.loc.Match] {
+				chosen[k] = nginxLocation{mod, path, l}
+			}
+			return
+		}
+		chosen[k] = nginxLocation{mod, path, l}
+		order = append(order, k)
+	}
+	for _, l := range locs {
+		switch l.Match {
+		case model.MatchExact:
+			add("= ", l.Path, l)
+		case model.MatchPrefix:
+			if l.Path == "/" {
+				add("", "/", l)
+				continue
+			}
+			add("= ", l.Path, l)
+			add("", l.Path+"/", l)
+		default:
+			add("", l.Path, l)
+		}
+	}
+	out := make([]nginxLocation, 0, len(order))
+	for _, k := range order {
+		out = append(out, chosen[k])
+	}
+	return out
+}

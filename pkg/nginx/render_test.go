@@ -1,0 +1,138 @@
+package nginx_test
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden nginx.conf files in testdata/")
+
+// goldenWorkDir is fixed so golden files do not depend on temp paths.
+const goldenWorkDir = "/var/lib/tidegate"
+
+func TestRenderGolden(t *testing.T) {
+	crt, key, err := tlsutil.SelfSigned("a.io", "a.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := fixture.Service("web", "80", "http=8080")
+	tests := map[string][]any{
+		"empty": nil,
+		"seed": {
+			fixture.Service("kibana", "5601"), fixture.Service("elasticsearch", "9200"), fixture.Service("default-backend", "80"),
+			fixture.Ingress("kibana").Host("caas.one").Prefix("/kibana", "kibana:5601"),
+			fixture.Ingress("elasticsearch").Host("jingru.io").Prefix("/es", "elasticsearch:9200"),
+			fixture.Ingress("default-backend").Default("default-backend:80"),
+		},
+		"path-types": {web,
+			fixture.Ingress("paths").Host("paths.io").
+				Exact("/same", "web:80").Prefix("/same", "web:http").
+				Specific("/same/", "web:80").Prefix("/deep/er/", "web:80").Specific("/str", "web:80")},
+		"tls-and-wildcard": {web, fixture.TLSSecret("a-tls", crt, key),
+			fixture.Ingress("tls").TLS("a-tls", "a.io", "*.wild.io").
+				Host("a.io").Prefix("/", "web:80").Host("*.wild.io").Prefix("/app", "web:80")},
+		"global-settings": {web, fixture.ConfigMap("tidegate/tidegate", "worker-processes=2", "proxy-read-timeout=120", "proxy-body-size=8m", "ssl-redirect=false"),
+			fixture.Ingress("tls").TLS("", "a.io").Host("a.io").Prefix("/", "web:80")},
+		"quotes-in-paths": {web,
+			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
+	}
+	checkDir := t.TempDir()
+	proc, err := nginx.NewProcess(nginx.Settings{WorkDir: checkDir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, objs := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
+			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443}
+			r, err := nginx.Render(m.Structure, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", name+".conf")
+			if *update {
+				if err := os.WriteFile(golden, r.Conf, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./pkg/nginx -update` to create it)", err)
+			}
+			if !bytes.Equal(r.Conf, want) {
+				t.Errorf("nginx.conf differs from %s (run with -update after checking the diff):\n%s", golden, diff(t, want, r.Conf))
+			}
+			// The same structure rendered for a real directory must pass nginx -t.
+			rc, err := nginx.Render(m.Structure, nginx.Settings{WorkDir: checkDir, HTTPPort: 18080, HTTPSPort: 18443})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proc.Check(rc.Conf); err != nil {
+				t.Errorf("nginx -t: %v", err)
+			}
+		})
+	}
+}
+
+func diff(t *testing.T, want, got []byte) string {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "want"), filepath.Join(dir, "got")
+	os.WriteFile(a, want, 0o644)
+	os.WriteFile(b, got, 0o644)
+	out, _ := exec.Command("diff", "-u", a, b).CombinedOutput()
+	return string(out)
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	objs := []any{fixture.Service("web", "80"),
+		fixture.Ingress("b").Host("b.io").Prefix("/", "web:80"),
+		fixture.Ingress("a").Host("a.io").Prefix("/x", "web:80").Exact("/y", "web:80")}
+	set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443}
+	first, err := nginx.Render(model.Build(fixture.Snapshot(objs...), model.DefaultOptions()).Structure, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		objs[0], objs[1], objs[2] = objs[1], objs[2], objs[0]
+		r, _ := nginx.Render(model.Build(fixture.Snapshot(objs...), model.DefaultOptions()).Structure, set)
+		if !bytes.Equal(r.Conf, first.Conf) || r.Generation != first.Generation {
+			t.Fatal("the same objects in another order rendered a different nginx.conf")
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	tests := map[string]struct {
+		in, want string
+		err      bool
+	}{
+		"plain":           {in: "/a/b", want: `"/a/b"`},
+		"quote escaped":   {in: `a"b`, want: `"a\"b"`},
+		"backslash":       {in: `a\b`, want: `"a\\b"`},
+		"newline refused": {in: "a\nb", err: true},
+		"NUL refused":     {in: "a\x00b", err: true},
+		"CR refused":      {in: "a\rb", err: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := nginx.Quote(tc.in)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("Quote(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.err)
+			}
+		})
+	}
+	if _, err := nginx.QuoteVarFree("a$b"); err == nil {
+		t.Error("QuoteVarFree must refuse '$'")
+	}
+}

@@ -1,0 +1,413 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/pkg/echo"
+	"github.com/tidegate/tidegate/pkg/nginx"
+)
+
+// tidegateBin is built once by TestMain from ./cmd/tidegate: the tests run
+// the real command line, as users do.
+var tidegateBin string
+
+func TestMain(m *testing.M) {
+	if _, err := exec.LookPath("nginx"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: nginx is not installed; run `make deps`")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "tidegate-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	tidegateBin = filepath.Join(dir, "tidegate")
+	out, err := exec.Command("go", "build", "-o", tidegateBin, "github.com/tidegate/tidegate/cmd/tidegate").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build tidegate: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// backends are echo servers on distinct loopback addresses sharing one
+// port, as endpoints of one EndpointSlice port are.
+type backends struct {
+	Port  int
+	Addrs []string // "127.0.0.x"
+	stop  map[string]context.CancelFunc
+	mu    sync.Mutex
+}
+
+var nextIP struct {
+	sync.Mutex
+	n int
+}
+
+// startBackends starts one echo server per name, each on its own loopback
+// address and all on the same port; the server answers with its name.
+func startBackends(t testing.TB, names ...string) *backends {
+	t.Helper()
+	for attempt := 0; attempt < 20; attempt++ {
+		port := freePort(t)
+		b := &backends{Port: port, stop: map[string]context.CancelFunc{}}
+		ok := true
+		for _, name := range names {
+			nextIP.Lock()
+			nextIP.n++
+			ip := fmt.Sprintf("127.0.%d.%d", 10+nextIP.n/250, 1+nextIP.n%250)
+			nextIP.Unlock()
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go echo.ServeListener(ctx, ln, name)
+			b.Addrs = append(b.Addrs, ip)
+			b.stop[ip] = cancel
+		}
+		if !ok {
+			b.Close()
+			continue
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	t.Fatal("could not find a port free on several loopback addresses")
+	return nil
+}
+
+// Kill stops the backend at ip abruptly.
+func (b *backends) Kill(ip string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.stop[ip]; c != nil {
+		c()
+		delete(b.stop, ip)
+	}
+}
+
+func (b *backends) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ip, c := range b.stop {
+		c()
+		delete(b.stop, ip)
+	}
+}
+
+// tidegate is one `tidegate local` process under test.
+type tidegate struct {
+	t                             testing.TB
+	Dir, WorkDir                  string
+	HTTPPort, HTTPSPort, StatusPt int
+	cmd                           *exec.Cmd
+	logPath                       string
+	client                        *http.Client
+}
+
+// startTidegate writes the manifests and runs `tidegate local` on them
+// until /healthz answers 200.
+func startTidegate(t testing.TB, manifests map[string]string) *tidegate {
+	t.Helper()
+	tg := &tidegate{t: t, Dir: t.TempDir(), WorkDir: t.TempDir(),
+		HTTPPort: freePort(t), HTTPSPort: freePort(t), StatusPt: freePort(t)}
+	for name, body := range manifests {
+		tg.Write(name, body)
+	}
+	tg.logPath = filepath.Join(t.TempDir(), "tidegate.log")
+	logf, err := os.Create(tg.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.cmd = exec.Command(tidegateBin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
+		"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
+		"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s")
+	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
+	if err := tg.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg.client = &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
+	t.Cleanup(func() {
+		_ = tg.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { tg.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			tg.cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			tg.dumpLogs()
+		}
+	})
+	tg.waitHealthy()
+	return tg
+}
+
+func (tg *tidegate) dumpLogs() {
+	for _, p := range []string{tg.logPath, filepath.Join(tg.WorkDir, "logs", "error.log")} {
+		b, _ := os.ReadFile(p)
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 80 {
+			lines = lines[len(lines)-80:]
+		}
+		tg.t.Logf("---- %s (tail) ----\n%s", p, strings.Join(lines, "\n"))
+	}
+}
+
+func (tg *tidegate) waitHealthy() {
+	tg.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if tg.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tg.dumpLogs()
+	tg.t.Fatal("tidegate did not become healthy within 30s")
+}
+
+// Write creates or replaces a manifest file atomically (write + rename), as
+// editors and kubectl-style tools do.
+func (tg *tidegate) Write(name, body string) {
+	tg.t.Helper()
+	tmp := filepath.Join(tg.Dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		tg.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(tg.Dir, name)); err != nil {
+		tg.t.Fatal(err)
+	}
+}
+
+// Remove deletes a manifest file.
+func (tg *tidegate) Remove(name string) {
+	tg.t.Helper()
+	if err := os.Remove(filepath.Join(tg.Dir, name)); err != nil {
+		tg.t.Fatal(err)
+	}
+}
+
+// reply is what the echo backend answered, with the status code.
+type reply struct {
+	Status int
+	echo.Reply
+	Body     string
+	Location string
+}
+
+// Get sends GET http://host/path to tidegate's HTTP port.
+func (tg *tidegate) Get(host, path string) reply {
+	return tg.do(tg.client, "http", tg.HTTPPort, host, path)
+}
+
+func (tg *tidegate) do(c *http.Client, scheme string, port int, host, path string) reply {
+	tg.t.Helper()
+	req, err := http.NewRequest("GET", fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, path), nil)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return reply{Status: -1, Body: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location")}
+	_ = json.Unmarshal(b, &r.Reply)
+	return r
+}
+
+// GetTLS sends GET https://host/path with SNI host and returns the reply
+// and the serving certificate's common name and serial.
+func (tg *tidegate) GetTLS(sni, path string) (reply, string, string) {
+	tg.t.Helper()
+	var cn, serial string
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: sni, InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				cn = cs.PeerCertificates[0].Subject.CommonName
+				serial = cs.PeerCertificates[0].SerialNumber.String()
+				return nil
+			}},
+		DisableKeepAlives: true,
+	}}
+	r := tg.do(c, "https", tg.HTTPSPort, sni, path)
+	return r, cn, serial
+}
+
+// Eventually retries f until it returns "" or the wait runs out, and fails
+// with f's last message.
+func (tg *tidegate) Eventually(what string, f func() string) {
+	tg.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var msg string
+	for time.Now().Before(deadline) {
+		if msg = f(); msg == "" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tg.t.Fatalf("%s: still %s after 15s", what, msg)
+}
+
+// Workers returns the sorted pids of nginx's worker processes.
+func (tg *tidegate) Workers() []int {
+	tg.t.Helper()
+	b, err := os.ReadFile(filepath.Join(tg.WorkDir, "nginx.pid"))
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	master, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	pids, err := nginx.WorkerPIDs(master)
+	if err != nil || len(pids) == 0 {
+		tg.t.Fatalf("no nginx workers for master %d: %v", master, err)
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+// Reloads reads tidegate_reloads_total{result="success"} from /metrics.
+func (tg *tidegate) Reloads() int {
+	tg.t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", tg.StatusPt))
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `tidegate_reloads_total{result="success"} `); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// sliceYAML is an EndpointSlice for service svc with ready endpoints.
+func sliceYAML(name, svc string, port int, ready []string, draining ...string) string {
+	var eps strings.Builder
+	for _, a := range ready {
+		fmt.Fprintf(&eps, "  - addresses: [%q]\n    conditions: {ready: true}\n", a)
+	}
+	for _, a := range draining {
+		fmt.Fprintf(&eps, "  - addresses: [%q]\n    conditions: {ready: false, serving: true, terminating: true}\n", a)
+	}
+	if eps.Len() == 0 {
+		eps.WriteString("  []\n")
+		return fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %s
+  labels: {kubernetes.io/service-name: %s}
+addressType: IPv4
+ports:
+  - port: %d
+endpoints: []
+`, name, svc, port)
+	}
+	return fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %s
+  labels: {kubernetes.io/service-name: %s}
+addressType: IPv4
+ports:
+  - port: %d
+endpoints:
+%s`, name, svc, port, eps.String())
+}
+
+// serviceYAML is a Service with one unnamed port.
+func serviceYAML(name string, port int) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+spec:
+  ports:
+  - port: %d
+`, name, port)
+}
+
+// ingressYAML is an Ingress of class tidegate with one host and paths given
+// as "Prefix /a svc:80".
+func ingressYAML(name, host string, paths ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: %s
+spec:
+  ingressClassName: tidegate
+  rules:
+  - host: %q
+    http:
+      paths:
+`, name, host)
+	for _, p := range paths {
+		f := strings.Fields(p)
+		svc, port, _ := strings.Cut(f[2], ":")
+		fmt.Fprintf(&b, `      - path: %q
+        pathType: %s
+        backend:
+          service:
+            name: %s
+            port: {number: %s}
+`, f[1], f[0], svc, port)
+	}
+	return b.String()
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
