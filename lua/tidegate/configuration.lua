@@ -41,10 +41,14 @@ local function respond(status, body)
   return ngx.exit(ngx.HTTP_OK)
 end
 
--- fail answers {"error": reason}, plus the stored version on a conflict.
+-- fail answers {"error": reason}, plus the stored version on a conflict
+-- (and "full_required" when nothing is stored: the push must be full).
 local function fail(status, reason, stored)
   if status >= 500 then
     ngx_log(ngx_ERR, "tidegate: configuration: ", reason)
+  end
+  if stored == 0 then
+    return respond(status, str_format('{"error":%s,"version":0,"full_required":true}', cjson.encode(reason)))
   end
   if stored then
     -- %.0f: cjson would print large versions with 14 significant digits
@@ -141,12 +145,18 @@ local function writer(dict)
   return w
 end
 
-local function check_version(dict, version)
+-- check_version returns true, or nil, the stored version and the reason.
+-- A delta onto an empty store (nginx was restarted, the shared dicts are
+-- new) would leave everything else missing: it needs a full push first.
+local function check_version(dict, doc)
   local stored = dict:get(store.VERSION) or 0
-  if version <= stored then
-    return nil, stored
+  if doc.version <= stored then
+    return nil, stored, str_format("version %.0f is not newer than the stored version %.0f", doc.version, stored)
   end
-  return true, stored
+  if stored == 0 and not doc.full then
+    return nil, stored, "nothing stored yet (nginx started anew): the first push must be full"
+  end
+  return true
 end
 
 local function quote(s)
@@ -155,9 +165,9 @@ end
 
 local function apply_backends(doc)
   local dict = backends_dict
-  local ok, stored = check_version(dict, doc.version)
+  local ok, stored, reason = check_version(dict, doc)
   if not ok then
-    return 409, str_format("version %.0f is not newer than the stored version %.0f", doc.version, stored), stored
+    return 409, reason, stored
   end
   local version = doc.version
   local current = split(dict:get(store.NAMES))
@@ -227,9 +237,9 @@ end
 
 local function apply_certificates(doc)
   local dict = certificates_dict
-  local ok, stored = check_version(dict, doc.version)
+  local ok, stored, reason = check_version(dict, doc)
   if not ok then
-    return 409, str_format("version %.0f is not newer than the stored version %.0f", doc.version, stored), stored
+    return 409, reason, stored
   end
   local current = split(dict:get(store.NAMES))
   -- hosts of every certificate after this push

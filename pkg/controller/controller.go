@@ -23,7 +23,9 @@ type Config struct {
 	Nginx   nginx.Settings
 	Options model.Options
 	// Debounce is how long the loop waits after an update for more to
-	// arrive; MaxDelay bounds the wait under a steady stream.
+	// arrive; MaxDelay bounds the wait under a steady stream. Zero means no
+	// extra wait: sources debounce their own events, and updates that
+	// arrive during a sync are coalesced into the next one anyway.
 	Debounce time.Duration
 	MaxDelay time.Duration
 	Logger   *slog.Logger
@@ -68,9 +70,6 @@ type Status struct {
 func New(cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Debounce <= 0 {
-		cfg.Debounce = 20 * time.Millisecond
 	}
 	if cfg.MaxDelay < cfg.Debounce {
 		cfg.MaxDelay = 10 * cfg.Debounce
@@ -145,7 +144,9 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 				return err
 			}
 		case <-c.wake:
-			c.debounce(ctx)
+			if c.cfg.Debounce > 0 {
+				c.debounce(ctx)
+			}
 			c.sync(ctx)
 		}
 	}

@@ -9,7 +9,9 @@
 //
 // "full" replaces the whole set; otherwise the listed items are upserted and
 // the removed names dropped. Versions must increase; nginx answers
-// 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}.
+// 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}. The
+// first push after nginx starts must be full (the shared dicts are empty); a
+// partial one is refused with 409 and "full_required" (PushError.FullRequired).
 package dynamic
 
 import (
@@ -89,6 +91,9 @@ type PushError struct {
 	Status int
 	// Reason is the "error" field of the answer (or its raw body).
 	Reason string
+	// FullRequired is set when nginx holds nothing yet (it was started
+	// anew) and refused a partial push: push everything with full=true.
+	FullRequired bool
 }
 
 func (e *PushError) Error() string {
@@ -121,6 +126,8 @@ type answer struct {
 	Version int64  `json:"version"`
 	Changed int    `json:"changed"`
 	Error   string `json:"error"`
+	// FullRequired: see PushError.
+	FullRequired bool `json:"full_required"`
 }
 
 // PushBackends sends backends to nginx. With full, nginx drops every backend
@@ -197,16 +204,21 @@ func (c *Client) push(ctx context.Context, path string, encode func(version int6
 	}
 	backoff := c.minBackoff
 	conflictRetried := false
+	var lastErr error // the last retryable error, for the final report
 	for {
 		status, ans, raw, err := c.post(ctx, path, body)
 		switch {
 		case err != nil:
+			if d, ok := ctx.Deadline(); ok && errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(d) {
+				<-ctx.Done() // the context's deadline cut the exchange short
+			}
 			if ctx.Err() != nil {
-				return Result{}, fmt.Errorf("push %s: %w (last error: %v)", path, ctx.Err(), err)
+				return Result{}, fmt.Errorf("push %s: %w (last error: %v)", path, ctx.Err(), firstErr(lastErr, err))
 			}
 			if !retryable(err) {
 				return Result{}, fmt.Errorf("push %s: %w", path, err)
 			}
+			lastErr = err
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
@@ -231,7 +243,7 @@ func (c *Client) push(ctx context.Context, path string, encode func(version int6
 		if reason == "" {
 			reason = string(raw)
 		}
-		return Result{}, &PushError{Path: path, Status: status, Reason: reason}
+		return Result{}, &PushError{Path: path, Status: status, Reason: reason, FullRequired: ans.FullRequired}
 	}
 }
 
@@ -275,4 +287,13 @@ func retryable(err error) bool {
 	return errors.As(err, &de) ||
 		errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, fasthttp.ErrNoFreeConns)
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

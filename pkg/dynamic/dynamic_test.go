@@ -55,7 +55,7 @@ func backend(name string, eps ...ep) model.Backend {
 
 func push(t *testing.T, c *Client, bs ...model.Backend) {
 	t.Helper()
-	if err := c.PushBackends(ctx(t), false, bs, nil); err != nil {
+	if err := c.PushBackends(ctx(t), true, bs, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -278,6 +278,28 @@ func TestClientWaitsForNginxToStart(t *testing.T) {
 	err := New(ng.Dir+"/missing.sock").PushBackends(cancelled, true, nil, nil)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connect") {
 		t.Errorf("got %v, want a deadline error naming the connection failure", err)
+	}
+}
+
+func TestFirstPushMustBeFull(t *testing.T) {
+	_, c := start(t)
+	for _, delta := range []func() error{
+		func() error { return c.PushBackends(ctx(t), false, nil, nil) },
+		func() error { return c.PushCertificates(ctx(t), false, nil, nil) },
+	} {
+		var pe *PushError
+		if err := delta(); !errors.As(err, &pe) || pe.Status != 409 || !pe.FullRequired {
+			t.Errorf("partial push onto a fresh nginx: got %v, want 409 with FullRequired", err)
+		}
+	}
+	if err := c.PushBackends(ctx(t), true, nil, nil); err != nil {
+		t.Errorf("full push: %v", err)
+	}
+	if err := c.PushCertificates(ctx(t), true, nil, nil); err != nil {
+		t.Errorf("full push: %v", err)
+	}
+	if err := c.PushBackends(ctx(t), false, nil, nil); err != nil {
+		t.Errorf("partial push after a full one: %v", err)
 	}
 }
 

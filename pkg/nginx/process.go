@@ -52,6 +52,13 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if err := os.Chmod(set.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare working directory: %w", err)
 	}
+	// The control socket's directory is private to tidegate's user.
+	if err := os.MkdirAll(filepath.Join(set.WorkDir, "run"), 0o700); err != nil {
+		return nil, fmt.Errorf("prepare working directory: %w", err)
+	}
+	if err := os.Chmod(filepath.Join(set.WorkDir, "run"), 0o700); err != nil {
+		return nil, fmt.Errorf("prepare working directory: %w", err)
+	}
 	if err := writeLua(filepath.Join(set.WorkDir, "lua")); err != nil {
 		return nil, err
 	}
@@ -121,6 +128,7 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	if err := p.install(conf); err != nil {
 		return err
 	}
+	// A socket left by a crashed nginx would stop the new one from binding.
 	_ = os.Remove(p.set.SocketPath())
 	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
 		"-e", filepath.Join(p.set.WorkDir, "logs", "error.log"), "-g", "daemon off; master_process on;")
@@ -141,14 +149,7 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 		close(p.exited)
 	}()
 	p.log.Info("nginx started", "pid", cmd.Process.Pid, "conf", p.set.ConfPath())
-	if err := p.waitGeneration(ctx, gen, 20*time.Second); err != nil {
-		return err
-	}
-	// The control socket is for tidegate only.
-	if err := os.Chmod(p.set.SocketPath(), 0o600); err != nil {
-		return fmt.Errorf("restrict control socket: %w", err)
-	}
-	return nil
+	return p.waitGeneration(ctx, gen, 20*time.Second)
 }
 
 // Reload installs conf, signals the master (SIGHUP) and waits until new

@@ -32,7 +32,9 @@ type Settings struct {
 }
 
 // SocketPath is where the Lua control socket listens.
-func (s Settings) SocketPath() string { return filepath.Join(s.WorkDir, "tidegate.sock") }
+// It lives in WorkDir/run, a directory only tidegate's user may enter:
+// nginx itself always makes unix sockets world-writable.
+func (s Settings) SocketPath() string { return filepath.Join(s.WorkDir, "run", "tidegate.sock") }
 
 // ConfPath is the live nginx.conf.
 func (s Settings) ConfPath() string { return filepath.Join(s.WorkDir, "nginx.conf") }

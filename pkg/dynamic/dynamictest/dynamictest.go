@@ -26,6 +26,10 @@ import (
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
+// Workers is the number of nginx workers: more than one, so that tests see
+// every worker pick up a push.
+const Workers = 2
+
 // Nginx is one nginx master started for a test.
 type Nginx struct {
 	// Dir is the prefix: nginx.conf, lua/, logs, the default certificate.
@@ -53,7 +57,8 @@ func New(t testing.TB, locs Locations) *Nginx {
 		}
 	}
 	dir := t.TempDir()
-	n := &Nginx{Dir: dir, Socket: filepath.Join(dir, "run", "tidegate.sock"), HTTP: freeAddr(t), HTTPS: freeAddr(t)}
+	addrs := freeAddrs(t, 2)
+	n := &Nginx{Dir: dir, Socket: filepath.Join(dir, "run", "tidegate.sock"), HTTP: addrs[0], HTTPS: addrs[1]}
 	// The socket's directory is private: nginx creates unix sockets 0666.
 	must(t, os.MkdirAll(filepath.Join(dir, "run"), 0o700))
 	for _, d := range []string{"logs", "tmp"} {
@@ -86,7 +91,7 @@ func New(t testing.TB, locs Locations) *Nginx {
 	var conf bytes.Buffer
 	must(t, confTmpl.Execute(&conf, map[string]any{
 		"Dir": dir, "Socket": n.Socket, "HTTP": n.HTTP, "HTTPS": n.HTTPS,
-		"Root": os.Geteuid() == 0, "Paths": paths, "Locs": locs,
+		"Root": os.Geteuid() == 0, "Workers": Workers, "Paths": paths, "Locs": locs,
 	}))
 	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), conf.Bytes(), 0o644))
 	return n
@@ -123,7 +128,7 @@ func (n *Nginx) Start(t testing.TB) {
 		c, err := net.DialTimeout("tcp", n.HTTP, time.Second)
 		if err == nil {
 			c.Close()
-			if len(n.WorkerPIDs()) > 0 {
+			if len(n.WorkerPIDs()) == Workers {
 				return
 			}
 		}
@@ -250,12 +255,18 @@ func StartBackend(t testing.TB, name string) *Backend {
 // refused, as when a pod dies.
 func (b *Backend) Kill() { _ = b.srv.Close() }
 
-func freeAddr(t testing.TB) string {
+// freeAddrs returns n distinct free ports on 127.0.0.1 (held open together
+// so the kernel cannot hand out the same one twice).
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
 }
 
 func must(t testing.TB, err error) {
@@ -269,7 +280,7 @@ func must(t testing.TB, err error) {
 var confTmpl = template.Must(template.New("nginx.conf").Parse(`
 {{- if .Root}}user root;
 {{end -}}
-worker_processes 2;
+worker_processes {{.Workers}};
 daemon off;
 pid {{.Dir}}/nginx.pid;
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
