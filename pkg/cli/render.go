@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/spf13/cobra"
 
+	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/source/files"
@@ -16,8 +19,9 @@ import (
 func newRender() *cobra.Command {
 	var f commonFlags
 	var manifests string
+	var report bool
 	cmd := &cobra.Command{
-		Use:   "render --manifests DIR",
+		Use:   "render --manifests DIR [--report]",
 		Short: "Print the nginx.conf and the dynamic JSON for a directory of manifests; start nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -31,6 +35,9 @@ func newRender() *cobra.Command {
 			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog}
 			snap, srcProblems := files.Load(manifests)
 			m := model.Build(snap, f.opts)
+			if report {
+				return printReport(cmd.OutOrStdout(), m, srcProblems)
+			}
 			r, err := nginx.Render(m.Structure, set)
 			if err != nil {
 				return err
@@ -40,6 +47,7 @@ func newRender() *cobra.Command {
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&manifests, "manifests", "", "directory of YAML manifests")
+	cmd.Flags().BoolVar(&report, "report", false, "print the ingress-nginx compatibility report instead of the configuration")
 	return cmd
 }
 
@@ -57,5 +65,43 @@ func printRender(out, errOut io.Writer, r *nginx.Rendered, m *model.Model, srcPr
 	for _, p := range append(srcProblems, m.Problems...) {
 		fmt.Fprintln(errOut, "problem:", p.String())
 	}
+	return nil
+}
+
+// printReport lists, per Ingress, each nginx.ingress.kubernetes.io/*
+// annotation and what became of it, then every other problem.
+func printReport(out io.Writer, m *model.Model, srcProblems []model.Problem) error {
+	keys := make([]string, 0, len(m.Compat))
+	for k := range m.Compat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	counts := map[annotations.Status]int{}
+	fmt.Fprintln(out, "ingress-nginx compatibility report")
+	for _, k := range keys {
+		fmt.Fprintf(out, "\nIngress %s\n", k)
+		for _, e := range m.Compat[k] {
+			counts[e.Status]++
+			line := fmt.Sprintf("  %-24s %-48s", e.Status, e.Key)
+			if e.Detail != "" {
+				line += " " + e.Detail
+			}
+			fmt.Fprintln(out, strings.TrimRight(line, " "))
+		}
+	}
+	var other []model.Problem
+	for _, p := range append(srcProblems, m.Problems...) {
+		if !strings.HasPrefix(p.Field, "metadata.annotations[") {
+			other = append(other, p)
+		}
+	}
+	if len(other) > 0 {
+		fmt.Fprintln(out, "\nother problems")
+		for _, p := range other {
+			fmt.Fprintln(out, "  "+p.String())
+		}
+	}
+	fmt.Fprintf(out, "\nsummary: %d applied, %d applied with a difference, %d unsupported, %d rejected, %d unknown\n",
+		counts[annotations.Applied], counts[annotations.Different], counts[annotations.Unsupported], counts[annotations.Rejected], counts[annotations.Unknown])
 	return nil
 }

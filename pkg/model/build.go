@@ -6,6 +6,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
 
@@ -45,7 +46,9 @@ func DefaultOptions() Options {
 func Build(snap *snapshot.Snapshot, opts Options) *Model {
 	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{}}
 	b.global = parseGlobal(snap, opts, b.report)
-	for _, ing := range b.ourIngresses() {
+	ours := b.ourIngresses()
+	b.parseAnnotations(ours)
+	for _, ing := range ours {
 		b.addIngress(ing)
 	}
 	b.addDefaultBackend()
@@ -63,6 +66,39 @@ type builder struct {
 	certByHost map[string]string
 	defaultB   string // catch-all backend from an Ingress defaultBackend
 	problems   []Problem
+	// anns is the parsed annotation config per Ingress key.
+	anns   map[string]annotations.Config
+	compat map[string][]annotations.Entry
+	// regexHosts are hosts where some Ingress uses regex paths: ingress-nginx
+	// then treats every path of the host as a regex.
+	regexHosts map[string]bool
+}
+
+// parseAnnotations parses the annotations of every Ingress up front: regex
+// mode is decided per host, across Ingresses.
+func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
+	b.anns = map[string]annotations.Config{}
+	b.compat = map[string][]annotations.Entry{}
+	b.regexHosts = map[string]bool{}
+	for _, ing := range ings {
+		key := ingressKey(ing)
+		cfg, report := annotations.Parse(ing.Annotations)
+		b.anns[key] = cfg
+		if len(report) > 0 {
+			b.compat[key] = report
+		}
+		for _, e := range report {
+			if e.Status == annotations.Rejected {
+				b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + e.Key + "]",
+					Reason: e.Detail + "; the annotation is ignored"})
+			}
+		}
+		if cfg.Rewrite.UseRegex {
+			for _, r := range ing.Spec.Rules {
+				b.regexHosts[lower(r.Host)] = true
+			}
+		}
+	}
 }
 
 func (b *builder) report(p Problem) { b.problems = append(b.problems, p) }
@@ -124,7 +160,7 @@ func (b *builder) classExists(name string) bool {
 
 // finish sorts everything into the final model.
 func (b *builder) finish() *Model {
-	m := &Model{Problems: b.problems}
+	m := &Model{Problems: b.problems, Compat: b.compat}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB
 	hosts := make([]string, 0, len(b.servers))

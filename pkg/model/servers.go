@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
 )
 
 // serverBuilder collects the locations of one host while Ingresses are
@@ -97,7 +99,12 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if path == "" {
 		path = "/"
 	}
-	if err := validatePath(path); err != nil {
+	regex := b.regexHosts[srv.host] && (p.PathType == nil || *p.PathType != networkingv1.PathTypeExact)
+	validate := validatePath
+	if regex {
+		validate = annotations.ValidRegex
+	}
+	if err := validate(path); err != nil {
 		b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".path", Reason: err.Error() + "; the path is skipped"})
 		return
 	}
@@ -121,6 +128,10 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 			return
 		}
 	}
+	if regex {
+		match = MatchRegex
+		path = p.Path
+	}
 	lk := locKey{path: path, match: match}
 	if owner, taken := srv.locations[lk]; taken {
 		who := "the older Ingress " + owner.Ingress
@@ -135,7 +146,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if err != nil {
 		return
 	}
-	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key}
+	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key, Config: b.anns[key]}
 }
 
 func displayHost(h string) string {
@@ -150,16 +161,22 @@ func displayHost(h string) string {
 // Ingress defaultBackend, else the global default backend, else 404.
 func (s *serverBuilder) server(globalDefault string, sslRedirect bool) Server {
 	out := Server{Host: s.host, TLS: s.tls}
-	redirect := s.tls && sslRedirect
+	redirect := func(c annotations.Config) bool {
+		on := sslRedirect
+		if c.Redirect.SSLRedirect != nil {
+			on = *c.Redirect.SSLRedirect
+		}
+		return (s.tls && on) || c.Redirect.ForceSSLRedirect
+	}
 	for _, l := range s.locations {
-		l.SSLRedirect = redirect
+		l.SSLRedirect = redirect(l.Config)
 		out.Locations = append(out.Locations, l)
 	}
 	root := locKey{path: "/", match: MatchPrefix}
 	_, hasRoot := s.locations[root]
 	_, hasStringRoot := s.locations[locKey{path: "/", match: MatchString}]
 	if !hasRoot && !hasStringRoot {
-		fb := Location{Path: "/", Match: MatchPrefix, Backend: s.fallback, Ingress: s.fallbackIngress, SSLRedirect: redirect}
+		fb := Location{Path: "/", Match: MatchPrefix, Backend: s.fallback, Ingress: s.fallbackIngress, SSLRedirect: redirect(annotations.Config{})}
 		if fb.Backend == "" {
 			fb.Backend = globalDefault
 		}

@@ -4,12 +4,17 @@
 // function: the same snapshot always yields the same, sorted model.
 package model
 
+import "github.com/tidegate/tidegate/pkg/annotations"
+
 // Model is the whole translation of one snapshot.
 type Model struct {
 	Structure Structure
 	Dynamic   Dynamic
 	// Problems lists every object (or part of one) that was skipped, and why.
 	Problems []Problem
+	// Compat is the annotation compatibility report per Ingress
+	// ("namespace/name"), for Ingresses of this controller's class.
+	Compat map[string][]annotations.Entry
 }
 
 // Structure is everything that is rendered into nginx.conf.
@@ -62,6 +67,9 @@ const (
 	MatchExact  MatchKind = "exact"
 	MatchPrefix MatchKind = "prefix"
 	MatchString MatchKind = "string"
+	// MatchRegex is a case-insensitive regex anchored at the start of the
+	// path (use-regex or rewrite-target on an Ingress of the host).
+	MatchRegex MatchKind = "regex"
 )
 
 // Location is one path of a server.
@@ -77,6 +85,9 @@ type Location struct {
 	Ingress string
 	// SSLRedirect sends plain-HTTP requests to https with a 308.
 	SSLRedirect bool
+	// Config holds the location settings from the owning Ingress's
+	// annotations.
+	Config annotations.Config
 }
 
 // Dynamic is everything pushed to Lua. Its JSON is the push schema.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"text/template"
@@ -88,6 +89,9 @@ type view struct {
 	ProxySendTimeout    int
 	UpstreamKeepalive   int
 	Servers             []serverView
+	// HTTPLines are http-level lines locations need (rate-limit zones).
+	HTTPLines []string
+	zoneSeen  map[string]bool
 }
 
 type serverView struct {
@@ -97,11 +101,10 @@ type serverView struct {
 }
 
 type locationView struct {
-	Match    string // "= " or ""
-	Path     string // quoted
-	Backend  string // quoted ("" when NotFound)
-	Redirect bool
-	NotFound bool
+	Match string // "= ", "~* " or ""
+	Path  string // quoted
+	// Lines is the body of the location, one directive (or block line) each.
+	Lines []string
 }
 
 var workersRe = regexp.MustCompile(`^(auto|[1-9][0-9]{0,3})$`)
@@ -157,12 +160,13 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
 	}
 	for _, s := range st.Servers {
-		sv, err := newServerView(s, st.DefaultBackend)
+		sv, err := v.newServerView(s)
 		if err != nil {
 			return nil, err
 		}
 		v.Servers = append(v.Servers, sv)
 	}
+	v.sortHTTPLines()
 	return v, nil
 }
 
@@ -179,25 +183,26 @@ func serverName(host string) (string, error) {
 	return Quote(host)
 }
 
-func newServerView(s model.Server, defaultBackend string) (serverView, error) {
+func (v *view) newServerView(s model.Server) (serverView, error) {
 	name, err := serverName(s.Host)
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
 	sv := serverView{Name: name, Default: s.Host == ""}
 	for _, nl := range nginxLocations(s.Locations) {
-		path, err := Quote(nl.path)
+		p := nl.path
+		if nl.modifier == "~* " {
+			p = "^" + p
+		}
+		path, err := Quote(p)
 		if err != nil {
 			return serverView{}, fmt.Errorf("host %q path %q: %w", s.Host, nl.path, err)
 		}
-		lv := locationView{Match: nl.modifier, Path: path, Redirect: nl.loc.SSLRedirect}
-		if nl.loc.Backend == "" {
-			lv.NotFound = true
-			lv.Backend = `""`
-		} else if lv.Backend, err = QuoteVarFree(nl.loc.Backend); err != nil {
-			return serverView{}, fmt.Errorf("host %q path %q: backend: %w", s.Host, nl.path, err)
+		lines, err := locationLines(nl, v)
+		if err != nil {
+			return serverView{}, fmt.Errorf("host %q path %q: %w", s.Host, nl.path, err)
 		}
-		sv.Locations = append(sv.Locations, lv)
+		sv.Locations = append(sv.Locations, locationView{Match: nl.modifier, Path: path, Lines: lines})
 	}
 	return sv, nil
 }
@@ -242,13 +247,22 @@ func nginxLocations(locs []model.Location) []nginxLocation {
 			}
 			add("= ", l.Path, l)
 			add("", l.Path+"/", l)
+		case model.MatchRegex:
+			add("~* ", l.Path, l)
 		default:
 			add("", l.Path, l)
 		}
 	}
-	out := make([]nginxLocation, 0, len(order))
+	var out, regexes []nginxLocation
 	for _, k := range order {
-		out = append(out, chosen[k])
+		if k.mod == "~* " {
+			regexes = append(regexes, chosen[k])
+		} else {
+			out = append(out, chosen[k])
+		}
 	}
-	return out
+	// nginx tries regex locations in the order they appear: longest first,
+	// as ingress-nginx orders them, so a more specific regex wins.
+	sort.SliceStable(regexes, func(i, j int) bool { return len(regexes[i].path) > len(regexes[j].path) })
+	return append(out, regexes...)
 }

@@ -44,6 +44,25 @@ func TestRenderGolden(t *testing.T) {
 				Host("a.io").Prefix("/", "web:80").Host("*.wild.io").Prefix("/app", "web:80")},
 		"global-settings": {web, fixture.ConfigMap("tidegate/tidegate", "worker-processes=2", "proxy-read-timeout=120", "proxy-body-size=8m", "ssl-redirect=false"),
 			fixture.Ingress("tls").TLS("", "a.io").Host("a.io").Prefix("/", "web:80")},
+		"annotations": {web,
+			fixture.Ingress("rewrite").Host("api.io").Prefix("/v1(/|$)(.*)", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/rewrite-target", "/$2").
+				Annotate("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/v1").
+				Annotate("nginx.ingress.kubernetes.io/proxy-body-size", "8m").
+				Annotate("nginx.ingress.kubernetes.io/proxy-read-timeout", "120").
+				Annotate("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8,127.0.0.1").
+				Annotate("nginx.ingress.kubernetes.io/limit-rps", "10").
+				Annotate("nginx.ingress.kubernetes.io/limit-whitelist", "192.168.0.0/16").
+				Annotate("nginx.ingress.kubernetes.io/enable-cors", "true").
+				Annotate("nginx.ingress.kubernetes.io/cors-allow-origin", "https://a.io, https://*.b.io"),
+			fixture.Ingress("plain").Host("api.io").Prefix("/static", "web:80").Exact("/exact", "web:80"),
+			fixture.Ingress("moved").Host("old.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/permanent-redirect", "https://new.io$request_uri").
+				Annotate("nginx.ingress.kubernetes.io/backend-protocol", "GRPC").
+				Annotate("nginx.ingress.kubernetes.io/upstream-vhost", "internal.svc"),
+			fixture.Ingress("root").Host("app.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/app-root", "/app").
+				Annotate("nginx.ingress.kubernetes.io/force-ssl-redirect", "true")},
 		"quotes-in-paths": {web,
 			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
 	}

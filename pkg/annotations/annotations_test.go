@@ -1,0 +1,122 @@
+package annotations
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseReport(t *testing.T) {
+	tests := map[string]struct {
+		anns       map[string]string
+		wantStatus map[string]Status
+		wantDetail map[string]string // substring
+		check      func(t *testing.T, c Config)
+	}{
+		"timeouts and sizes apply": {
+			anns:       map[string]string{Prefix + "proxy-read-timeout": "120", Prefix + "proxy-body-size": "8m"},
+			wantStatus: map[string]Status{"proxy-read-timeout": Applied, "proxy-body-size": Applied},
+			check: func(t *testing.T, c Config) {
+				if c.Proxy.ReadTimeout != 120 || c.Proxy.BodySize != "8m" {
+					t.Errorf("got %+v", c.Proxy)
+				}
+			},
+		},
+		"injection in a size is rejected": {
+			anns:       map[string]string{Prefix + "proxy-body-size": "8m; include /etc/passwd"},
+			wantStatus: map[string]Status{"proxy-body-size": Rejected},
+			wantDetail: map[string]string{"proxy-body-size": "is not a size"},
+			check: func(t *testing.T, c Config) {
+				if c.Proxy.BodySize != "" {
+					t.Errorf("a rejected value must leave the setting unset: %q", c.Proxy.BodySize)
+				}
+			},
+		},
+		"newline anywhere is rejected": {
+			anns:       map[string]string{Prefix + "permanent-redirect": "https://a.io/\nreturn 200"},
+			wantStatus: map[string]Status{"permanent-redirect": Rejected},
+			wantDetail: map[string]string{"permanent-redirect": "control character"},
+		},
+		"redirect URL may only use known variables": {
+			anns:       map[string]string{Prefix + "permanent-redirect": "https://new.io$request_uri", Prefix + "temporal-redirect": "https://x.io/$remote_addr"},
+			wantStatus: map[string]Status{"permanent-redirect": Applied, "temporal-redirect": Rejected},
+		},
+		"rewrite target allows only capture references": {
+			anns:       map[string]string{Prefix + "rewrite-target": "/$2$host"},
+			wantStatus: map[string]Status{"rewrite-target": Rejected},
+		},
+		"rewrite target implies use-regex": {
+			anns:       map[string]string{Prefix + "rewrite-target": "/$2"},
+			wantStatus: map[string]Status{"rewrite-target": Different},
+			check: func(t *testing.T, c Config) {
+				if !c.Rewrite.UseRegex {
+					t.Error("rewrite-target must imply use-regex")
+				}
+			},
+		},
+		"snippets are refused with the reason": {
+			anns:       map[string]string{Prefix + "configuration-snippet": "more_set_headers x;"},
+			wantStatus: map[string]Status{"configuration-snippet": Unsupported},
+			wantDetail: map[string]string{"configuration-snippet": "never pastes user text"},
+		},
+		"unknown keys are listed": {
+			anns:       map[string]string{Prefix + "proxy-bodysize": "1m", "example.com/other": "x"},
+			wantStatus: map[string]Status{"proxy-bodysize": Unknown},
+		},
+		"source ranges": {
+			anns:       map[string]string{Prefix + "whitelist-source-range": "10.0.0.0/8, 192.168.1.1", Prefix + "denylist-source-range": "10.0.0.0/33"},
+			wantStatus: map[string]Status{"whitelist-source-range": Applied, "denylist-source-range": Rejected},
+			check: func(t *testing.T, c Config) {
+				if len(c.Access.Allow) != 2 || c.Access.Allow[1].String() != "192.168.1.1/32" {
+					t.Errorf("allow: %v", c.Access.Allow)
+				}
+			},
+		},
+		"cors origins with wildcard": {
+			anns:       map[string]string{Prefix + "enable-cors": "true", Prefix + "cors-allow-origin": "https://a.io, https://*.b.io:8443", Prefix + "cors-allow-headers": "X-A, bad header"},
+			wantStatus: map[string]Status{"enable-cors": Applied, "cors-allow-origin": Applied, "cors-allow-headers": Rejected},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, report := Parse(tc.anns)
+			got := map[string]Entry{}
+			for _, e := range report {
+				got[e.Key] = e
+			}
+			if len(report) != len(tc.wantStatus) {
+				t.Errorf("report has %d entries, want %d: %+v", len(report), len(tc.wantStatus), report)
+			}
+			for k, st := range tc.wantStatus {
+				if got[k].Status != st {
+					t.Errorf("%s: status %q (%s), want %q", k, got[k].Status, got[k].Detail, st)
+				}
+			}
+			for k, d := range tc.wantDetail {
+				if !strings.Contains(got[k].Detail, d) {
+					t.Errorf("%s: detail %q does not contain %q", k, got[k].Detail, d)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, cfg)
+			}
+		})
+	}
+}
+
+func TestValidRegex(t *testing.T) {
+	tests := map[string]bool{
+		"/api(/|$)(.*)":                   true,
+		"/[a-z]+/v[0-9]":                  true,
+		"/(?=lookahead)":                  false,
+		"/a\"; return 200 x;":             false,
+		"/a b":                            false,
+		"/(a":                             false,
+		"no-slash":                        false,
+		"/(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)": false,
+	}
+	for re, ok := range tests {
+		if err := ValidRegex(re); (err == nil) != ok {
+			t.Errorf("ValidRegex(%q) = %v, want ok=%v", re, err, ok)
+		}
+	}
+}

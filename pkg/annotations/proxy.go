@@ -1,0 +1,145 @@
+package annotations
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Proxy holds the proxying annotations. Zero values mean "global setting".
+type Proxy struct {
+	BodySize         Size
+	ClientBodyBuffer Size
+	ConnectTimeout   int
+	SendTimeout      int
+	ReadTimeout      int
+	// Buffering and RequestBuffering are "on", "off" or "" (global).
+	Buffering        string
+	BufferSize       Size
+	RequestBuffering string
+	// HTTPVersion is "1.0" or "1.1" ("" is 1.1).
+	HTTPVersion string
+	// NextUpstream is the list of proxy_next_upstream conditions.
+	NextUpstream        []string
+	NextUpstreamTries   int
+	NextUpstreamTimeout int
+	// UpstreamVhost replaces the Host header sent to the backend.
+	UpstreamVhost string
+	// ConnectionHeader replaces the Connection header sent to the backend.
+	ConnectionHeader string
+	// Protocol is HTTP (""), HTTPS, GRPC or GRPCS.
+	Protocol string
+}
+
+var nextUpstreamConds = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
+	"http_502": true, "http_503": true, "http_504": true, "http_403": true, "http_404": true, "http_429": true,
+	"non_idempotent": true, "off": true}
+
+func onOff(v string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "true":
+		return "on", nil
+	case "off", "false":
+		return "off", nil
+	}
+	return "", fmt.Errorf("%q is not on or off", v)
+}
+
+func init() {
+	sz := func(dst func(*Config) *Size) func(string, *Config) (Status, string, error) {
+		return applied(func(v string, c *Config) error {
+			s, err := size(v)
+			*dst(c) = s
+			return err
+		})
+	}
+	secs := func(dst func(*Config) *int) func(string, *Config) (Status, string, error) {
+		return applied(func(v string, c *Config) error {
+			n, err := seconds(v)
+			*dst(c) = n
+			return err
+		})
+	}
+	register("proxy-body-size", sz(func(c *Config) *Size { return &c.Proxy.BodySize }))
+	register("client-body-buffer-size", sz(func(c *Config) *Size { return &c.Proxy.ClientBodyBuffer }))
+	register("proxy-buffer-size", sz(func(c *Config) *Size { return &c.Proxy.BufferSize }))
+	register("proxy-connect-timeout", secs(func(c *Config) *int { return &c.Proxy.ConnectTimeout }))
+	register("proxy-send-timeout", secs(func(c *Config) *int { return &c.Proxy.SendTimeout }))
+	register("proxy-read-timeout", secs(func(c *Config) *int { return &c.Proxy.ReadTimeout }))
+	register("proxy-next-upstream-timeout", secs(func(c *Config) *int { return &c.Proxy.NextUpstreamTimeout }))
+	register("proxy-next-upstream-tries", applied(func(v string, c *Config) error {
+		n, err := intRange(v, 0, 100)
+		c.Proxy.NextUpstreamTries = n
+		return err
+	}))
+	register("proxy-next-upstream", applied(func(v string, c *Config) error {
+		conds := strings.Fields(v)
+		if len(conds) == 0 {
+			return fmt.Errorf("empty list")
+		}
+		for _, cond := range conds {
+			if !nextUpstreamConds[cond] {
+				return fmt.Errorf("%q is not a proxy_next_upstream condition (error, timeout, invalid_header, http_5xx codes, non_idempotent, off)", cond)
+			}
+		}
+		c.Proxy.NextUpstream = conds
+		return nil
+	}))
+	register("proxy-buffering", applied(func(v string, c *Config) error {
+		s, err := onOff(v)
+		c.Proxy.Buffering = s
+		return err
+	}))
+	register("proxy-request-buffering", applied(func(v string, c *Config) error {
+		s, err := onOff(v)
+		c.Proxy.RequestBuffering = s
+		return err
+	}))
+	register("proxy-http-version", applied(func(v string, c *Config) error {
+		if v != "1.0" && v != "1.1" {
+			return fmt.Errorf("%q is not 1.0 or 1.1", v)
+		}
+		c.Proxy.HTTPVersion = v
+		return nil
+	}))
+	register("upstream-vhost", applied(func(v string, c *Config) error {
+		if err := hostHeader(v); err != nil {
+			return err
+		}
+		c.Proxy.UpstreamVhost = v
+		return nil
+	}))
+	register("connection-proxy-header", applied(func(v string, c *Config) error {
+		if err := headerName(v); err != nil {
+			return fmt.Errorf("%q is not a Connection header value (a token such as keep-alive or close)", v)
+		}
+		c.Proxy.ConnectionHeader = v
+		return nil
+	}))
+	register("backend-protocol", func(v string, c *Config) (Status, string, error) {
+		p := strings.ToUpper(strings.TrimSpace(v))
+		switch p {
+		case "HTTP":
+			c.Proxy.Protocol = ""
+		case "HTTPS":
+			c.Proxy.Protocol = p
+		case "GRPC", "GRPCS":
+			c.Proxy.Protocol = p
+		case "AJP", "FCGI":
+			return "", "", fmt.Errorf("backend-protocol %s is not supported; use HTTP, HTTPS, GRPC or GRPCS", p)
+		default:
+			return "", "", fmt.Errorf("%q is not HTTP, HTTPS, GRPC or GRPCS", v)
+		}
+		return Applied, "", nil
+	})
+}
+
+// hostHeader accepts host[:port] with DNS characters.
+func hostHeader(v string) error {
+	if v == "" || len(v) > 261 {
+		return fmt.Errorf("%q is not a host name", v)
+	}
+	if strings.Trim(strings.ToLower(v), "abcdefghijklmnopqrstuvwxyz0123456789-.:[]") != "" {
+		return fmt.Errorf("%q is not a host name (letters, digits, '-', '.', and an optional :port)", v)
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package annotations
+
+import (
+	"fmt"
+	"regexp/syntax"
+	"strings"
+)
+
+// Rewrite holds the path annotations.
+type Rewrite struct {
+	// Target is the rewrite-target replacement; it may use $1..$9 (capture
+	// groups of the path regex) and nothing else with '$'.
+	Target string
+	// UseRegex makes the Ingress's paths regular expressions; ingress-nginx
+	// then treats every path of the same host as a regex.
+	UseRegex bool
+	// ForwardedPrefix is sent as X-Forwarded-Prefix.
+	ForwardedPrefix string
+}
+
+func init() {
+	register("rewrite-target", func(v string, c *Config) (Status, string, error) {
+		if err := rewriteTarget(v); err != nil {
+			return "", "", err
+		}
+		c.Rewrite.Target = v
+		return Different, regexDifference, nil
+	})
+	register("use-regex", func(v string, c *Config) (Status, string, error) {
+		b, err := boolValue(v)
+		if err != nil {
+			return "", "", err
+		}
+		c.Rewrite.UseRegex = c.Rewrite.UseRegex || b
+		return Different, regexDifference, nil
+	})
+	register("x-forwarded-prefix", applied(func(v string, c *Config) error {
+		if err := absPath(v); err != nil {
+			return err
+		}
+		c.Rewrite.ForwardedPrefix = v
+		return nil
+	}))
+}
+
+// regexDifference is what a regex user should know.
+const regexDifference = "path regexes must fit the RE2 subset of PCRE (no look-arounds or back-references); paths outside it are rejected, not passed to nginx"
+
+// rewriteTarget accepts a path (or absolute URL path part) whose only '$'
+// are capture references $1..$9.
+func rewriteTarget(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty rewrite target")
+	}
+	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "$") {
+		return fmt.Errorf("%q must start with '/' or a capture group such as $1", v)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '$':
+			if i+1 >= len(v) || v[i+1] < '1' || v[i+1] > '9' {
+				return fmt.Errorf("%q: '$' may only start a capture group reference $1 to $9", v)
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!&'()*+,=:@/%?", c) >= 0:
+		default:
+			return fmt.Errorf("%q contains %q, which is not allowed in a rewrite target", v, rune(c))
+		}
+	}
+	return nil
+}
+
+// MaxRegexLen bounds a path regex.
+const MaxRegexLen = 1024
+
+// ValidRegex reports whether a path regex is safe to give to nginx (PCRE):
+// printable ASCII without spaces or quotes, and accepted by Go's RE2 parser
+// with Perl syntax. RE2 is a subset of PCRE, so whatever passes compiles in
+// nginx too; PCRE-only constructs (look-arounds, back-references) are
+// refused, which also rules out catastrophic backtracking.
+func ValidRegex(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("regex path %q must start with '/'", p)
+	}
+	if len(p) > MaxRegexLen {
+		return fmt.Errorf("regex path is longer than %d characters", MaxRegexLen)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '`' || c == ';' || c == '#' {
+			return fmt.Errorf("regex path %q contains %q, which is not allowed", p, rune(c))
+		}
+	}
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return fmt.Errorf("regex path %q does not compile: %v (look-arounds and back-references are not supported)", p, err)
+	}
+	if re.MaxCap() > 9 {
+		return fmt.Errorf("regex path %q has more than 9 capture groups", p)
+	}
+	return nil
+}

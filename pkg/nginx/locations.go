@@ -1,0 +1,323 @@
+package nginx
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
+)
+
+// The directives below are the typed emitters: each takes validated, typed
+// values and produces one nginx line. Strings go through Quote or
+// QuoteVarFree; numbers and sizes are formatted here; nothing else from a
+// user reaches nginx.conf.
+
+// proxyHeaders are the request headers sent to every backend. A location
+// that changes one of them repeats them all, because nginx drops inherited
+// proxy_set_header directives as soon as a location sets its own.
+var proxyHeaders = [][2]string{
+	{"Host", "$tidegate_host"},
+	{"Upgrade", "$http_upgrade"},
+	{"Connection", "$connection_upgrade"},
+	{"X-Real-IP", "$remote_addr"},
+	{"X-Forwarded-For", "$remote_addr"},
+	{"X-Forwarded-Proto", "$scheme"},
+	{"X-Forwarded-Host", "$tidegate_host"},
+	{"X-Forwarded-Port", "$server_port"},
+	{"X-Request-ID", "$request_id"},
+}
+
+// locationLines renders the body of one location.
+func locationLines(nl nginxLocation, v *view) ([]string, error) {
+	l, c := nl.loc, nl.loc.Config
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+
+	backend := `""`
+	if l.Backend != "" {
+		q, err := QuoteVarFree(l.Backend)
+		if err != nil {
+			return nil, fmt.Errorf("backend: %w", err)
+		}
+		backend = q
+	}
+	add("set $tidegate_backend %s;", backend)
+
+	for _, p := range c.Access.Deny {
+		add("deny %s;", p.String())
+	}
+	if len(c.Access.Allow) > 0 {
+		for _, p := range c.Access.Allow {
+			add("allow %s;", p.String())
+		}
+		add("deny all;")
+	}
+	if l.SSLRedirect {
+		add(`if ($https = "") {`)
+		add("    return 308 %s$request_uri;", v.RedirectPrefix)
+		add("}")
+	}
+	if c.Redirect.URL != "" {
+		u, err := Quote(c.Redirect.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redirect: %w", err)
+		}
+		add("return %d %s;", c.Redirect.Code, u)
+	}
+	if c.Redirect.AppRoot != "" {
+		// The path itself may not read a variable; the prefix does.
+		if _, err := QuoteVarFree(c.Redirect.AppRoot); err != nil {
+			return nil, fmt.Errorf("app-root: %w", err)
+		}
+		target, err := Quote("$scheme://$tidegate_host" + c.Redirect.AppRoot)
+		if err != nil {
+			return nil, fmt.Errorf("app-root: %w", err)
+		}
+		add(`if ($uri = "/") {`)
+		add("    return 302 %s;", target)
+		add("}")
+	}
+	if c.Rewrite.Target != "" && nl.modifier == "~* " {
+		pattern, err := Quote("(?i)^" + l.Path)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite: %w", err)
+		}
+		target, err := Quote(c.Rewrite.Target)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite-target: %w", err)
+		}
+		add("rewrite %s %s break;", pattern, target)
+	}
+	rateLines(c.RateLimit, l.Ingress, v, add)
+	proxyLines(c, add)
+	if err := headerLines(c, add); err != nil {
+		return nil, err
+	}
+	if c.CORS.Enabled {
+		if err := corsLines(c.CORS, add); err != nil {
+			return nil, err
+		}
+	}
+	if l.Backend == "" {
+		add("return 404;")
+		return out, nil
+	}
+	add(`rewrite_by_lua_block { require("tidegate.balancer").rewrite() }`)
+	switch c.Proxy.Protocol {
+	case "HTTPS":
+		add("proxy_pass https://tidegate_upstream;")
+	case "GRPC":
+		add("grpc_pass grpc://tidegate_upstream;")
+	case "GRPCS":
+		add("grpc_pass grpcs://tidegate_upstream;")
+	default:
+		add("proxy_pass http://tidegate_upstream;")
+	}
+	return out, nil
+}
+
+func proxyLines(c annotations.Config, add func(string, ...any)) {
+	p := c.Proxy
+	if p.BodySize != "" {
+		add("client_max_body_size %s;", p.BodySize)
+	}
+	if p.ClientBodyBuffer != "" {
+		add("client_body_buffer_size %s;", p.ClientBodyBuffer)
+	}
+	for _, t := range []struct {
+		name string
+		v    int
+	}{{"proxy_connect_timeout", p.ConnectTimeout}, {"proxy_send_timeout", p.SendTimeout}, {"proxy_read_timeout", p.ReadTimeout}, {"proxy_next_upstream_timeout", p.NextUpstreamTimeout}} {
+		if t.v > 0 {
+			add("%s %ds;", t.name, t.v)
+		}
+	}
+	if p.Buffering != "" {
+		add("proxy_buffering %s;", p.Buffering)
+	}
+	if p.BufferSize != "" {
+		add("proxy_buffer_size %s;", p.BufferSize)
+	}
+	if p.RequestBuffering != "" {
+		add("proxy_request_buffering %s;", p.RequestBuffering)
+	}
+	if p.HTTPVersion != "" {
+		add("proxy_http_version %s;", p.HTTPVersion)
+	}
+	if len(p.NextUpstream) > 0 {
+		add("proxy_next_upstream %s;", strings.Join(p.NextUpstream, " "))
+	}
+	if p.NextUpstreamTries > 0 {
+		add("proxy_next_upstream_tries %d;", p.NextUpstreamTries)
+	}
+}
+
+// headerLines re-emits the proxy headers when an annotation changes one.
+func headerLines(c annotations.Config, add func(string, ...any)) error {
+	p := c.Proxy
+	if p.UpstreamVhost == "" && p.ConnectionHeader == "" && c.Rewrite.ForwardedPrefix == "" {
+		return nil
+	}
+	set := "proxy_set_header"
+	if p.Protocol == "GRPC" || p.Protocol == "GRPCS" {
+		set = "grpc_set_header"
+	}
+	for _, h := range proxyHeaders {
+		if set == "grpc_set_header" && (h[0] == "Upgrade" || h[0] == "Connection") {
+			continue // hop-by-hop headers do not exist in HTTP/2
+		}
+		val := h[1]
+		switch {
+		case h[0] == "Host" && p.UpstreamVhost != "":
+			q, err := QuoteVarFree(p.UpstreamVhost)
+			if err != nil {
+				return fmt.Errorf("upstream-vhost: %w", err)
+			}
+			val = q
+		case h[0] == "Connection" && p.ConnectionHeader != "":
+			q, err := QuoteVarFree(p.ConnectionHeader)
+			if err != nil {
+				return fmt.Errorf("connection-proxy-header: %w", err)
+			}
+			val = q
+		}
+		add("%s %s %s;", set, h[0], val)
+	}
+	if c.Rewrite.ForwardedPrefix != "" {
+		q, err := QuoteVarFree(c.Rewrite.ForwardedPrefix)
+		if err != nil {
+			return fmt.Errorf("x-forwarded-prefix: %w", err)
+		}
+		add("%s X-Forwarded-Prefix %s;", set, q)
+	}
+	return nil
+}
+
+// corsLines answers preflights in nginx and adds the CORS headers to other
+// answers, for allowed origins only.
+func corsLines(cors annotations.CORS, add func(string, ...any)) error {
+	cors = annotations.CORSWithDefaults(cors)
+	wildcard := false
+	var alts []string
+	for _, o := range cors.Origins {
+		if o == "*" {
+			wildcard = true
+			continue
+		}
+		// scheme://*.host:port → one label, case-insensitive match of the
+		// whole origin.
+		re := regexp.QuoteMeta(o)
+		re = strings.Replace(re, `://\*\.`, `://[^.]+\.`, 1)
+		alts = append(alts, re)
+	}
+	allowOrigin := "$http_origin"
+	add(`set $tidegate_cors "";`)
+	if wildcard {
+		allowOrigin = `"*"`
+		add(`if ($http_origin != "") {`)
+		add(`    set $tidegate_cors "1";`)
+		add("}")
+	} else {
+		pat, err := Quote("^(" + strings.Join(alts, "|") + ")$")
+		if err != nil {
+			return fmt.Errorf("cors-allow-origin: %w", err)
+		}
+		add("if ($http_origin ~* %s) {", pat)
+		add(`    set $tidegate_cors "1";`)
+		add("}")
+	}
+	add(`if ($request_method = "OPTIONS") {`)
+	add(`    set $tidegate_cors "${tidegate_cors}o";`)
+	add("}")
+	headers := func(indent string) error {
+		add("%sadd_header Access-Control-Allow-Origin %s always;", indent, allowOrigin)
+		if !wildcard {
+			add("%sadd_header Vary Origin always;", indent)
+		}
+		if cors.Credentials {
+			add(`%sadd_header Access-Control-Allow-Credentials "true" always;`, indent)
+		}
+		for _, h := range [][2]string{{"Access-Control-Allow-Methods", cors.Methods}, {"Access-Control-Allow-Headers", cors.Headers}, {"Access-Control-Expose-Headers", cors.Expose}} {
+			if h[1] == "" {
+				continue
+			}
+			q, err := QuoteVarFree(h[1])
+			if err != nil {
+				return fmt.Errorf("cors: %w", err)
+			}
+			add("%sadd_header %s %s always;", indent, h[0], q)
+		}
+		return nil
+	}
+	add(`if ($tidegate_cors = "1o") {`)
+	if err := headers("    "); err != nil {
+		return err
+	}
+	add("    add_header Access-Control-Max-Age %d;", cors.MaxAge)
+	add(`    add_header Content-Type "text/plain; charset=utf-8";`)
+	add(`    add_header Content-Length 0;`)
+	add("    return 204;")
+	add("}")
+	add(`if ($tidegate_cors = "1") {`)
+	if err := headers("    "); err != nil {
+		return err
+	}
+	add("}")
+	return nil
+}
+
+// rateLines emits limit_req/limit_conn for a location and registers the
+// zones they need at http level (one set per Ingress and settings).
+func rateLines(r annotations.RateLimit, ingress string, v *view, add func(string, ...any)) {
+	if r.RPS == 0 && r.RPM == 0 && r.Connections == 0 {
+		return
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%d|%v", ingress, r.RPS, r.RPM, r.Connections, r.Whitelist)))
+	id := hex.EncodeToString(sum[:6])
+	key := "$binary_remote_addr"
+	if len(r.Whitelist) > 0 {
+		var geo strings.Builder
+		geo.WriteString("geo $tidegate_rlwl_" + id + " { default 0;")
+		for _, p := range r.Whitelist {
+			geo.WriteString(" " + p.String() + " 1;")
+		}
+		geo.WriteString(" }")
+		v.zone(geo.String())
+		v.zone("map $tidegate_rlwl_" + id + " $tidegate_rlkey_" + id + ` { 0 $binary_remote_addr; 1 ""; }`)
+		key = "$tidegate_rlkey_" + id
+	}
+	burst := r.BurstMultiplier
+	if burst < 1 {
+		burst = 5
+	}
+	if r.RPS > 0 {
+		v.zone(fmt.Sprintf("limit_req_zone %s zone=tidegate_rps_%s:5m rate=%dr/s;", key, id, r.RPS))
+		add("limit_req zone=tidegate_rps_%s burst=%d nodelay;", id, r.RPS*burst)
+	}
+	if r.RPM > 0 {
+		v.zone(fmt.Sprintf("limit_req_zone %s zone=tidegate_rpm_%s:5m rate=%dr/m;", key, id, r.RPM))
+		add("limit_req zone=tidegate_rpm_%s burst=%d nodelay;", id, r.RPM*burst)
+	}
+	if r.Connections > 0 {
+		v.zone(fmt.Sprintf("limit_conn_zone %s zone=tidegate_conn_%s:5m;", key, id))
+		add("limit_conn tidegate_conn_%s %d;", id, r.Connections)
+	}
+}
+
+// zone records an http-level line once.
+func (v *view) zone(line string) {
+	if v.zoneSeen == nil {
+		v.zoneSeen = map[string]bool{}
+	}
+	if !v.zoneSeen[line] {
+		v.zoneSeen[line] = true
+		v.HTTPLines = append(v.HTTPLines, line)
+	}
+}
+
+// sortHTTPLines keeps http-level lines deterministic.
+func (v *view) sortHTTPLines() { sort.Strings(v.HTTPLines) }
