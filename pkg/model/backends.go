@@ -36,6 +36,9 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 	if ib.Service == nil {
 		return fail("backend has no service")
 	}
+	if err := validateLabelish(ing.Namespace); err != nil {
+		return fail(fmt.Sprintf("namespace %q: %v", ing.Namespace, err))
+	}
 	svcName := ib.Service.Name
 	if err := validateLabelish(svcName); err != nil {
 		return fail(fmt.Sprintf("service name %q: %v", svcName, err))
