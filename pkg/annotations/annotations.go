@@ -143,3 +143,13 @@ func (c *Config) finish(report *[]Entry) {
 
 // Different marks entries whose key was applied but behaves differently.
 func reject(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// Keys lists every annotation key (without prefix) that has a parser, sorted.
+func Keys() []string {
+	out := make([]string, 0, len(registry))
+	for k := range registry {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
