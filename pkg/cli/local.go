@@ -97,7 +97,10 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 
 	errc := make(chan error, 3)
 	go func() { errc <- c.ServeStatus(runCtx, "0.0.0.0:"+strconv.Itoa(f.statusPort)) }()
-	go func() { errc <- start(runCtx, c) }()
+	// The source's own shutdown (a kube source releases its election
+	// Lease) must finish before the process exits.
+	sourceDone := make(chan struct{})
+	go func() { errc <- start(runCtx, c); close(sourceDone) }()
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx, f.stopTimeout) }()
 
@@ -118,6 +121,11 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 	stopRun()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	select {
+	case <-sourceDone:
+	case <-time.After(5 * time.Second):
+		log.Warn("the source did not stop within 5s")
 	}
 	log.Info("tidegate stopped")
 	return nil

@@ -201,7 +201,7 @@ func (s *Source) Run(ctx context.Context, onChange func(*snapshot.Snapshot, []mo
 			if !s.waitSynced(ctx, ws[:2]) {
 				return s.syncErr(ctx, ws[:2])
 			}
-			s.secrets.setReferenced(referencedSecrets(s.list(ctx, false), s.opts.Model))
+			s.secrets.setReferenced(referencedSecrets(s.list(false), s.opts.Model))
 		}
 		go w.inf.RunWithContext(ctx)
 	}
@@ -277,7 +277,7 @@ func (s *Source) deliver(ctx context.Context, onChange func(*snapshot.Snapshot, 
 // snapshot lists the caches into a new snapshot. Secrets are reduced to the
 // ones our Ingresses reference, with their data.
 func (s *Source) snapshot(ctx context.Context) (*snapshot.Snapshot, []model.Problem) {
-	snap := s.list(ctx, true)
+	snap := s.list(true)
 	refs := referencedSecrets(snap, s.opts.Model)
 	s.secrets.setReferenced(refs)
 	var problems []model.Problem
@@ -287,7 +287,7 @@ func (s *Source) snapshot(ctx context.Context) (*snapshot.Snapshot, []model.Prob
 
 // list copies the caches' object pointers (never the objects: the model
 // does not mutate them) into an indexed snapshot without Secrets.
-func (s *Source) list(_ context.Context, everything bool) *snapshot.Snapshot {
+func (s *Source) list(everything bool) *snapshot.Snapshot {
 	snap := &snapshot.Snapshot{
 		Ingresses:      listAs[*networkingv1.Ingress](s.ingresses),
 		IngressClasses: listAs[*networkingv1.IngressClass](s.classes),

@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/tidegate/tidegate/pkg/controller"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/snapshot"
+	"github.com/tidegate/tidegate/pkg/source/kube"
+	"github.com/tidegate/tidegate/pkg/status"
+)
+
+// kubeFlags are the flags only `tidegate controller` has.
+type kubeFlags struct {
+	kubeconfig       string
+	watchNamespace   string
+	publishService   string
+	publishAddresses string
+	electionID       string
+	electionTTL      time.Duration
+	updateStatus     bool
+}
+
+func newController() *cobra.Command {
+	var f commonFlags
+	var k kubeFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run in a cluster (or with --kubeconfig): watch Ingresses, serve them, write their status",
+		Long: `controller watches Ingress, IngressClass, Service, EndpointSlice, Secret and
+the --configmap ConfigMap through the Kubernetes API, and serves the Ingresses
+of its class through its own nginx. Every replica serves traffic; the one that
+holds the --election-id Lease writes Ingress status and records Events.
+
+In a pod it uses the pod's ServiceAccount; elsewhere --kubeconfig (or
+$KUBECONFIG, or ~/.kube/config). POD_NAME and POD_NAMESPACE (downward API)
+name the replica and the namespace of its Lease.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runKube(&f, &k)
+		},
+	}
+	f.register(cmd.Flags())
+	fs := cmd.Flags()
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&k.watchNamespace, "watch-namespace", "", "namespace to watch for Ingresses, Services, EndpointSlices and Secrets (default: all)")
+	fs.StringVar(&k.publishService, "publish-service", "", "NAMESPACE/NAME of the Service whose address is written into Ingress status")
+	fs.StringVar(&k.publishAddresses, "publish-status-address", "", "comma-separated IPs or host names written into Ingress status (wins over --publish-service)")
+	fs.StringVar(&k.electionID, "election-id", "tidegate-leader", "name of the Lease replicas compete for; the holder writes status")
+	fs.DurationVar(&k.electionTTL, "election-ttl", 30*time.Second, "how long the leader may be gone before another replica takes over")
+	fs.BoolVar(&k.updateStatus, "update-status", true, "write Ingress status and Events (leader only)")
+	return cmd
+}
+
+// runKube wires the kube source and the status writer into runController.
+func runKube(f *commonFlags, k *kubeFlags) error {
+	log := slog.Default()
+	// client-go logs through klog: keep one structured stream.
+	klog.SetSlogLogger(log.With("logger", "client-go"))
+	restCfg, err := restConfig(k.kubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg.UserAgent = "tidegate/" + Version
+	restCfg.QPS, restCfg.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	src, err := kube.New(kube.Options{Client: client, Namespace: k.watchNamespace, Model: f.opts, Logger: log})
+	if err != nil {
+		return err
+	}
+	var writer *status.Writer
+	if k.updateStatus {
+		if writer, err = newStatusWriter(client, f.opts, k, log); err != nil {
+			return err
+		}
+	}
+	log.Info("kubernetes API", "host", restCfg.Host, "watch-namespace", k.watchNamespace, "ingress-class", f.opts.IngressClass)
+	return runController(f, func(ctx context.Context, c *controller.Controller) error {
+		reg := c.Registry()
+		if err := reg.Register(src.Metrics()); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		onChange := c.Update
+		errc := make(chan error, 2)
+		if writer != nil {
+			if err := reg.Register(writer.Metrics()); err != nil {
+				return fmt.Errorf("register metrics: %w", err)
+			}
+			onChange = func(snap *snapshot.Snapshot, problems []model.Problem) {
+				c.Update(snap, problems)
+				writer.Update(snap)
+			}
+			go func() { errc <- writer.Run(ctx) }()
+		}
+		go func() { errc <- src.Run(ctx, onChange) }()
+		n := 1
+		if writer != nil {
+			n = 2
+		}
+		for range n {
+			if err := <-errc; err != nil {
+				return err // runController stops the rest
+			}
+		}
+		return nil
+	})
+}
+
+func newStatusWriter(client kubernetes.Interface, opts model.Options, k *kubeFlags, log *slog.Logger) (*status.Writer, error) {
+	podName, podNS := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
+	leaseNS := podNS
+	if leaseNS == "" {
+		// Out of a pod: beside the ConfigMap, in the controller's namespace.
+		leaseNS, _, _ = strings.Cut(opts.ConfigMap, "/")
+	}
+	if leaseNS == "" {
+		leaseNS = "default"
+	}
+	var addrs []string
+	for _, a := range strings.Split(k.publishAddresses, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return status.New(status.Config{
+		Client: client, Model: opts,
+		PublishAddresses: addrs, PublishService: k.publishService,
+		PodName: podName, PodNamespace: podNS,
+		Election: status.Election{Namespace: leaseNS, Name: k.electionID, TTL: k.electionTTL},
+		Logger:   log,
+	})
+}
+
+// restConfig is --kubeconfig when given, else the in-cluster config, else
+// the usual kubeconfig loading rules.
+func restConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err == nil {
+		return cfg, nil
+	}
+	if !errors.Is(err, rest.ErrNotInCluster) {
+		return nil, fmt.Errorf("in-cluster config: %w", err)
+	}
+	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("not in a cluster and no usable kubeconfig (use --kubeconfig): %w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,188 @@
+package kube
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+func ingress(ns, name, class string, tlsSecrets ...string) *networkingv1.Ingress {
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: networkingv1.IngressSpec{IngressClassName: &class}}
+	for _, s := range tlsSecrets {
+		ing.Spec.TLS = append(ing.Spec.TLS, networkingv1.IngressTLS{Hosts: []string{name + ".test"}, SecretName: s})
+	}
+	return ing
+}
+
+func secret(ns, name string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "1",
+		Annotations: map[string]string{lastApplied: `{"data":"secret in clear"}`}},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": []byte("crt"), "tls.key": []byte("key")}}
+}
+
+// recorder collects what the source delivers.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []*snapshot.Snapshot
+	probs [][]model.Problem
+	ch    chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 100)} }
+
+func (r *recorder) onChange(s *snapshot.Snapshot, p []model.Problem) {
+	r.mu.Lock()
+	r.snaps, r.probs = append(r.snaps, s), append(r.probs, p)
+	r.mu.Unlock()
+	r.ch <- struct{}{}
+}
+
+// next waits for a delivery satisfying ok and returns it.
+func (r *recorder) next(t *testing.T, what string, ok func(*snapshot.Snapshot) bool) *snapshot.Snapshot {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		r.mu.Lock()
+		if n := len(r.snaps); n > 0 && ok(r.snaps[n-1]) {
+			s := r.snaps[n-1]
+			r.mu.Unlock()
+			return s
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.ch:
+		case <-deadline:
+			t.Fatalf("no snapshot with %s", what)
+		}
+	}
+}
+
+func start(t *testing.T, debounce time.Duration, objs ...runtime.Object) (*fake.Clientset, *recorder, *Source) {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	src, err := New(Options{Client: client, Model: model.DefaultOptions(), Debounce: debounce, MaxDelay: 20 * debounce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	rec := newRecorder()
+	go func() { done <- src.Run(ctx, rec.onChange) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return client, rec, src
+}
+
+func TestSecretsKeptOnlyWhenReferenced(t *testing.T) {
+	client, rec, _ := start(t, time.Millisecond,
+		ingress("shop", "web", "tidegate", "web-tls"),
+		ingress("shop", "theirs", "nginx", "theirs-tls"),
+		secret("shop", "web-tls"), secret("shop", "theirs-tls"), secret("shop", "unrelated"),
+	)
+	s := rec.next(t, "the first snapshot", func(*snapshot.Snapshot) bool { return true })
+	if len(s.Ingresses) != 2 {
+		t.Errorf("ingresses = %d, want 2 (class filtering is the model's)", len(s.Ingresses))
+	}
+	if len(s.Secrets) != 1 || s.Secret("shop", "web-tls") == nil {
+		t.Fatalf("secrets = %v, want only shop/web-tls (referenced by our Ingress)", s.Secrets)
+	}
+	sec := s.Secret("shop", "web-tls")
+	if string(sec.Data["tls.crt"]) != "crt" {
+		t.Errorf("referenced secret lost its data: %v", sec.Data)
+	}
+	if sec.Annotations[lastApplied] != "" {
+		t.Errorf("last-applied copy kept: %v", sec.Annotations)
+	}
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
+			t.Errorf("a secret referenced at start was fetched with a GET (%v): the initial list should keep it", a)
+		}
+	}
+
+	// A Secret stripped on arrival is fetched once when it becomes referenced.
+	ctx := context.Background()
+	if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, ingress("shop", "late", "tidegate", "unrelated"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s = rec.next(t, "shop/unrelated with data", func(s *snapshot.Snapshot) bool {
+		sec := s.Secret("shop", "unrelated")
+		return sec != nil && string(sec.Data["tls.key"]) == "key"
+	})
+	gets := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := gets(); n != 1 {
+		t.Errorf("GETs of secrets = %d, want 1", n)
+	}
+	// Unrelated changes reuse the fetched copy.
+	if _, err := client.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "svc"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.next(t, "the service", func(s *snapshot.Snapshot) bool { return s.Service("shop", "svc") != nil })
+	if n := gets(); n != 1 {
+		t.Errorf("GETs of secrets after an unrelated change = %d, want still 1", n)
+	}
+	if s := rec.next(t, "", func(*snapshot.Snapshot) bool { return true }); s.Secret("shop", "unrelated") == nil {
+		t.Error("the fetched secret vanished from later snapshots")
+	}
+}
+
+func TestNothingBeforeSyncAndEventsCounted(t *testing.T) {
+	// Generous, so that a slow machine (-race) still sees one burst.
+	client, rec, src := start(t, 50*time.Millisecond)
+	s := rec.next(t, "the first (empty) snapshot", func(*snapshot.Snapshot) bool { return true })
+	if len(s.Ingresses) != 0 {
+		t.Fatalf("ingresses = %d", len(s.Ingresses))
+	}
+	ctx := context.Background()
+	rec.mu.Lock()
+	before := len(rec.snaps)
+	rec.mu.Unlock()
+	begin := time.Now()
+	for i := 0; i < 20; i++ {
+		ing := ingress("ns", "burst"+string(rune('a'+i)), "tidegate")
+		if _, err := client.NetworkingV1().Ingresses("ns").Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.next(t, "all 20 ingresses", func(s *snapshot.Snapshot) bool { return len(s.Ingresses) == 20 })
+	took := time.Since(begin)
+	rec.mu.Lock()
+	n := len(rec.snaps) - before
+	rec.mu.Unlock()
+	// Each delivery needs 50ms without events: a burst lasting T gives at
+	// most T/50ms+1 (a slow machine spreads the burst; 20 means no debounce).
+	if limit := int(took/(50*time.Millisecond)) + 1; n > limit || n >= 20 {
+		t.Errorf("%d snapshots for a burst of 20 events over %s: not debounced", n, took)
+	}
+	var m dto.Metric
+	if err := src.Metrics().events.WithLabelValues("Ingress", "add").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 20 {
+		t.Errorf("tidegate_informer_events_total{kind=Ingress,event=add} = %v, want 20", got)
+	}
+}

@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tidegate/tidegate/pkg/echo"
+	"github.com/tidegate/tidegate/test/kubeapi"
+)
+
+// cluster is one real kube-apiserver shared by the subtests of TestKube.
+type cluster struct {
+	*kubeapi.Server
+	t    *testing.T
+	root string // repository root, for deploy/
+}
+
+func (c *cluster) ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// kubectl runs kubectl with the admin kubeconfig (or the one in args) and
+// fails t on error; stdin is the manifest for "-f -".
+func (c *cluster) kubectl(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	if len(args) < 2 || args[0] != "--kubeconfig" {
+		args = append([]string{"--kubeconfig", c.Kubeconfig}, args...)
+	}
+	cmd := exec.Command("kubectl", args...)
+	cmd.Dir = c.root
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args[2:], " "), err, out)
+	}
+	return string(out)
+}
+
+// apply is `kubectl apply -n ns -f -` of the given documents.
+func (c *cluster) apply(t testing.TB, ns string, docs ...string) {
+	t.Helper()
+	c.kubectl(t, strings.Join(docs, "\n---\n"), "apply", "-n", ns, "-f", "-")
+}
+
+// namespace creates a namespace (if missing).
+func (c *cluster) namespace(t testing.TB, ns string) {
+	t.Helper()
+	_, err := c.Client.CoreV1().Namespaces().Create(c.ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", ns, err)
+	}
+}
+
+// ingress reads an Ingress.
+func (c *cluster) ingress(t testing.TB, ns, name string) *networkingv1.Ingress {
+	t.Helper()
+	ing, err := c.Client.NetworkingV1().Ingresses(ns).Get(c.ctx(t), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get ingress %s/%s: %v", ns, name, err)
+	}
+	return ing
+}
+
+// statusOf lists an Ingress's .status.loadBalancer.ingress as "ip" or
+// "hostname" strings, comma-separated.
+func (c *cluster) statusOf(t testing.TB, ns, name string) string {
+	var out []string
+	for _, e := range c.ingress(t, ns, name).Status.LoadBalancer.Ingress {
+		out = append(out, e.IP+e.Hostname)
+	}
+	return strings.Join(out, ",")
+}
+
+// leaseHolder returns the holder identity of the Lease ns/name, "" if none.
+func (c *cluster) leaseHolder(t testing.TB, ns, name string) string {
+	t.Helper()
+	l, err := c.Client.CoordinationV1().Leases(ns).Get(c.ctx(t), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("get lease %s/%s: %v", ns, name, err)
+	}
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// kubeTidegate describes one `tidegate controller` process to start.
+type kubeTidegate struct {
+	kubeconfig string
+	args       []string
+	env        []string
+}
+
+// startController runs `tidegate controller` with real nginx until its
+// /healthz answers 200. It is stopped (SIGINT) at the end of t.
+func startController(t testing.TB, k kubeTidegate) *tidegate {
+	t.Helper()
+	tg := &tidegate{t: t, WorkDir: t.TempDir(), HTTPPort: freePort(t), HTTPSPort: freePort(t), StatusPt: freePort(t)}
+	tg.logPath = filepath.Join(t.TempDir(), "tidegate.log")
+	logf, err := os.Create(tg.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"controller", "--kubeconfig", k.kubeconfig, "--workdir", tg.WorkDir,
+		"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
+		"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, k.args...)
+	tg.cmd = exec.Command(tidegateBin, args...)
+	tg.cmd.Env = append(os.Environ(), k.env...)
+	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
+	if err := tg.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg.client = &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
+	t.Cleanup(func() {
+		_ = tg.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { tg.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			tg.cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			tg.dumpLogs()
+		}
+	})
+	tg.waitHealthy()
+	return tg
+}
+
+// metric reads one sample (full name with labels, as /metrics prints it).
+func (tg *tidegate) metric(series string) float64 {
+	tg.t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", tg.StatusPt))
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// logText returns the controller's log so far.
+func (tg *tidegate) logText() string { return readFile(tg.t, tg.logPath) }
+
+// waitFor retries f until it returns "" or timeout, then fails t.
+func waitFor(t testing.TB, timeout time.Duration, what string, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var msg string
+	for time.Now().Before(deadline) {
+		if msg = f(); msg == "" {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s: still %s after %s", what, msg, timeout)
+}
+
+// withTLS adds spec.tls for host with secret to an ingressYAML document.
+func withTLS(doc, host, secret string) string {
+	return strings.Replace(doc, "  rules:\n", fmt.Sprintf("  tls:\n  - hosts: [%q]\n    secretName: %s\n  rules:\n", host, secret), 1)
+}
+
+// hostBackend is an echo server on this machine's non-loopback address: the
+// API server refuses loopback addresses in EndpointSlices, so backends for
+// the kube tests are told apart by port, one EndpointSlice each.
+type hostBackend struct {
+	Name, IP string
+	Port     int
+}
+
+// startHostBackends starts one echo server per name on a free port of the
+// first non-loopback IPv4 address.
+func startHostBackends(t testing.TB, names ...string) []hostBackend {
+	t.Helper()
+	ip := hostIPv4(t)
+	var out []hostBackend
+	for _, name := range names {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("listen on %s: %v", ip, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go echo.ServeListener(ctx, ln, name)
+		out = append(out, hostBackend{Name: name, IP: ip, Port: ln.Addr().(*net.TCPAddr).Port})
+	}
+	return out
+}
+
+func hostIPv4(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Fatal("no non-loopback IPv4 address on this machine: EndpointSlices cannot point at a local backend")
+	return ""
+}
+
+// hostSliceYAML is an EndpointSlice of service svc with the backends as
+// ready endpoints (all must share a port: a slice has one port list).
+func hostSliceYAML(name, svc string, bs ...hostBackend) string {
+	var ips []string
+	for _, b := range bs {
+		ips = append(ips, b.IP)
+	}
+	return sliceYAML(name, svc, bs[0].Port, ips)
+}

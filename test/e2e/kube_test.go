@@ -1,0 +1,410 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/kubeapi"
+)
+
+// TestKube runs `tidegate controller` against a real kube-apiserver (one,
+// shared by the subtests, each in its own namespace) with real nginx.
+func TestKube(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatalf("kubectl is not installed: %v", err)
+	}
+	root, err := kubeapi.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := kubeapi.Start(t)
+	t.Logf("kube-apiserver + etcd ready in %s", srv.StartupTime.Round(time.Millisecond))
+	c := &cluster{Server: srv, t: t, root: root}
+	// Our class, and another controller's class.
+	c.apply(t, "default", `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: tidegate}
+spec: {controller: tidegate.io/ingress-controller}`, `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: other}
+spec: {controller: example.com/other}`)
+
+	t.Run("Traffic", func(t *testing.T) { testKubeTraffic(t, c) })
+	t.Run("DeployDryRun", func(t *testing.T) { testKubeDeployDryRun(t, c) })
+	t.Run("RBAC", func(t *testing.T) { testKubeRBAC(t, c) })
+	t.Run("LeaderElection", func(t *testing.T) { testKubeLeaderElection(t, c) })
+}
+
+// testKubeTraffic: objects applied with kubectl are served; endpoint changes
+// move traffic without a reload; a new Ingress reloads; status and Events
+// are written; another class is ignored.
+func testKubeTraffic(t *testing.T, c *cluster) {
+	const ns = "traffic"
+	c.namespace(t, ns)
+	a := startHostBackends(t, "a-1", "a-2")
+	c.apply(t, ns, serviceYAML("web", 80), hostSliceYAML("web-1", "web", a[0]),
+		ingressYAML("web", "web.test", "Prefix / web:80"),
+		strings.Replace(ingressYAML("theirs", "theirs.test", "Prefix / web:80"), "ingressClassName: tidegate", "ingressClassName: other", 1))
+
+	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, args: []string{
+		"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--election-id", "tidegate-traffic", "--election-ttl", "4s",
+		"--publish-status-address", "198.51.100.10,lb.example.test", "--shutdown-grace-period", "2s"}})
+
+	tg.Eventually("web.test served by a-1", func() string {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "a-1" {
+			return fmt.Sprintf("%d %q", r.Status, r.Name)
+		}
+		return ""
+	})
+	if r := tg.Get("theirs.test", "/"); r.Status != 404 {
+		t.Errorf("Ingress of class other: got %d %q, want 404 (ignored)", r.Status, r.Name)
+	}
+
+	t.Run("status carries the publish address", func(t *testing.T) {
+		waitFor(t, 15*time.Second, "status of traffic/web", func() string {
+			if s := c.statusOf(t, ns, "web"); s != "198.51.100.10,lb.example.test" {
+				return fmt.Sprintf("%q", s)
+			}
+			return ""
+		})
+		if s := c.statusOf(t, ns, "theirs"); s != "" {
+			t.Errorf("status of the other class's Ingress = %q, want none", s)
+		}
+	})
+
+	t.Run("EndpointSlice update moves traffic without a reload", func(t *testing.T) {
+		workers, reloads := tg.Workers(), tg.Reloads()
+		ctx := c.ctx(t)
+		es, err := c.Client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "web-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The endpoint moves to a-2 (same address, a-2's port).
+		port := int32(a[1].Port)
+		es.Ports = []discoveryv1.EndpointPort{{Port: &port}}
+		begin := time.Now()
+		if _, err := c.Client.DiscoveryV1().EndpointSlices(ns).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "traffic to a-2", func() string {
+			if r := tg.Get("web.test", "/"); r.Name != "a-2" {
+				return fmt.Sprintf("%d %q", r.Status, r.Name)
+			}
+			return ""
+		})
+		t.Logf("EndpointSlice update to traffic moved: %s", time.Since(begin).Round(time.Millisecond))
+		for i := 0; i < 20; i++ {
+			if r := tg.Get("web.test", "/"); r.Name != "a-2" {
+				t.Fatalf("request %d after the move went to %d %q", i, r.Status, r.Name)
+			}
+		}
+		if got := tg.Workers(); !reflect.DeepEqual(got, workers) {
+			t.Errorf("nginx workers changed from %v to %v: reloaded for an endpoint change", workers, got)
+		}
+		if got := tg.Reloads(); got != reloads {
+			t.Errorf("reloads went from %d to %d for an endpoint change", reloads, got)
+		}
+	})
+
+	t.Run("a new Ingress reloads and is served", func(t *testing.T) {
+		reloads := tg.Reloads()
+		c.apply(t, ns, ingressYAML("two", "two.test", "Prefix /two web:80"))
+		tg.Eventually("two.test served", func() string {
+			if r := tg.Get("two.test", "/two"); r.Status != 200 || r.Name != "a-2" {
+				return fmt.Sprintf("%d %q", r.Status, r.Name)
+			}
+			return ""
+		})
+		// New workers may answer a moment before the reload is counted.
+		waitFor(t, 5*time.Second, "the reload counted", func() string {
+			if got := tg.Reloads(); got <= reloads {
+				return fmt.Sprintf("reloads = %d, want > %d after a new host", got, reloads)
+			}
+			return ""
+		})
+		waitFor(t, 15*time.Second, "status of traffic/two", func() string {
+			if s := c.statusOf(t, ns, "two"); s != "198.51.100.10,lb.example.test" {
+				return fmt.Sprintf("%q", s)
+			}
+			return ""
+		})
+	})
+
+	t.Run("a rejected backend gets one Warning Event", func(t *testing.T) {
+		c.apply(t, ns, ingressYAML("broken", "broken.test", "Prefix / nope:80"))
+		var ev corev1.Event
+		waitFor(t, 15*time.Second, "an Event on traffic/broken", func() string {
+			evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
+				FieldSelector: fields.Set{"involvedObject.name": "broken", "involvedObject.kind": "Ingress"}.String()})
+			if err != nil {
+				return err.Error()
+			}
+			if len(evs.Items) == 0 {
+				return "no event"
+			}
+			ev = evs.Items[0]
+			return ""
+		})
+		if ev.Type != corev1.EventTypeWarning || ev.Reason != "Rejected" || !strings.Contains(ev.Message, "nope") {
+			t.Errorf("event = %s %s %q, want Warning Rejected naming the missing service", ev.Type, ev.Reason, ev.Message)
+		}
+		// More syncs (an endpoint change, a status write) must not repeat it.
+		c.apply(t, ns, hostSliceYAML("web-1", "web", a[0]))
+		time.Sleep(1500 * time.Millisecond)
+		evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.name": "broken"}.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Items) != 1 || evs.Items[0].Count > 1 {
+			t.Errorf("events on traffic/broken after more syncs: %d (count %d), want 1 recorded once", len(evs.Items), evs.Items[0].Count)
+		}
+	})
+
+	if n := tg.metric(`tidegate_informer_events_total{event="update",kind="EndpointSlice"}`); n < 1 {
+		t.Errorf("tidegate_informer_events_total for EndpointSlice updates = %v, want >= 1", n)
+	}
+
+	t.Run("SIGTERM: healthz 503 first, traffic during the grace, Lease released", func(t *testing.T) {
+		if h := c.leaseHolder(t, ns, "tidegate-traffic"); h == "" {
+			t.Fatal("no lease holder before the shutdown")
+		}
+		if err := tg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		waitFor(t, 2*time.Second, "/healthz 503", func() string {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
+			if err != nil {
+				return err.Error()
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 503 {
+				return fmt.Sprint(resp.StatusCode)
+			}
+			return ""
+		})
+		if r := tg.Get("web.test", "/"); r.Status != 200 {
+			t.Errorf("during the grace period: %d %s, want still served", r.Status, r.Body)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- tg.cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if took := time.Since(begin); took < 2*time.Second {
+				t.Errorf("exited after %s, before the 2s grace period", took)
+			}
+			if err != nil {
+				t.Errorf("exit: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("still running 20s after SIGTERM")
+		}
+		if h := c.leaseHolder(t, ns, "tidegate-traffic"); h != "" {
+			t.Errorf("lease still held by %q after a graceful stop", h)
+		}
+	})
+}
+
+// testKubeDeployDryRun: the API server accepts every manifest of deploy/.
+func testKubeDeployDryRun(t *testing.T, c *cluster) {
+	c.namespace(t, "tidegate") // a server dry run creates nothing, the namespace included
+	out := c.kubectl(t, "", "apply", "--dry-run=server", "-k", filepath.Join(c.root, "deploy"))
+	for _, kind := range []string{"serviceaccount/tidegate", "clusterrole.rbac.authorization.k8s.io/tidegate",
+		"ingressclass.networking.k8s.io/tidegate", "daemonset.apps/tidegate", "deployment.apps/default-backend"} {
+		if !strings.Contains(out, kind) {
+			t.Errorf("dry run output lacks %s:\n%s", kind, out)
+		}
+	}
+}
+
+// testKubeRBAC: the controller works with the deploy/ ServiceAccount's
+// token and nothing more: watch every namespace, read a TLS Secret (also one
+// referenced only later), write status, record an Event, hold the Lease.
+func testKubeRBAC(t *testing.T, c *cluster) {
+	for _, f := range []string{"namespace.yaml", "rbac.yaml", "configmap.yaml", "ingressclass.yaml"} {
+		c.kubectl(t, "", "apply", "-f", filepath.Join(c.root, "deploy", f))
+	}
+	kubeconfig, err := c.ServiceAccountKubeconfig(c.ctx(t), "tidegate", "tidegate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "rbac"
+	c.namespace(t, ns)
+	b := startHostBackends(t, "r-1")
+	cert1, key1, err := tlsutil.SelfSigned("one.rbac.test", "one.rbac.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert2, key2, err := tlsutil.SelfSigned("two.rbac.test", "two.rbac.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
+		tlsSecretYAML("one-tls", cert1, key1), tlsSecretYAML("two-tls", cert2, key2),
+		withTLS(ingressYAML("one", "one.rbac.test", "Prefix / app:80"), "one.rbac.test", "one-tls"))
+
+	tg := startController(t, kubeTidegate{kubeconfig: kubeconfig, args: []string{
+		"--configmap", "tidegate/tidegate", "--election-ttl", "4s", "--publish-status-address", "198.51.100.20"}})
+
+	if who := c.kubectl(t, "", "--kubeconfig", kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); who != "system:serviceaccount:tidegate:tidegate" {
+		t.Fatalf("the kubeconfig authenticates as %q", who)
+	}
+	tg.Eventually("one.rbac.test served over TLS with its Secret", func() string {
+		if r, cn, _ := tg.GetTLS("one.rbac.test", "/"); r.Status != 200 || cn != "one.rbac.test" {
+			return fmt.Sprintf("%d cert %q", r.Status, cn)
+		}
+		return ""
+	})
+	// A Secret that was stripped on arrival (unreferenced) is fetched when
+	// an Ingress starts to reference it.
+	c.apply(t, ns, withTLS(ingressYAML("two", "two.rbac.test", "Prefix / app:80"), "two.rbac.test", "two-tls"))
+	tg.Eventually("two.rbac.test served with a Secret referenced late", func() string {
+		if r, cn, _ := tg.GetTLS("two.rbac.test", "/"); r.Status != 200 || cn != "two.rbac.test" {
+			return fmt.Sprintf("%d cert %q", r.Status, cn)
+		}
+		return ""
+	})
+	waitFor(t, 15*time.Second, "the Lease held and status written", func() string {
+		if h := c.leaseHolder(t, "tidegate", "tidegate-leader"); h == "" {
+			return "no lease holder"
+		}
+		if s := c.statusOf(t, ns, "two"); s != "198.51.100.20" {
+			return fmt.Sprintf("status %q", s)
+		}
+		return ""
+	})
+	c.apply(t, ns, ingressYAML("broken", "broken.rbac.test", "Prefix / nope:80"))
+	waitFor(t, 15*time.Second, "an Event recorded", func() string {
+		evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.name": "broken"}.String()})
+		if err != nil || len(evs.Items) == 0 {
+			return fmt.Sprintf("none (%v)", err)
+		}
+		return ""
+	})
+	if log := tg.logText(); strings.Contains(strings.ToLower(log), "forbidden") {
+		t.Errorf("the controller was refused something:\n%s", grepLines(log, "forbidden"))
+	}
+}
+
+// testKubeLeaderElection: of two replicas exactly one holds the Lease and
+// writes status; when it dies the other takes over.
+func testKubeLeaderElection(t *testing.T, c *cluster) {
+	const ns, lease = "ha", "tidegate-ha"
+	c.namespace(t, ns)
+	b := startHostBackends(t, "h-1")
+	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
+		ingressYAML("app", "ha.test", "Prefix / app:80"))
+	// Each replica publishes its own address, so the status tells who wrote.
+	addr := map[string]string{"replica-a": "198.51.100.1", "replica-b": "198.51.100.2"}
+	replicas := map[string]*tidegate{}
+	for _, name := range []string{"replica-a", "replica-b"} {
+		replicas[name] = startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, env: []string{"POD_NAME=" + name},
+			args: []string{"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--election-id", lease,
+				"--election-ttl", "4s", "--publish-status-address", addr[name]}})
+	}
+	for name, tg := range replicas {
+		tg.Eventually(name+" serves ha.test", func() string {
+			if r := tg.Get("ha.test", "/"); r.Status != 200 {
+				return fmt.Sprintf("%d", r.Status)
+			}
+			return ""
+		})
+	}
+	var leader string
+	waitFor(t, 20*time.Second, "a leader that wrote status", func() string {
+		leader = c.leaseHolder(t, ns, lease)
+		if addr[leader] == "" {
+			return fmt.Sprintf("holder %q", leader)
+		}
+		if s := c.statusOf(t, ns, "app"); s != addr[leader] {
+			return fmt.Sprintf("holder %s, status %q", leader, s)
+		}
+		return ""
+	})
+	follower := "replica-a"
+	if leader == follower {
+		follower = "replica-b"
+	}
+	t.Logf("leader %s, follower %s", leader, follower)
+	// Exactly one: the follower says it does not lead, and over a few of its
+	// retry periods the status stays the leader's.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if s := c.statusOf(t, ns, "app"); s != addr[leader] {
+			t.Fatalf("status flipped to %q while %s leads", s, leader)
+		}
+	}
+	if got := replicas[leader].metric("tidegate_leader"); got != 1 {
+		t.Errorf("tidegate_leader of %s = %v, want 1", leader, got)
+	}
+	if got := replicas[follower].metric("tidegate_leader"); got != 0 {
+		t.Errorf("tidegate_leader of %s = %v, want 0", follower, got)
+	}
+
+	// The leader dies without a chance to release the Lease.
+	dead := replicas[leader]
+	begin := time.Now()
+	if err := dead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.cmd.Wait()
+	waitFor(t, 30*time.Second, "the follower takes over", func() string {
+		if h := c.leaseHolder(t, ns, lease); h != follower {
+			return fmt.Sprintf("holder %q", h)
+		}
+		if s := c.statusOf(t, ns, "app"); s != addr[follower] {
+			return fmt.Sprintf("status %q", s)
+		}
+		return ""
+	})
+	t.Logf("takeover after SIGKILL of the leader: %s (election TTL 4s)", time.Since(begin).Round(time.Millisecond))
+	waitNginxGone(t, dead)
+	if r := replicas[follower].Get("ha.test", "/"); r.Status != 200 {
+		t.Errorf("the new leader serves %d", r.Status)
+	}
+}
+
+// waitNginxGone waits for the nginx of a killed tidegate to finish (its
+// parent-death signal makes it quit gracefully).
+func waitNginxGone(t *testing.T, tg *tidegate) {
+	b, err := os.ReadFile(filepath.Join(tg.WorkDir, "nginx.pid"))
+	if err != nil {
+		return
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+	waitFor(t, 15*time.Second, "nginx of the killed replica exits", func() string {
+		if pid > 0 && syscall.Kill(pid, 0) == nil {
+			return fmt.Sprintf("pid %d alive", pid)
+		}
+		return ""
+	})
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(strings.ToLower(l), sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
