@@ -43,7 +43,38 @@ do
     '{"name":"ns/s:80","algorithm":"round_robin","endpoints":[{"address":"10.0.0.1","port":80,"weight":1,"draining":false}]}', json)
 end
 
+do
+  local doc, err = schema.check_backends_doc({ version = 4, backends = { {
+    name = "a", algorithm = "chash",
+    affinity = { mode = "persistent", name = "route", samesite = "Lax", max_age = 60 },
+    canaries = { { backend = "b", header = "X-Canary", weight = 5 } },
+    ejection = { consecutive_5xx = 3 },
+  } } })
+  check("extended backend", doc, err)
+  local b = doc and doc.backends[1]
+  check("affinity defaults", b and b.affinity.path == "" and b.affinity.secure == false
+    and b.affinity.expires == 0, b and b.affinity)
+  check("canary defaults", b and b.canaries[1].weight_total == 100 and b.canaries[1].cookie == "", b)
+  check("ejection defaults", b and b.ejection.consecutive_failures == 5 and b.ejection.consecutive_5xx == 3, b)
+  local json = b and schema.encode_backend(b, function(s) return '"' .. s .. '"' end)
+  check("canonical extended encoding", json ==
+    '{"name":"a","algorithm":"chash","endpoints":[],'
+    .. '"affinity":{"mode":"persistent","name":"route","path":"","domain":"","samesite":"Lax","secure":false,"max_age":60,"expires":0,"change_on_failure":false},'
+    .. '"canaries":[{"backend":"b","header":"X-Canary","header_value":"","header_pattern":"","cookie":"","weight":5,"weight_total":100}],'
+    .. '"ejection":{"consecutive_failures":5,"consecutive_5xx":3,"base_ejection_ms":10000,"max_ejection_ms":300000,"slow_start_ms":10000,"max_ejected_percent":50}}', json)
+end
+
 local bad = {
+  ["own canary"] = { version = 1, backends = { { name = "a", canaries = { { backend = "a" } } } } },
+  ["canary twice"] = { version = 1, backends = { { name = "a", canaries = { { backend = "b" }, { backend = "b" } } } } },
+  ["canary weight above total"] = { version = 1, backends = { { name = "a", canaries = { { backend = "b", weight = 11, weight_total = 10 } } } } },
+  ["value and pattern"] = { version = 1, backends = { { name = "a", canaries = { { backend = "b", header = "X", header_value = "1", header_pattern = "2" } } } } },
+  ["bad samesite"] = { version = 1, backends = { { name = "a", affinity = { samesite = "Sometimes" } } } },
+  ["bad mode"] = { version = 1, backends = { { name = "a", affinity = { mode = "sticky" } } } },
+  ["cookie name with space"] = { version = 1, backends = { { name = "a", affinity = { name = "a b" } } } },
+  ["cookie path with ;"] = { version = 1, backends = { { name = "a", affinity = { path = "/a;b" } } } },
+  ["ejection key"] = { version = 1, backends = { { name = "a", ejection = { forever = true } } } },
+  ["ejection negative"] = { version = 1, backends = { { name = "a", ejection = { consecutive_failures = -1 } } } },
   ["zero version"] = { version = 0 },
   ["string version"] = { version = "1" },
   ["unknown key"] = { version = 1, extra = true },

@@ -5,19 +5,36 @@
 -- rebuilds one only when that backend's version changed. A request costs one
 -- shared-dict get (the global version) plus table lookups; JSON is decoded
 -- only when a push changed something.
+--
+-- Phases (hooks in nginx.conf):
+--   rewrite()        location: canary choice, 503 for a backend with no peer
+--   balance()        upstream balancer_by_lua: the peer of each try
+--   header_filter()  http: Set-Cookie of sticky sessions
+--   log()            http: latency samples (ewma) and passive outlier ejection
+--
+-- Per-peer statistics (latency, in-flight tries, consecutive failures,
+-- ejection) are per worker and survive rebuilds of their backend.
 
 local ngx = ngx
 local ngx_var = ngx.var
 local ngx_log = ngx.log
 local ngx_exit = ngx.exit
+local ngx_now = ngx.now
+local ngx_header = ngx.header
 local ngx_ERR = ngx.ERR
 local ngx_WARN = ngx.WARN
 local ngx_ERROR = ngx.ERROR
 local pairs = pairs
 local ipairs = ipairs
+local type = type
 local tostring = tostring
+local tonumber = tonumber
+local random = math.random
+local floor = math.floor
 local str_find = string.find
 local str_byte = string.byte
+local str_sub = string.sub
+local str_format = string.format
 local str_gmatch = string.gmatch
 
 local ngx_balancer = require("ngx.balancer")
@@ -26,58 +43,167 @@ local set_more_tries = ngx_balancer.set_more_tries
 local get_last_failure = ngx_balancer.get_last_failure
 local cjson = require("cjson.safe")
 local store = require("tidegate.store")
-
-local algorithms = {
-  round_robin = require("tidegate.balancers.round_robin"),
-}
+local schema = require("tidegate.schema")
+local hash = require("tidegate.hash").hash
+local round_robin = require("tidegate.balancers.round_robin")
+local ewma = require("tidegate.balancers.ewma")
+local chash = require("tidegate.balancers.chash")
+local canary = require("tidegate.canary")
 
 local dict = ngx.shared[store.BACKENDS_DICT]
 
 local _M = {}
 
-local backends = {} -- name -> { name, n, peers, impl }
+local backends = {} -- name -> balancer object (see build)
 local versions = {} -- name -> version of the backend in `backends`
+local stats = {}    -- name -> peer key -> statistics (kept across rebuilds)
 local synced = nil  -- global version last applied
 
 local SYNC_INTERVAL = 0.01 -- seconds; idle workers catch up this fast
+local KEY_TRIES = 16       -- random sticky keys drawn to avoid a draining or tried peer
+
+local function new_stat()
+  return { ewma = 0, t = 0, pending = 0, fails = 0, fails_5xx = 0,
+    until_t = 0, back_t = 0, ejections = 0 }
+end
+
+-- peer_id is the value a persistent sticky cookie holds for a peer: stable
+-- across workers, pushes and controller restarts, and not the address.
+local function peer_id(key)
+  return str_format("%08x%08x", hash(key), hash(key .. "~"))
+end
+
+-- cookie_suffix renders the constant attributes of a sticky cookie.
+local function cookie_suffix(a)
+  local s = "; Path=" .. (a.path ~= "" and a.path or "/")
+  if a.domain ~= "" then
+    s = s .. "; Domain=" .. a.domain
+  end
+  if a.max_age > 0 then
+    s = s .. "; Max-Age=" .. a.max_age
+  end
+  if a.samesite ~= "" then
+    s = s .. "; SameSite=" .. a.samesite
+  end
+  return s .. "; HttpOnly"
+end
 
 -- build turns the stored JSON of a backend into a balancer object. Ready
 -- endpoints serve; draining (serving but terminating) ones only when no
--- ready endpoint is left, as kube-proxy does.
-local function build(json)
+-- ready endpoint is left, as kube-proxy does, and for sticky clients that
+-- are already on them.
+local function build(json, old_stats, yield)
   local b, err = cjson.decode(json)
   if not b then
     return nil, "decode: " .. err
   end
-  local ready, draining = {}, {}
-  for _, e in ipairs(b.endpoints) do
+  local algo = b.algorithm
+  if not schema.ALGORITHMS[algo] then
+    return nil, "unknown algorithm " .. tostring(algo)
+  end
+  local st = {}
+  local ready, draining, all, by_key = {}, {}, {}, {}
+  for i, e in ipairs(b.endpoints) do
+    if yield and i % 1000 == 0 then
+      yield()
+    end
     local host = e.address
     if str_find(host, ":", 1, true) then
       host = "[" .. host .. "]" -- set_current_peer parses nginx URL syntax
     end
-    local peer = { host = host, port = e.port, weight = e.weight, key = host .. ":" .. e.port }
-    local list = e.draining and draining or ready
-    list[#list + 1] = peer
+    local key = host .. ":" .. e.port
+    if not by_key[key] then
+      local s = old_stats and old_stats[key] or new_stat()
+      st[key] = s
+      local peer = { host = host, port = e.port, weight = e.weight, key = key,
+        draining = e.draining, st = s }
+      local list = e.draining and draining or ready
+      list[#list + 1] = peer
+      all[#all + 1] = peer
+      by_key[key] = peer
+    end
   end
   local peers = #ready > 0 and ready or draining
-  local algo = algorithms[b.algorithm]
-  if not algo then
-    return nil, "unknown algorithm " .. tostring(b.algorithm)
-  end
-  local obj = { name = b.name, n = #peers, peers = peers }
+  local obj = { name = b.name, n = #peers, peers = peers, all = all, by_key = by_key,
+    algorithm = algo, hashed = algo == "chash" }
   if #peers > 0 then
-    obj.impl = algo.new(peers)
+    if algo == "ewma" then
+      obj.impl = ewma.new(peers, ngx_now)
+    elseif algo == "chash" then
+      obj.impl = chash.new(peers, yield)
+      -- requests whose hash key is empty (a location without
+      -- upstream-hash-by sharing the backend) are spread evenly
+      obj.fallback = round_robin.new(peers)
+    else
+      obj.impl = round_robin.new(peers)
+    end
   end
-  return obj
+
+  local a = b.affinity
+  if a and #peers > 0 then
+    local aff = { mode = a.mode, name = a.name, cookie_var = "cookie_" .. a.name,
+      suffix = cookie_suffix(a), expires = a.expires, secure = a.secure or a.samesite == "None",
+      change_on_failure = a.change_on_failure }
+    if a.mode == "persistent" then
+      local by_id = {}
+      for _, p in ipairs(all) do
+        p.id = peer_id(p.key)
+        by_id[p.id] = p
+      end
+      aff.by_id = by_id
+    else
+      -- the ring over every peer, draining ones included: a key keeps the
+      -- peer it had before that peer began to drain (the draining peer's
+      -- points are where they were), and new keys are drawn to avoid them
+      aff.ring = chash.new(all, yield)
+      aff.all_draining = #ready == 0
+    end
+    obj.affinity = aff
+  end
+
+  obj.canaries = canary.build(b.canaries)
+
+  local ej = b.ejection
+  if not ej or ej == cjson.null then
+    ej = schema.EJECTION_DEFAULTS
+  end
+  obj.ejection = {
+    failures = ej.consecutive_failures,
+    failures_5xx = ej.consecutive_5xx,
+    base = ej.base_ejection_ms / 1000,
+    max = ej.max_ejection_ms / 1000,
+    slow_start = ej.slow_start_ms / 1000,
+    percent = ej.max_ejected_percent,
+  }
+  -- the log phase has work only for these
+  obj.observe = algo == "ewma" or ej.consecutive_failures > 0 or ej.consecutive_5xx > 0
+  return obj, nil, st
+end
+_M.build = build
+
+local syncing = false -- a timer's sync is under way (and may be paused)
+local BIG = 131072     -- bytes of stored JSON (about 2,000 endpoints)
+
+local deferred
+
+local function pause()
+  ngx.sleep(0)
 end
 
 -- sync applies a new global version: rebuilds the backends whose own
--- version changed and forgets the removed ones.
-local function sync()
+-- version changed and forgets the removed ones. The timer passes yield:
+-- a big backend is then rebuilt in slices between which the worker serves
+-- other requests (which keep the previous state of that backend until it
+-- is done). A request that finds a newer version and no sync under way
+-- applies it itself, at once, unless a changed backend is big: then it
+-- hands the rest to a timer that starts at once, and requests use the
+-- previous state of what is not rebuilt yet for those few milliseconds.
+local function sync(yield)
   local v = dict:get(store.VERSION)
   if v == synced then
     return
   end
+  syncing = true
   local names = dict:get(store.NAMES) or ""
   local seen = {}
   for name in str_gmatch(names, "[^\n]+") do
@@ -85,19 +211,31 @@ local function sync()
     local bv = dict:get(store.backend_version_key(name))
     if bv ~= versions[name] then
       local json = dict:get(store.backend_key(name))
-      local obj, err
+      if json and not yield and #json > BIG then
+        local ok, terr = ngx.timer.at(0, deferred)
+        if ok then
+          return -- syncing stays true until the timer is done
+        end
+        ngx_log(ngx_ERR, "tidegate: backends sync timer: ", terr)
+      end
+      local ok, obj, err, st
       if json then
-        obj, err = build(json)
+        ok, obj, err, st = pcall(build, json, stats[name], yield)
+        if not ok then
+          obj, err = nil, obj
+        end
       else
         err = "missing from the shared dict"
       end
       if obj then
         backends[name] = obj
         versions[name] = bv
+        stats[name] = st
       else
         ngx_log(ngx_ERR, "tidegate: backend ", name, ": ", err)
         backends[name] = nil
         versions[name] = nil
+        stats[name] = nil
       end
     end
   end
@@ -105,14 +243,16 @@ local function sync()
     if not seen[name] then
       backends[name] = nil
       versions[name] = nil
+      stats[name] = nil
     end
   end
   synced = v
+  syncing = false
 end
 _M.sync = sync
 
 local function lookup()
-  if dict:get(store.VERSION) ~= synced then
+  if not syncing and dict:get(store.VERSION) ~= synced then
     sync()
   end
   local name = ngx_var.tidegate_backend
@@ -122,10 +262,22 @@ local function lookup()
   return backends[name], name
 end
 
--- rewrite answers 503 when the location's backend is unknown or has no
--- endpoint: the balancer phase can only fail with 500/502.
+-- rewrite routes the request to a canary backend when its rules say so
+-- (by setting $tidegate_backend), and answers 503 when the location's
+-- backend is unknown or has no endpoint: the balancer phase can only fail
+-- with 500/502. A canary with no endpoint falls back to the main backend.
 function _M.rewrite()
   local b, name = lookup()
+  if b and b.canaries then
+    local cname = canary.route(b)
+    if cname then
+      local cb = backends[cname]
+      if cb and cb.n > 0 then
+        ngx_var.tidegate_backend = cname
+        return
+      end
+    end
+  end
   if b and b.n > 0 then
     return
   end
@@ -137,6 +289,9 @@ end
 -- tried reports whether key ("addr:port") is in $upstream_addr, the list of
 -- peers this request already tried ("a:1, b:2 : c:3").
 local function tried(addrs, key)
+  if not addrs then
+    return false
+  end
   local from = 1
   local len = #key
   while true do
@@ -154,6 +309,113 @@ local function tried(addrs, key)
 end
 _M.tried = tried
 
+-- usable reports whether a peer may take a request now: not ejected, and
+-- during its slow start only with a probability growing from 10 % to 100 %.
+local function usable(b, p, now)
+  local st = p.st
+  if st.until_t > now then
+    return false
+  end
+  local ss = b.ejection.slow_start
+  if ss > 0 and st.back_t > 0 and now < st.back_t + ss then
+    local share = (now - st.back_t) / ss
+    if share < 0.1 then
+      share = 0.1
+    end
+    return random() < share
+  end
+  return true
+end
+_M.usable = usable
+
+-- choose picks with the backend's algorithm a peer that is usable and not
+-- yet tried by this request; it gives up on usability, then on the
+-- algorithm, before it gives up on "never the same peer twice".
+local function choose(b, addrs)
+  local impl = b.impl
+  local now = ngx_now()
+  local n = b.n
+  local peers = b.peers
+  if b.hashed then
+    local key = ngx_var.tidegate_hash_key
+    if key and key ~= "" then
+      local p = impl:walk(key, function(q)
+        return not tried(addrs, q.key) and usable(b, q, now)
+      end)
+      if p then
+        return p
+      end
+    else
+      impl = b.fallback
+    end
+  end
+  for _ = 1, n do
+    local p = impl:pick()
+    if not tried(addrs, p.key) and usable(b, p, now) then
+      return p
+    end
+  end
+  local start = random(n)
+  local fallback = nil
+  for k = 0, n - 1 do
+    local p = peers[(start + k - 1) % n + 1]
+    if not tried(addrs, p.key) then
+      if p.st.until_t <= now then
+        return p
+      end
+      fallback = fallback or p
+    end
+  end
+  return fallback or impl:pick()
+end
+
+-- new_key draws a balanced sticky key whose peer is neither draining
+-- (unless every peer is) nor tried by this request.
+local function new_key(aff, addrs)
+  local key, p
+  for _ = 1, KEY_TRIES do
+    key = str_format("%08x%08x", random(0, 0x7fffffff), random(0, 0x7fffffff))
+    p = aff.ring:find(key)
+    if (aff.all_draining or not p.draining) and not tried(addrs, p.key) then
+      break
+    end
+  end
+  return key, p
+end
+
+-- sticky returns the peer of a sticky request and, when the client needs a
+-- new cookie, its value. Persistent cookies hold a peer id: the client stays
+-- while the peer exists (ready or draining) and gets a new cookie once it is
+-- gone. Balanced cookies hold a random key placed on the ring: a scale-up
+-- moves about 1/(N+1) of the clients to the new peer.
+local function sticky(b, addrs)
+  local aff = b.affinity
+  local v = ngx_var[aff.cookie_var]
+  local p = nil
+  if v and not addrs then
+    if aff.by_id then
+      p = aff.by_id[v]
+    elseif #v <= 64 then
+      p = aff.ring:find(v)
+    end
+    if p and p.st.until_t <= ngx_now() then
+      return p, nil
+    end
+    if p and not aff.change_on_failure then
+      return choose(b, addrs), nil -- ejected: elsewhere for now, same cookie
+    end
+  elseif addrs and not aff.change_on_failure then
+    return choose(b, addrs), nil -- a retry: elsewhere, same cookie
+  end
+  if aff.by_id then
+    p = choose(b, addrs)
+    return p, p.id
+  end
+  local key
+  key, p = new_key(aff, addrs)
+  return p, key
+end
+
 -- balance picks the peer for this try of the request.
 function _M.balance()
   local b, name = lookup()
@@ -161,42 +423,29 @@ function _M.balance()
     ngx_log(ngx_ERR, "tidegate: no peer for backend ", name or "(unset $tidegate_backend)")
     return ngx_exit(ngx_ERROR)
   end
-  local impl = b.impl
-  local peer = impl:pick()
-  if not get_last_failure() then
+  local addrs = nil
+  if get_last_failure() then
+    -- a retry: never a peer this request already tried while another is left
+    addrs = ngx_var.upstream_addr or ""
+  elseif b.n > 1 then
     -- first try: allow one try per other peer (capped by
     -- proxy_next_upstream_tries)
-    if b.n > 1 then
-      local ok, err = set_more_tries(b.n - 1)
-      if not ok then
-        ngx_log(ngx_ERR, "tidegate: set_more_tries: ", err)
-      end
-    end
-  else
-    -- a retry: never a peer this request already tried while another is
-    -- left. Weighted picks first; a scan when the weights keep choosing
-    -- tried peers (weights 3:1 pick the first peer three times in a row).
-    local addrs = ngx_var.upstream_addr or ""
-    if tried(addrs, peer.key) then
-      local found = false
-      for _ = 2, b.n do
-        peer = impl:pick()
-        if not tried(addrs, peer.key) then
-          found = true
-          break
-        end
-      end
-      if not found then
-        local peers = b.peers
-        for i = 1, b.n do
-          if not tried(addrs, peers[i].key) then
-            peer = peers[i]
-            break
-          end
-        end
-      end
+    local ok, err = set_more_tries(b.n - 1)
+    if not ok then
+      ngx_log(ngx_ERR, "tidegate: set_more_tries: ", err)
     end
   end
+  local peer, cookie
+  if b.affinity then
+    peer, cookie = sticky(b, addrs)
+    if cookie then
+      ngx.ctx.tidegate_cookie = cookie
+    end
+  else
+    peer = choose(b, addrs)
+  end
+  local st = peer.st
+  st.pending = st.pending + 1
   local ok, err = set_current_peer(peer.host, peer.port)
   if not ok then
     ngx_log(ngx_ERR, "tidegate: set_current_peer ", peer.key, ": ", err)
@@ -204,16 +453,182 @@ function _M.balance()
   end
 end
 
-local function tick(premature)
-  if premature then
+-- header_filter sends the sticky cookie balance() chose.
+function _M.header_filter()
+  local name = ngx_var.tidegate_backend
+  if not name then
     return
   end
-  sync()
+  local b = backends[name]
+  if not b or not b.affinity then
+    return
+  end
+  local v = ngx.ctx.tidegate_cookie
+  if not v then
+    return
+  end
+  local aff = b.affinity
+  local c = aff.name .. "=" .. v .. aff.suffix
+  if aff.expires > 0 then
+    c = c .. "; Expires=" .. ngx.http_time(ngx.time() + aff.expires)
+  end
+  if aff.secure or ngx_var.https == "on" then
+    c = c .. "; Secure"
+  end
+  local cur = ngx_header["Set-Cookie"]
+  if cur == nil then
+    ngx_header["Set-Cookie"] = c
+  elseif type(cur) == "table" then
+    cur[#cur + 1] = c
+    ngx_header["Set-Cookie"] = cur
+  else
+    ngx_header["Set-Cookie"] = { cur, c }
+  end
+end
+
+-- eject takes a peer out of rotation for a back-off that doubles with
+-- every ejection in a row, unless that would leave the backend with too few
+-- peers: never the last one, never more than max_ejected_percent.
+local function eject(b, p, now)
+  local ej = b.ejection
+  local out = 0
+  for _, q in ipairs(b.peers) do
+    if q.st.until_t > now then
+      out = out + 1
+    end
+  end
+  local cap = floor(b.n * ej.percent / 100)
+  if cap < 1 then
+    cap = 1
+  end
+  if out + 1 >= b.n or out + 1 > cap then
+    return false
+  end
+  local st = p.st
+  local d = ej.base * 2 ^ st.ejections
+  if d > ej.max then
+    d = ej.max
+  end
+  st.ejections = st.ejections + 1
+  st.until_t = now + d
+  st.back_t = st.until_t
+  st.fails, st.fails_5xx = 0, 0
+  ngx_log(ngx_WARN, "tidegate: backend ", b.name, ": peer ", p.key, " ejected for ", d, " s")
+  return true
+end
+_M.eject = eject
+
+-- observe_try records the outcome of one try: its latency for ewma, and
+-- the failure counters of passive outlier ejection. A try with no response
+-- header ("-") failed to connect or timed out; a 5xx counts separately.
+local function observe_try(b, p, status, connect, header, now)
+  local st = p.st
+  if st.pending > 0 then
+    st.pending = st.pending - 1
+  end
+  local ej = b.ejection
+  local h = tonumber(header)
+  if not h then
+    if ej.failures > 0 then
+      st.fails = st.fails + 1
+      if st.fails >= ej.failures then
+        eject(b, p, now)
+      end
+    end
+    return
+  end
+  if b.algorithm == "ewma" then
+    ewma.observe(st, h + (tonumber(connect) or 0), now)
+  end
+  st.fails = 0
+  local code = tonumber(status)
+  if code and code >= 500 and ej.failures_5xx > 0 then
+    st.fails_5xx = st.fails_5xx + 1
+    if st.fails_5xx >= ej.failures_5xx then
+      eject(b, p, now)
+    end
+    return
+  end
+  st.fails_5xx = 0
+  if st.ejections > 0 and st.back_t + ej.max < now then
+    st.ejections = 0 -- healthy for a while: the back-off starts over
+  end
+end
+
+-- next_field returns the field of an nginx upstream list that starts at
+-- from, and the start of the following one. Tries are separated by ", ",
+-- upstream groups (internal redirects) by " : "; no field holds a space.
+local function next_field(s, from)
+  if not s or from > #s then
+    return nil, from
+  end
+  local i = str_find(s, "[,:] ", from)
+  if not i then
+    return str_sub(s, from), #s + 1
+  end
+  if str_byte(s, i) == 44 then -- ","
+    return str_sub(s, from, i - 1), i + 2
+  end
+  return str_sub(s, from, i - 2), i + 2
+end
+_M.next_field = next_field
+
+-- log feeds the outcome of every try of the request to its backend.
+function _M.log()
+  local name = ngx_var.tidegate_backend
+  if not name then
+    return
+  end
+  local b = backends[name]
+  if not b or not b.observe then
+    return
+  end
+  local addrs = ngx_var.upstream_addr
+  if not addrs then
+    return
+  end
+  local statuses = ngx_var.upstream_status
+  local connects = ngx_var.upstream_connect_time
+  local headers = ngx_var.upstream_header_time
+  local now = ngx_now()
+  local ia, is, ic, ih = 1, 1, 1, 1
+  local by_key = b.by_key
+  while true do
+    local addr, status, connect, header
+    addr, ia = next_field(addrs, ia)
+    if not addr then
+      return
+    end
+    status, is = next_field(statuses, is)
+    connect, ic = next_field(connects, ic)
+    header, ih = next_field(headers, ih)
+    local p = by_key[addr]
+    if p then
+      observe_try(b, p, status, connect, header, now)
+    end
+  end
+end
+
+local function tick(premature)
+  if premature or syncing then
+    return
+  end
+  sync(pause)
+end
+
+deferred = function(premature)
+  syncing = false
+  if not premature then
+    sync(pause)
+  end
 end
 
 -- init_worker loads the current state and keeps idle workers in sync.
 function _M.init_worker()
+  math.randomseed(floor(ngx_now() * 1000) + ngx.worker.pid() * 7919)
   sync()
+  -- a sync that failed half-way must not block the next ones
+  syncing = false
   local ok, err = ngx.timer.every(SYNC_INTERVAL, tick)
   if not ok then
     ngx_log(ngx_ERR, "tidegate: backends sync timer: ", err)

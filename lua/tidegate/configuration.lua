@@ -18,6 +18,7 @@ local str_format = string.format
 local str_gmatch = string.gmatch
 local tbl_concat = table.concat
 local tbl_sort = table.sort
+local re_find = ngx.re.find
 
 local cjson = require("cjson.safe").new()
 cjson.decode_invalid_numbers(false)
@@ -159,6 +160,11 @@ local function check_version(dict, doc)
   return true
 end
 
+-- pause lets the worker serve other requests in the middle of a big push.
+local function pause()
+  ngx_sleep(0)
+end
+
 local function quote(s)
   return cjson.encode(s)
 end
@@ -180,7 +186,7 @@ local function apply_backends(doc)
   local w = writer(dict)
   local changed = 0
   for _, b in ipairs(doc.backends) do
-    local json = schema.encode_backend(b, quote)
+    local json = schema.encode_backend(b, quote, pause)
     local key = store.backend_key(b.name)
     if not current[b.name] or dict:get(key) ~= json then
       w.set(key, json)
@@ -218,9 +224,19 @@ function _M.backends()
     return
   end
   local err
-  doc, err = schema.check_backends_doc(doc)
+  doc, err = schema.check_backends_doc(doc, pause)
   if not doc then
     return fail(400, err)
+  end
+  for _, b in ipairs(doc.backends) do
+    for _, c in ipairs(b.canaries) do
+      if c.header_pattern ~= "" then
+        local _, _, rerr = re_find("", c.header_pattern, "jo")
+        if rerr then
+          return fail(400, str_format("backend %q canary %q: header_pattern: %s", b.name, c.backend, rerr))
+        end
+      end
+    end
   end
   local ok
   ok, err = lock(backends_dict)

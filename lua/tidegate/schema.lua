@@ -14,6 +14,7 @@ local str_match = string.match
 local str_lower = string.lower
 local str_format = string.format
 local str_sub = string.sub
+local str_byte = string.byte
 local tbl_concat = table.concat
 
 local _M = {}
@@ -24,7 +25,24 @@ local MAX_ENDPOINTS = 10000 -- per backend
 local MAX_HOSTS = 1000      -- per certificate
 local MAX_VERSION = 9007199254740992 -- 2^53: larger numbers lose precision
 
-_M.ALGORITHMS = { round_robin = true }
+_M.ALGORITHMS = { round_robin = true, ewma = true, chash = true }
+_M.AFFINITY_MODES = { balanced = true, persistent = true }
+_M.SAMESITE = { None = true, Lax = true, Strict = true }
+
+local MAX_CANARIES = 16     -- per backend
+local MAX_SECONDS = 2147483647
+local MAX_MS = 86400000     -- one day
+
+-- Passive outlier ejection when a backend does not say (see
+-- tidegate.balancer): on for connect failures and timeouts, off for 5xx.
+_M.EJECTION_DEFAULTS = {
+  consecutive_failures = 5,
+  consecutive_5xx = 0,
+  base_ejection_ms = 10000,
+  max_ejection_ms = 300000,
+  slow_start_ms = 10000,
+  max_ejected_percent = 50,
+}
 
 -- null is the value the JSON decoder uses for `null` (cjson.null); Go
 -- encodes nil slices that way. Optional fields treat it as absent.
@@ -86,18 +104,15 @@ local function check_name(s, where)
 end
 _M.check_name = check_name
 
+-- octet accepts a decimal 0-255 without leading zeros ("010" is octal to
+-- some parsers).
+local function octet(p)
+  return #p <= 3 and tonumber(p) <= 255 and (#p == 1 or str_byte(p, 1) ~= 48)
+end
+
 local function is_ipv4(s)
   local a, b, c, d = str_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  if not a then
-    return false
-  end
-  for _, p in ipairs({ a, b, c, d }) do
-    -- no leading zeros: "010" is octal to some parsers
-    if #p > 3 or tonumber(p) > 255 or (#p > 1 and str_sub(p, 1, 1) == "0") then
-      return false
-    end
-  end
-  return true
+  return a ~= nil and octet(a) and octet(b) and octet(c) and octet(d)
 end
 
 local function is_ipv6(s)
@@ -237,46 +252,239 @@ local function check_removed(list)
 end
 
 local ENDPOINT_KEYS = { address = true, port = true, weight = true, draining = true }
-local BACKEND_KEYS = { name = true, algorithm = true, endpoints = true }
+local BACKEND_KEYS = { name = true, algorithm = true, endpoints = true,
+  affinity = true, canaries = true, ejection = true }
+local AFFINITY_KEYS = { mode = true, name = true, path = true, domain = true, samesite = true,
+  secure = true, max_age = true, expires = true, change_on_failure = true }
+local CANARY_KEYS = { backend = true, header = true, header_value = true, header_pattern = true,
+  cookie = true, weight = true, weight_total = true }
+local EJECTION_KEYS = { consecutive_failures = true, consecutive_5xx = true, base_ejection_ms = true,
+  max_ejection_ms = true, slow_start_ms = true, max_ejected_percent = true }
 local BACKENDS_DOC_KEYS = { version = true, full = true, backends = true, removed = true }
 
-local function check_endpoint(e, where)
+-- check_endpoint validates endpoint i of a backend. The field names of
+-- error messages are built only on failure: a 10,000-endpoint push must not
+-- format 40,000 strings that nobody reads.
+local function check_endpoint(e, bwhere, i)
+  local function where(field)
+    return str_format("%s endpoints[%d]%s", bwhere, i - 1, field)
+  end
   if type(e) ~= "table" or is_array(e) and #e > 0 then
-    return fail("%s: must be an object", where)
+    return fail("%s: must be an object", where(""))
   end
-  local ok, err = check_keys(e, ENDPOINT_KEYS, where)
-  if not ok then
-    return nil, err
+  for k in pairs(e) do
+    if not ENDPOINT_KEYS[k] then
+      return check_keys(e, ENDPOINT_KEYS, where(""))
+    end
   end
-  local addr, family = check_address(e.address, where .. ".address")
-  if not addr then
-    return nil, family
+  local addr, family = e.address, 4
+  if type(addr) ~= "string" or not is_ipv4(addr) then
+    addr, family = check_address(addr, where(".address"))
+    if not addr then
+      return nil, family
+    end
   end
-  local port
-  port, err = check_int(e.port, 1, 65535, where .. ".port")
-  if not port then
-    return nil, err
+  local port = e.port
+  if type(port) ~= "number" or port ~= floor(port) or port < 1 or port > 65535 then
+    return check_int(port, 1, 65535, where(".port"))
   end
   local weight = e.weight
   if absent(weight) then
     weight = 1
-  end
-  weight, err = check_int(weight, 1, 1000, where .. ".weight")
-  if not weight then
-    return nil, err
+  elseif type(weight) ~= "number" or weight ~= floor(weight) or weight < 1 or weight > 1000 then
+    return check_int(weight, 1, 1000, where(".weight"))
   end
   local draining = e.draining
   if absent(draining) then
     draining = false
   elseif type(draining) ~= "boolean" then
-    return fail("%s.draining: must be a boolean", where)
+    return fail("%s: must be a boolean", where(".draining"))
   end
   return { address = addr, family = family, port = port, weight = weight, draining = draining }
 end
 
+local function is_object(t)
+  return type(t) == "table" and not (is_array(t) and #t > 0)
+end
+
+local function opt_bool(v, where)
+  if absent(v) then
+    return false
+  end
+  if type(v) ~= "boolean" then
+    return fail("%s: must be a boolean", where)
+  end
+  return v
+end
+
+-- opt_string accepts an absent value (as "") or a string of at most max
+-- bytes whose every byte is in the Lua character class chars.
+local function opt_string(v, max, chars, where)
+  if absent(v) then
+    return ""
+  end
+  if type(v) ~= "string" then
+    return fail("%s: must be a string", where)
+  end
+  if #v > max then
+    return fail("%s: longer than %d bytes", where, max)
+  end
+  if str_find(v, "[^" .. chars .. "]") then
+    return fail("%s: %q has a character that is not allowed", where, str_sub(v, 1, 64))
+  end
+  return v
+end
+
+-- RFC 6265 token characters (cookie and header names)
+local TOKEN = "%w!#$%%&'*+%-.^_`|~"
+-- cookie attribute values: printable ASCII except ';' and ','
+local ATTR = "\33-\43\45-\58\60-\126"
+
+local function check_affinity(a, where)
+  if not is_object(a) then
+    return fail("%s: must be an object", where)
+  end
+  local ok, err = check_keys(a, AFFINITY_KEYS, where)
+  if not ok then
+    return nil, err
+  end
+  local out = {}
+  local mode = a.mode
+  if absent(mode) or mode == "" then
+    mode = "balanced"
+  end
+  if not _M.AFFINITY_MODES[mode] then
+    return fail("%s.mode: must be balanced or persistent", where)
+  end
+  out.mode = mode
+  out.name, err = opt_string(a.name, 64, TOKEN, where .. ".name")
+  if not out.name then
+    return nil, err
+  end
+  if out.name == "" then
+    out.name = "INGRESSCOOKIE"
+  end
+  out.path, err = opt_string(a.path, 256, ATTR, where .. ".path")
+  if not out.path then
+    return nil, err
+  end
+  out.domain, err = opt_string(a.domain, 253, "%w%-.", where .. ".domain")
+  if not out.domain then
+    return nil, err
+  end
+  out.samesite, err = opt_string(a.samesite, 6, "%a", where .. ".samesite")
+  if not out.samesite then
+    return nil, err
+  end
+  if out.samesite ~= "" and not _M.SAMESITE[out.samesite] then
+    return fail("%s.samesite: must be None, Lax or Strict", where)
+  end
+  for _, f in ipairs({ "secure", "change_on_failure" }) do
+    out[f], err = opt_bool(a[f], where .. "." .. f)
+    if out[f] == nil then
+      return nil, err
+    end
+  end
+  for _, f in ipairs({ "max_age", "expires" }) do
+    local v = a[f]
+    if absent(v) then
+      v = 0
+    end
+    out[f], err = check_int(v, 0, MAX_SECONDS, where .. "." .. f)
+    if not out[f] then
+      return nil, err
+    end
+  end
+  return out
+end
+
+local function check_canary(c, where)
+  if not is_object(c) then
+    return fail("%s: must be an object", where)
+  end
+  local ok, err = check_keys(c, CANARY_KEYS, where)
+  if not ok then
+    return nil, err
+  end
+  local out = {}
+  out.backend, err = check_name(c.backend, where .. ".backend")
+  if not out.backend then
+    return nil, err
+  end
+  out.header, err = opt_string(c.header, 128, TOKEN, where .. ".header")
+  if not out.header then
+    return nil, err
+  end
+  out.header_value, err = opt_string(c.header_value, 1024, "\32-\126", where .. ".header_value")
+  if not out.header_value then
+    return nil, err
+  end
+  out.header_pattern, err = opt_string(c.header_pattern, 1024, "\32-\126", where .. ".header_pattern")
+  if not out.header_pattern then
+    return nil, err
+  end
+  if out.header_value ~= "" and out.header_pattern ~= "" then
+    return fail("%s: header_value and header_pattern are exclusive", where)
+  end
+  out.cookie, err = opt_string(c.cookie, 128, TOKEN, where .. ".cookie")
+  if not out.cookie then
+    return nil, err
+  end
+  local total = c.weight_total
+  if absent(total) or total == 0 then
+    total = 100
+  end
+  out.weight_total, err = check_int(total, 1, 1000000, where .. ".weight_total")
+  if not out.weight_total then
+    return nil, err
+  end
+  local weight = c.weight
+  if absent(weight) then
+    weight = 0
+  end
+  out.weight, err = check_int(weight, 0, out.weight_total, where .. ".weight")
+  if not out.weight then
+    return nil, err
+  end
+  return out
+end
+
+local function check_ejection(e, where)
+  if not is_object(e) then
+    return fail("%s: must be an object", where)
+  end
+  local ok, err = check_keys(e, EJECTION_KEYS, where)
+  if not ok then
+    return nil, err
+  end
+  local limits = {
+    consecutive_failures = { 0, 1000 },
+    consecutive_5xx = { 0, 1000 },
+    base_ejection_ms = { 1, MAX_MS },
+    max_ejection_ms = { 1, MAX_MS },
+    slow_start_ms = { 0, MAX_MS },
+    max_ejected_percent = { 0, 100 },
+  }
+  local out = {}
+  for k, lim in pairs(limits) do
+    local v = e[k]
+    if absent(v) then
+      v = _M.EJECTION_DEFAULTS[k]
+    end
+    out[k], err = check_int(v, lim[1], lim[2], where .. "." .. k)
+    if not out[k] then
+      return nil, err
+    end
+  end
+  if out.max_ejection_ms < out.base_ejection_ms then
+    out.max_ejection_ms = out.base_ejection_ms
+  end
+  return out
+end
+
 -- check_backend validates one backend and returns a normalised copy with
 -- every field present.
-local function check_backend(b, where)
+local function check_backend(b, where, yield)
   if type(b) ~= "table" or is_array(b) and #b > 0 then
     return fail("%s: must be an object", where)
   end
@@ -310,18 +518,62 @@ local function check_backend(b, where)
   local out = {}
   for i = 1, #eps do
     local e
-    e, err = check_endpoint(eps[i], str_format("%s endpoints[%d]", where, i - 1))
+    if yield and i % 1000 == 0 then
+      yield()
+    end
+    e, err = check_endpoint(eps[i], where, i)
     if not e then
       return nil, err
     end
     out[i] = e
   end
-  return { name = name, algorithm = algorithm, endpoints = out }
+  local res = { name = name, algorithm = algorithm, endpoints = out, canaries = {} }
+  if not absent(b.affinity) then
+    res.affinity, err = check_affinity(b.affinity, where .. " affinity")
+    if not res.affinity then
+      return nil, err
+    end
+  end
+  if not absent(b.ejection) then
+    res.ejection, err = check_ejection(b.ejection, where .. " ejection")
+    if not res.ejection then
+      return nil, err
+    end
+  end
+  local cs = b.canaries
+  if absent(cs) then
+    cs = {}
+  end
+  if not is_array(cs) then
+    return fail("%s: canaries must be an array", where)
+  end
+  if #cs > MAX_CANARIES then
+    return fail("%s: more than %d canaries", where, MAX_CANARIES)
+  end
+  local seen = {}
+  for i = 1, #cs do
+    local c
+    c, err = check_canary(cs[i], str_format("%s canaries[%d]", where, i - 1))
+    if not c then
+      return nil, err
+    end
+    if c.backend == name then
+      return fail("%s: a backend cannot be its own canary", where)
+    end
+    if seen[c.backend] then
+      return fail("%s: canary %q listed twice", where, c.backend)
+    end
+    seen[c.backend] = true
+    res.canaries[i] = c
+  end
+  return res
 end
 _M.check_backend = check_backend
 
 -- check_backends_doc validates a whole POST /configuration/backends body.
-function _M.check_backends_doc(doc)
+-- yield, if given, is called every thousand endpoints (nginx passes one that
+-- lets the worker serve other requests meanwhile).
+function _M.check_backends_doc(doc, yield)
   if type(doc) ~= "table" or is_array(doc) and #doc > 0 then
     return fail("body: must be a JSON object")
   end
@@ -356,7 +608,7 @@ function _M.check_backends_doc(doc)
   local backends = {}
   for i = 1, #list do
     local b
-    b, err = check_backend(list[i], str_format("backends[%d]", i - 1))
+    b, err = check_backend(list[i], str_format("backends[%d]", i - 1), yield)
     if not b then
       return nil, err
     end
@@ -482,16 +734,47 @@ end
 -- order), so that equal backends give equal strings and unchanged backends
 -- are not rebuilt. Names are escaped by the caller-provided quote function
 -- (cjson.encode of a string).
-function _M.encode_backend(b, quote)
+function _M.encode_backend(b, quote, yield)
   local parts = {}
   local eps = b.endpoints
   for i = 1, #eps do
+    if yield and i % 1000 == 0 then
+      yield()
+    end
     local e = eps[i]
-    parts[i] = str_format('{"address":%s,"port":%d,"weight":%d,"draining":%s}',
-      quote(e.address), e.port, e.weight, e.draining and "true" or "false")
+    -- addresses are validated IP literals: nothing to escape
+    parts[i] = '{"address":"' .. e.address .. '","port":' .. e.port .. ',"weight":' .. e.weight
+      .. (e.draining and ',"draining":true}' or ',"draining":false}')
   end
-  return str_format('{"name":%s,"algorithm":%s,"endpoints":[%s]}',
-    quote(b.name), quote(b.algorithm), tbl_concat(parts, ","))
+  local extra = {}
+  local a = b.affinity
+  if a then
+    extra[#extra + 1] = str_format(',"affinity":{"mode":%s,"name":%s,"path":%s,"domain":%s,'
+      .. '"samesite":%s,"secure":%s,"max_age":%d,"expires":%d,"change_on_failure":%s}',
+      quote(a.mode), quote(a.name), quote(a.path), quote(a.domain), quote(a.samesite),
+      tostring(a.secure), a.max_age, a.expires, tostring(a.change_on_failure))
+  end
+  local cs = b.canaries
+  if cs and #cs > 0 then
+    local list = {}
+    for i = 1, #cs do
+      local c = cs[i]
+      list[i] = str_format('{"backend":%s,"header":%s,"header_value":%s,"header_pattern":%s,'
+        .. '"cookie":%s,"weight":%d,"weight_total":%d}',
+        quote(c.backend), quote(c.header), quote(c.header_value), quote(c.header_pattern),
+        quote(c.cookie), c.weight, c.weight_total)
+    end
+    extra[#extra + 1] = ',"canaries":[' .. tbl_concat(list, ",") .. "]"
+  end
+  local e = b.ejection
+  if e then
+    extra[#extra + 1] = str_format(',"ejection":{"consecutive_failures":%d,"consecutive_5xx":%d,'
+      .. '"base_ejection_ms":%d,"max_ejection_ms":%d,"slow_start_ms":%d,"max_ejected_percent":%d}',
+      e.consecutive_failures, e.consecutive_5xx, e.base_ejection_ms, e.max_ejection_ms,
+      e.slow_start_ms, e.max_ejected_percent)
+  end
+  return str_format('{"name":%s,"algorithm":%s,"endpoints":[%s]%s}',
+    quote(b.name), quote(b.algorithm), tbl_concat(parts, ","), tbl_concat(extra))
 end
 
 return _M

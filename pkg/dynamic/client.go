@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	jsoniter "github.com/json-iterator/go"
@@ -281,12 +282,17 @@ func (e *dialError) Error() string { return "connect to the control socket: " + 
 func (e *dialError) Unwrap() error { return e.err }
 
 // retryable reports whether a transport error is worth another try: nginx
-// not listening yet, or a kept-alive connection it closed meanwhile.
+// not listening yet, or a kept-alive connection it closed meanwhile. After
+// a reload the old workers close the control connections they hold, so the
+// next push over a pooled one fails on write (EPIPE) or read (ECONNRESET);
+// it is sent again on a new connection (see push: repeating is harmless).
 func retryable(err error) bool {
 	var de *dialError
 	return errors.As(err, &de) ||
 		errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, fasthttp.ErrNoFreeConns)
+		errors.Is(err, fasthttp.ErrNoFreeConns) ||
+		errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET)
 }
 
 func firstErr(errs ...error) error {

@@ -187,7 +187,7 @@ func TestProtocolErrors(t *testing.T) {
 		"hostname address":    {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a","endpoints":[{"address":"example.com","port":80}]}]}`, 400, "not an IPv4 or IPv6"},
 		"port 0":              {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a","endpoints":[{"address":"::1","port":0}]}]}`, 400, "port"},
 		"weight 1001":         {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a","endpoints":[{"address":"1.2.3.4","port":1,"weight":1001}]}]}`, 400, "weight"},
-		"unknown algorithm":   {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a","algorithm":"ewma"}]}`, 400, "unknown algorithm"},
+		"unknown algorithm":   {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a","algorithm":"least_conn"}]}`, 400, "unknown algorithm"},
 		"control char":        {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a\nb"}]}`, 400, "control character"},
 		"listed twice":        {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a"},{"name":"a"}]}`, 400, "listed twice"},
 		"backends not array":  {"POST", BackendsPath, `{"version":1,"backends":{"a":1}}`, 400, "backends: must be an array"},

@@ -59,10 +59,12 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 		return fail("service port must be a number 1-65535 or a port name")
 	}
 	name := BackendName(ing.Namespace, svcName, portLabel)
-	if _, done := b.backends[name]; done {
+	if be, done := b.backends[name]; done {
+		b.applyBalancing(ing, be, false) // balancing.go: reports a conflict
 		return name, nil
 	}
 	be := &Backend{Name: name, Algorithm: DefaultAlgorithm, Endpoints: []Endpoint{}}
+	b.applyBalancing(ing, be, true) // balancing.go: algorithm and affinity
 	b.backends[name] = be
 
 	svc := b.snap.Service(ing.Namespace, svcName)

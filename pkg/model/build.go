@@ -51,6 +51,7 @@ func Build(snap *snapshot.Snapshot, opts Options) *Model {
 	for _, ing := range ours {
 		b.addIngress(ing)
 	}
+	b.attachCanaries() // canary.go
 	b.addDefaultBackend()
 	return b.finish()
 }
@@ -72,6 +73,10 @@ type builder struct {
 	// regexHosts are hosts where some Ingress uses regex paths: ingress-nginx
 	// then treats every path of the host as a regex.
 	regexHosts map[string]bool
+	// balancingDefault is the ConfigMap's load-balance (balancing.go).
+	balancingDefault string
+	// canaries are the paths of canary Ingresses (canary.go).
+	canaries []pendingCanary
 }
 
 // parseAnnotations parses the annotations of every Ingress up front: regex

@@ -133,6 +133,10 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		path = p.Path
 	}
 	lk := locKey{path: path, match: match}
+	if IsCanary(ing) { // canary.go: a canary Ingress adds no location
+		b.deferCanary(ing, srv, lk, p.Backend, field)
+		return
+	}
 	if owner, taken := srv.locations[lk]; taken {
 		who := "the older Ingress " + owner.Ingress
 		if owner.Ingress == key {
@@ -146,7 +150,8 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if err != nil {
 		return
 	}
-	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key, Config: b.anns[key]}
+	bal, _ := ParseBalancing(ing.Annotations, b.defaultAlgorithm())
+	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key, Config: b.anns[key], HashBy: bal.HashBy}
 }
 
 func displayHost(h string) string {

@@ -88,6 +88,9 @@ type Location struct {
 	// Config holds the location settings from the owning Ingress's
 	// annotations.
 	Config annotations.Config
+	// HashBy is the nginx expression consistent hashing keys on
+	// (upstream-hash-by), evaluated per request in the location.
+	HashBy string
 }
 
 // Dynamic is everything pushed to Lua. Its JSON is the push schema.
@@ -104,6 +107,109 @@ type Backend struct {
 	// Algorithm is the balancing algorithm, "round_robin" by default.
 	Algorithm string     `json:"algorithm"`
 	Endpoints []Endpoint `json:"endpoints"`
+	// Affinity makes sessions sticky with a cookie; nil means none.
+	Affinity *Affinity `json:"affinity,omitempty"`
+	// Canaries are other backends that take part of this backend's traffic
+	// (canary Ingresses for the same host and path), sorted by Backend.
+	Canaries []Canary `json:"canaries,omitempty"`
+	// Ejection tunes passive outlier ejection; nil means the Lua defaults
+	// (DefaultEjection).
+	Ejection *Ejection `json:"ejection,omitempty"`
+}
+
+// The balancing algorithms of Backend.Algorithm.
+const (
+	// AlgorithmRoundRobin is smooth weighted round robin.
+	AlgorithmRoundRobin = "round_robin"
+	// AlgorithmEWMA is peak-EWMA latency with power-of-two choices.
+	AlgorithmEWMA = "ewma"
+	// AlgorithmCHash is consistent hashing of the location's
+	// $tidegate_hash_key (upstream-hash-by).
+	AlgorithmCHash = "chash"
+)
+
+// The affinity modes of Affinity.Mode.
+const (
+	// AffinityBalanced cookies hold a key on a hash ring: a scale-up moves
+	// about 1/(N+1) of the sessions to the new endpoints.
+	AffinityBalanced = "balanced"
+	// AffinityPersistent cookies name an endpoint: sessions stay on it for
+	// as long as it exists (ready or draining).
+	AffinityPersistent = "persistent"
+)
+
+// Affinity is cookie-based session affinity (affinity: cookie and the
+// session-cookie-* annotations).
+type Affinity struct {
+	// Mode is AffinityBalanced (the default) or AffinityPersistent.
+	Mode string `json:"mode"`
+	// Name is the cookie name, INGRESSCOOKIE by default.
+	Name string `json:"name"`
+	// Path, Domain and SameSite ("None", "Lax", "Strict") are cookie
+	// attributes; empty Path means "/", empty others are left out.
+	Path     string `json:"path,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	SameSite string `json:"samesite,omitempty"`
+	// Secure marks the cookie Secure even on plain HTTP (it always is on
+	// HTTPS and with SameSite=None).
+	Secure bool `json:"secure,omitempty"`
+	// MaxAge and Expires are seconds from now; 0 leaves them out (a
+	// session cookie).
+	MaxAge  int `json:"max_age,omitempty"`
+	Expires int `json:"expires,omitempty"`
+	// ChangeOnFailure re-points the cookie at the endpoint that answered
+	// when the sticky one failed; otherwise the cookie is kept.
+	ChangeOnFailure bool `json:"change_on_failure,omitempty"`
+}
+
+// Canary routes part of a backend's traffic to another backend. The rules
+// are checked in ingress-nginx's order: header, cookie, weight.
+type Canary struct {
+	// Backend is the name of the canary backend.
+	Backend string `json:"backend"`
+	// Header routes requests whose header has HeaderValue, matches
+	// HeaderPattern (PCRE), or, when both are empty, is "always" ("never"
+	// keeps them off this canary).
+	Header        string `json:"header,omitempty"`
+	HeaderValue   string `json:"header_value,omitempty"`
+	HeaderPattern string `json:"header_pattern,omitempty"`
+	// Cookie routes requests whose cookie is "always" ("never" keeps them
+	// off this canary).
+	Cookie string `json:"cookie,omitempty"`
+	// Weight of WeightTotal (100 by default) is the share of the remaining
+	// requests the canary gets.
+	Weight      int `json:"weight"`
+	WeightTotal int `json:"weight_total,omitempty"`
+}
+
+// Ejection tunes passive outlier ejection: a peer with ConsecutiveFailures
+// connect failures or timeouts in a row, or Consecutive5xx 5xx answers in a
+// row, is ejected for BaseEjectionMS (doubling with every ejection in a row,
+// up to MaxEjectionMS) and comes back with a linear slow start of
+// SlowStartMS. Zero counts switch a trigger off. The last peer, and more
+// than MaxEjectedPercent of them, are never ejected. Counters are per nginx
+// worker.
+type Ejection struct {
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	Consecutive5xx      int `json:"consecutive_5xx"`
+	BaseEjectionMS      int `json:"base_ejection_ms"`
+	MaxEjectionMS       int `json:"max_ejection_ms"`
+	SlowStartMS         int `json:"slow_start_ms"`
+	MaxEjectedPercent   int `json:"max_ejected_percent"`
+}
+
+// DefaultEjection is what Lua applies when a backend carries no Ejection:
+// on for connect failures and timeouts (a dead pod costs every request a
+// connect attempt, a black-holed one a whole proxy-connect-timeout), off for
+// 5xx (an application error is not a sign of a bad endpoint for every
+// application). Keep in sync with EJECTION_DEFAULTS in lua/tidegate/schema.lua.
+var DefaultEjection = Ejection{
+	ConsecutiveFailures: 5,
+	Consecutive5xx:      0,
+	BaseEjectionMS:      10000,
+	MaxEjectionMS:       300000,
+	SlowStartMS:         10000,
+	MaxEjectedPercent:   50,
 }
 
 // Endpoint is one address:port of a backend.

@@ -46,6 +46,15 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		backend = q
 	}
 	add("set $tidegate_backend %s;", backend)
+	if l.HashBy != "" {
+		// The one place a user's text is evaluated by nginx: the model
+		// allows only variables and [-A-Za-z0-9_./:@|] here.
+		key, err := Quote(l.HashBy)
+		if err != nil {
+			return nil, fmt.Errorf("upstream-hash-by: %w", err)
+		}
+		add("set $tidegate_hash_key %s;", key)
+	}
 
 	for _, p := range c.Access.Deny {
 		add("deny %s;", p.String())

@@ -71,10 +71,14 @@ func fields() []field {
 			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.Host(v).Prefix("/", "web:80") })
 		}},
 		{name: "tls host", prefix: "a.io", build: func(v string) []any {
-			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.TLS("", v).Host("a.io").Prefix("/", "web:80") })
+			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder {
+				return i.TLS("", v).Host("a.io").Prefix("/", "web:80")
+			})
 		}},
 		{name: "tls secret name", prefix: "s", build: func(v string) []any {
-			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.TLS(v, "a.io").Host("a.io").Prefix("/", "web:80") })
+			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder {
+				return i.TLS(v, "a.io").Host("a.io").Prefix("/", "web:80")
+			})
 		}},
 		{name: "service name", prefix: "web", build: func(v string) []any {
 			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.Host("a.io").Prefix("/", v+":80") })

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -230,30 +231,85 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 type Backend struct {
 	Name string
 	// Addr is "127.0.0.1"; Port its port.
-	Addr string
-	Port int32
-	srv  *http.Server
-	ln   net.Listener
+	Addr    string
+	Port    int32
+	handler http.Handler
+
+	mu  sync.Mutex
+	srv *http.Server
 }
 
 // StartBackend starts a backend answering name to every request; t.Cleanup
 // stops it.
 func StartBackend(t testing.TB, name string) *Backend {
 	t.Helper()
+	return StartBackendFunc(t, name, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
+}
+
+// StartSlowBackend starts a backend that waits delay before it answers name.
+func StartSlowBackend(t testing.TB, name string, delay time.Duration) *Backend {
+	t.Helper()
+	return StartBackendFunc(t, name, func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(delay)
+		io.WriteString(w, name)
+	})
+}
+
+// StartBackendFunc starts a backend answering with h; t.Cleanup stops it.
+func StartBackendFunc(t testing.TB, name string, h http.HandlerFunc) *Backend {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	b := &Backend{Name: name, Addr: "127.0.0.1", Port: int32(ln.Addr().(*net.TCPAddr).Port), ln: ln}
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, name)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = b.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = b.srv.Close() })
+	b := &Backend{Name: name, Addr: "127.0.0.1", Port: int32(ln.Addr().(*net.TCPAddr).Port), handler: h}
+	b.serve(ln)
+	t.Cleanup(b.Kill)
 	return b
+}
+
+func (b *Backend) serve(ln net.Listener) {
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 5 * time.Second}
+	b.mu.Lock()
+	b.srv = srv
+	b.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
 }
 
 // Kill closes the listener and every connection: new connections are
 // refused, as when a pod dies.
-func (b *Backend) Kill() { _ = b.srv.Close() }
+func (b *Backend) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.srv.Close()
+}
+
+// Restart listens again on the same port after Kill, as a pod that came
+// back.
+func (b *Backend) Restart(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(b.Addr, strconv.Itoa(int(b.Port))))
+	must(t, err)
+	b.serve(ln)
+}
+
+// Endpoint returns "addr:port", as nginx writes it in $upstream_addr.
+func (b *Backend) Endpoint() string { return net.JoinHostPort(b.Addr, strconv.Itoa(int(b.Port))) }
+
+// Do sends req to the proxy (its URL path and query only; the host is the
+// proxy's) and returns the response and its body.
+func (n *Nginx) Do(t testing.TB, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	req.URL.Scheme, req.URL.Host = "http", n.HTTP
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return resp, string(b)
+}
 
 // freeAddrs returns n distinct free ports on 127.0.0.1 (held open together
 // so the kernel cannot hand out the same one twice).
@@ -299,6 +355,8 @@ http {
   lua_shared_dict tidegate_certificates 16m;
   init_by_lua_block { require("tidegate.init").init() }
   init_worker_by_lua_block { require("tidegate.init").init_worker() }
+  header_filter_by_lua_block { require("tidegate.balancer").header_filter() }
+  log_by_lua_block { require("tidegate.balancer").log() }
 
   ssl_certificate {{.Dir}}/default.crt;
   ssl_certificate_key {{.Dir}}/default.key;
@@ -324,9 +382,12 @@ http {
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_connect_timeout 2s;
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries 3;
 {{- range .Paths}}
     location = {{.}} {
       set $tidegate_backend "{{index $.Locs .}}";
+      set $tidegate_hash_key $http_x_hash_key;
       rewrite_by_lua_block { require("tidegate.balancer").rewrite() }
       proxy_pass http://tidegate_upstream;
     }

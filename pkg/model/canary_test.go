@@ -1,0 +1,70 @@
+package model_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+func TestCanaryIsAttachedToTheMainBackend(t *testing.T) {
+	objs := []any{
+		fixture.Service("default/web", "80"), fixture.Service("default/web-v2", "80"), fixture.Service("default/web-v3", "80"),
+		// the canaries are older than the main Ingress: order must not matter
+		fixture.Ingress("v2").Host("a.example.com").Prefix("/", "web-v2:80").
+			Annotate(ann+"canary", "true").Annotate(ann+"canary-by-header", "X-Canary").
+			Annotate(ann+"canary-by-header-value", "v2").Annotate(ann+"canary-weight", "10"),
+		fixture.Ingress("v3").Host("a.example.com").Prefix("/", "web-v3:80").
+			Annotate(ann+"canary", "true").Annotate(ann+"canary-by-cookie", "beta").
+			Annotate(ann+"canary-weight", "1").Annotate(ann+"canary-weight-total", "4"),
+		fixture.Ingress("main").Created(time.Hour).Host("a.example.com").Prefix("/", "web:80"),
+		fixture.Ingress("orphan").Host("a.example.com").Prefix("/nothing", "web-v2:80").Annotate(ann+"canary", "true"),
+	}
+	m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
+	want := []string{"* prefix / -> 404", "a.example.com prefix / -> default/web:80"}
+	if got := routes(m); !reflect.DeepEqual(got, want) {
+		t.Errorf("routes %v, want %v (a canary adds no location)", got, want)
+	}
+	main := backendNamed(m, "default/web:80")
+	wantC := []model.Canary{
+		{Backend: "default/web-v2:80", Header: "X-Canary", HeaderValue: "v2", Weight: 10, WeightTotal: 100},
+		{Backend: "default/web-v3:80", Cookie: "beta", Weight: 1, WeightTotal: 4},
+	}
+	if main == nil || !reflect.DeepEqual(main.Canaries, wantC) {
+		t.Fatalf("main backend %+v, want canaries %+v", main, wantC)
+	}
+	if backendNamed(m, "default/web-v2:80") == nil || backendNamed(m, "default/web-v3:80") == nil {
+		t.Error("canary backends are not pushed")
+	}
+	if !strings.Contains(strings.Join(problems(m), "\n"), `Ingress default/orphan spec.rules[0].http.paths[0]: canary for host "a.example.com" path "/nothing"`) {
+		t.Errorf("a canary without a main Ingress is not reported: %v", problems(m))
+	}
+}
+
+func TestParseCanary(t *testing.T) {
+	tests := map[string]struct {
+		ann      map[string]string
+		want     model.Canary
+		problems int
+	}{
+		"weight only":              {map[string]string{ann + "canary-weight": "30"}, model.Canary{Weight: 30, WeightTotal: 100}, 0},
+		"value beats pattern":      {map[string]string{ann + "canary-by-header": "X", ann + "canary-by-header-value": "a", ann + "canary-by-header-pattern": "^b"}, model.Canary{Header: "X", HeaderValue: "a", WeightTotal: 100}, 0},
+		"pattern":                  {map[string]string{ann + "canary-by-header": "X", ann + "canary-by-header-pattern": "^b"}, model.Canary{Header: "X", HeaderPattern: "^b", WeightTotal: 100}, 0},
+		"value without header":     {map[string]string{ann + "canary-by-header-value": "a"}, model.Canary{WeightTotal: 100}, 0},
+		"weight above the total":   {map[string]string{ann + "canary-weight": "30", ann + "canary-weight-total": "20"}, model.Canary{WeightTotal: 20}, 1},
+		"bad header name":          {map[string]string{ann + "canary-by-header": "X Y"}, model.Canary{WeightTotal: 100}, 1},
+		"control char in value":    {map[string]string{ann + "canary-by-header": "X", ann + "canary-by-header-value": "a\nb"}, model.Canary{Header: "X", WeightTotal: 100}, 1},
+		"negative weight reported": {map[string]string{ann + "canary-weight": "-1"}, model.Canary{WeightTotal: 100}, 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, probs := model.ParseCanary(tc.ann)
+			if !reflect.DeepEqual(got, tc.want) || len(probs) != tc.problems {
+				t.Errorf("got %+v %v, want %+v with %d problems", got, probs, tc.want, tc.problems)
+			}
+		})
+	}
+}

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+)
+
+// TestBalancingThroughTheTemplate checks the data-plane annotations with
+// the real rendered nginx.conf (the Lua side has its own tests in
+// pkg/dynamic): consistent hashing, sticky cookies and a header canary.
+func TestBalancingThroughTheTemplate(t *testing.T) {
+	main := startBackends(t, "m-1", "m-2", "m-3")
+	canary := startBackends(t, "canary")
+	canaryIng := strings.Replace(annotatedIngress("web-canary", "canary.test", "Prefix", "/",
+		"canary=true", "canary-by-header=X-Canary"), "name: web, port", "name: web-canary, port", 1)
+	// Balancing settings belong to a backend (a Service port), so each
+	// scenario gets its own Service over the same endpoints.
+	onService := func(doc, svc string) string { return strings.Replace(doc, "name: web, port", "name: "+svc+", port", 1) }
+	docs := []string{
+		serviceYAML("web", 80), sliceYAML("web-1", "web", main.Port, main.Addrs),
+		serviceYAML("hash", 80), sliceYAML("hash-1", "hash", main.Port, main.Addrs),
+		serviceYAML("sticky", 80), sliceYAML("sticky-1", "sticky", main.Port, main.Addrs),
+		serviceYAML("web-canary", 80), sliceYAML("web-canary-1", "web-canary", canary.Port, canary.Addrs),
+		onService(annotatedIngress("hash", "hash.test", "Prefix", "/", "upstream-hash-by=$http_x_user"), "hash"),
+		onService(annotatedIngress("sticky", "sticky.test", "Prefix", "/", "affinity=cookie", "session-cookie-name=route"), "sticky"),
+		annotatedIngress("web", "canary.test", "Prefix", "/"),
+		canaryIng,
+	}
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join(docs, "---\n")})
+
+	t.Run("upstream-hash-by keeps a key on one endpoint", func(t *testing.T) {
+		seen := map[string]bool{}
+		for u := 0; u < 12; u++ {
+			first := ""
+			for i := 0; i < 5; i++ {
+				r := tg.GetWith("hash.test", "/", map[string]string{"X-User": fmt.Sprint("user-", u)})
+				if first == "" {
+					first = r.Name
+				}
+				if r.Status != 200 || r.Name != first {
+					t.Fatalf("user-%d went to %q then %q (status %d)", u, first, r.Name, r.Status)
+				}
+			}
+			seen[first] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("12 keys all hashed to %v", seen)
+		}
+	})
+	t.Run("affinity cookie keeps a client on one endpoint", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		first := ""
+		for i := 0; i < 10; i++ {
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
+			req.Host = "sticky.test"
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var name string
+			fmt.Sscanf(readBody(resp), `{"name":%q`, &name)
+			if i == 0 && !strings.Contains(resp.Header.Get("Set-Cookie"), "route=") {
+				t.Errorf("first answer sets no route cookie: %q", resp.Header.Get("Set-Cookie"))
+			}
+			if first == "" {
+				first = name
+			}
+			if name != first {
+				t.Fatalf("request %d went to %q, the cookie said %q", i, name, first)
+			}
+		}
+	})
+	t.Run("canary by header", func(t *testing.T) {
+		if r := tg.GetWith("canary.test", "/", map[string]string{"X-Canary": "always"}); r.Name != "canary" {
+			t.Errorf("X-Canary: always went to %q", r.Name)
+		}
+		if r := tg.GetWith("canary.test", "/", map[string]string{"X-Canary": "never"}); !strings.HasPrefix(r.Name, "m-") {
+			t.Errorf("X-Canary: never went to %q", r.Name)
+		}
+		if r := tg.Get("canary.test", "/"); !strings.HasPrefix(r.Name, "m-") {
+			t.Errorf("no header went to %q", r.Name)
+		}
+	})
+}
+
+// GetWith sends GET with extra headers.
+func (tg *tidegate) GetWith(host, path string, headers map[string]string) reply {
+	tg.t.Helper()
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), nil)
+	req.Host = host
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := tg.client.Do(req)
+	if err != nil {
+		return reply{Status: -1, Body: err.Error()}
+	}
+	r := reply{Status: resp.StatusCode, Body: readBody(resp)}
+	fmt.Sscanf(r.Body, `{"name":%q`, &r.Name)
+	return r
+}
+
+func readBody(resp *http.Response) string {
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}

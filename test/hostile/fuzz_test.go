@@ -1,0 +1,107 @@
+package hostile
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/pkg/nginx/confparse"
+)
+
+var fuzzEnv struct {
+	once  sync.Once
+	set   nginx.Settings
+	proc  *nginx.Process
+	known map[string]bool
+	err   error
+	n     int
+}
+
+// FuzzRender feeds random hosts, paths, path types, service names and
+// annotation values through model and render. Invariants: nginx.conf always
+// parses, holds no control character, no directive outside the template's
+// vocabulary, no newline inside an argument; every 50th rendering passes a
+// real `nginx -t`.
+func FuzzRender(f *testing.F) {
+	keys := annotations.Keys()
+	f.Add("a.io", "/x", uint8(0), "web", uint8(0), "8m")
+	f.Add("*.b.io", "/api(/|$)(.*)", uint8(2), "web", uint8(5), "/$2")
+	f.Add("c.io", "/x\"; return 200 pwned; #", uint8(1), "w;eb", uint8(9), "x\nreturn 200;")
+	f.Add("d.io", "/{}", uint8(3), "web", uint8(13), "https://a.io$request_uri")
+	f.Fuzz(func(t *testing.T, host, path string, pathType uint8, svc string, key uint8, value string) {
+		fuzzEnv.once.Do(func() {
+			// Shared by every fuzz input: not t.TempDir, which goes with the
+			// first input's test.
+			dir, err := os.MkdirTemp("", "tidegate-fuzz-")
+			if err != nil {
+				fuzzEnv.err = err
+				return
+			}
+			fuzzEnv.set = nginx.Settings{WorkDir: dir, HTTPPort: 18080, HTTPSPort: 18443}
+			fuzzEnv.proc, fuzzEnv.err = nginx.NewProcess(fuzzEnv.set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			fuzzEnv.known = map[string]bool{}
+			r, _ := nginx.Render(model.Build(fixture.Snapshot(), model.DefaultOptions()).Structure, fuzzEnv.set)
+			tree, _ := confparse.Parse(string(r.Conf))
+			confparse.Walk(tree, func(d confparse.Directive) { fuzzEnv.known[d.Name] = true })
+			for _, n := range []string{"location", "set", "rewrite_by_lua_block", "proxy_pass", "grpc_pass", "return", "if", "rewrite",
+				"allow", "deny", "client_max_body_size", "client_body_buffer_size", "proxy_connect_timeout", "proxy_send_timeout",
+				"proxy_read_timeout", "proxy_next_upstream_timeout", "proxy_buffering", "proxy_buffer_size", "proxy_request_buffering",
+				"proxy_http_version", "proxy_next_upstream", "proxy_next_upstream_tries", "proxy_set_header", "grpc_set_header", "header_filter_by_lua_block", "log_by_lua_block",
+				"add_header", "limit_req", "limit_req_zone", "limit_conn", "limit_conn_zone", "geo", "map", "server_name", "listen"} {
+				fuzzEnv.known[n] = true
+			}
+		})
+		if fuzzEnv.err != nil {
+			t.Fatal(fuzzEnv.err)
+		}
+		ing := fixture.Ingress("fz/ing").Annotate(annotations.Prefix+keys[int(key)%len(keys)], value).Host(host)
+		switch pathType % 4 {
+		case 0:
+			ing.Prefix(path, svc+":80")
+		case 1:
+			ing.Exact(path, svc+":80")
+		case 2:
+			ing.Annotate(annotations.Prefix+"use-regex", "true").Specific(path, svc+":80")
+		default:
+			ing.Specific(path, svc+":80")
+		}
+		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing), model.DefaultOptions())
+		r, err := nginx.Render(m.Structure, fuzzEnv.set)
+		if err != nil {
+			return // refused with an error: fine
+		}
+		conf := string(r.Conf)
+		if strings.ContainsAny(conf, "\x00\r") {
+			t.Fatalf("control character in nginx.conf")
+		}
+		tree, err := confparse.Parse(conf)
+		if err != nil {
+			t.Fatalf("nginx.conf does not parse: %v", err)
+		}
+		confparse.Walk(tree, func(d confparse.Directive) {
+			if !fuzzEnv.known[d.Name] {
+				t.Fatalf("unexpected directive %q", d.Name)
+			}
+			if d.Name != "init_by_lua_block" && !strings.HasSuffix(d.Name, "_by_lua_block") {
+				for _, a := range d.Args {
+					if strings.Contains(a, "\n") {
+						t.Fatalf("newline inside an argument of %s", d.Name)
+					}
+				}
+			}
+		})
+		fuzzEnv.n++
+		if fuzzEnv.n%50 == 1 {
+			if err := fuzzEnv.proc.Check(r.Conf); err != nil {
+				t.Fatalf("nginx -t: %v", err)
+			}
+		}
+	})
+}
