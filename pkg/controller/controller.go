@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -179,16 +181,34 @@ func (c *Controller) take() (*snapshot.Snapshot, []model.Problem) {
 	return c.latest, c.srcProblems
 }
 
-// start renders the first configuration and starts nginx with it. A first
-// configuration that fails the check falls back to an empty one, so the
-// status port and the default server still come up.
+// start renders the first configuration and starts nginx with it. When the
+// candidate fails the check, the Ingresses responsible are quarantined; if
+// that does not help, the last good nginx.conf left in the working
+// directory by a previous run is used; failing that, an empty configuration,
+// so the status port and the default server still come up.
 func (c *Controller) start(ctx context.Context) error {
 	snap, srcProblems := c.take()
 	m := model.Build(snap, c.cfg.Options)
 	c.report(m, srcProblems)
 	r, err := c.candidate(m)
 	if err != nil {
-		c.log.Error("first configuration rejected; starting with no Ingress served until it is fixed", "err", err)
+		c.log.Error("first configuration rejected", "err", err)
+		if q, ok := c.quarantine(snap, err); ok {
+			c.report(q, srcProblems)
+			if qr, qerr := c.candidate(q); qerr == nil {
+				m, r, err = q, qr, nil
+			}
+		}
+	}
+	if err != nil {
+		if last, lerr := c.lastGood(); lerr == nil {
+			c.log.Warn("serving the last good nginx.conf of a previous run until the configuration is fixed", "generation", last.Generation)
+			r, err = last, nil
+			c.rejected = &m.Structure
+		}
+	}
+	if err != nil {
+		c.log.Error("starting with no Ingress served until the configuration is fixed")
 		m = model.Build((&snapshot.Snapshot{}).Index(), c.cfg.Options)
 		if r, err = c.candidate(m); err != nil {
 			return fmt.Errorf("even an empty configuration fails the nginx check (is the nginx install complete? run `make deps`): %w", err)
@@ -208,6 +228,32 @@ func (c *Controller) start(ctx context.Context) error {
 	c.met.inSync.Set(1)
 	c.setStatus(false)
 	return nil
+}
+
+// lastGood reads the nginx.conf a previous run installed (only checked
+// configurations are ever installed) and checks it again.
+func (c *Controller) lastGood() (*nginx.Rendered, error) {
+	b, err := os.ReadFile(c.cfg.Nginx.ConfPath())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.proc.Check(b); err != nil {
+		return nil, err
+	}
+	gen := ""
+	if i := bytes.Index(b, []byte("location = /tidegate/generation")); i >= 0 {
+		rest := b[i:]
+		if j := bytes.Index(rest, []byte("return 200 ")); j >= 0 {
+			rest = rest[j+len("return 200 "):]
+			if k := bytes.IndexByte(rest, ';'); k > 0 {
+				gen = string(rest[:k])
+			}
+		}
+	}
+	if gen == "" {
+		return nil, fmt.Errorf("no generation in %s", c.cfg.Nginx.ConfPath())
+	}
+	return &nginx.Rendered{Conf: b, Generation: gen}, nil
 }
 
 // restart brings nginx back with the last applied configuration and pushes
@@ -279,6 +325,17 @@ func (c *Controller) sync(ctx context.Context) {
 	begin := time.Now()
 	r, err := c.candidate(next)
 	if err != nil {
+		// Find the Ingresses that nginx rejects, set them aside and apply
+		// the rest; failing that, keep the last good configuration.
+		if q, ok := c.quarantine(snap, err); ok {
+			c.report(q, srcProblems)
+			if qr, qerr := c.candidate(q); qerr == nil {
+				next, r, err = q, qr, nil
+				plan = Decide(c.applied, next)
+			}
+		}
+	}
+	if err != nil {
 		c.rejected = &next.Structure
 		c.met.reloads.WithLabelValues("check_failed").Inc()
 		c.met.lastReloadOK.Set(0)
@@ -288,6 +345,13 @@ func (c *Controller) sync(ctx context.Context) {
 		return
 	}
 	c.rejected = nil
+	if !plan.Reload { // the quarantine left the live structure as it is
+		if err := c.applyDynamic(ctx, plan); err != nil {
+			c.needFull = true
+		}
+		c.applied = next
+		return
+	}
 	// New and changed backends first, so the new configuration finds them;
 	// removals after the reload, when no worker routes to them any more.
 	add := plan

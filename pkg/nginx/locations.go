@@ -149,7 +149,11 @@ func proxyLines(c annotations.Config, add func(string, ...any)) {
 		add("proxy_buffering %s;", p.Buffering)
 	}
 	if p.BufferSize != "" {
+		// As ingress-nginx does: the buffers grow with the header buffer,
+		// or nginx refuses a proxy_busy_buffers_size (2 x the buffer size)
+		// larger than all buffers but one.
 		add("proxy_buffer_size %s;", p.BufferSize)
+		add("proxy_buffers 4 %s;", p.BufferSize)
 	}
 	if p.RequestBuffering != "" {
 		add("proxy_request_buffering %s;", p.RequestBuffering)

@@ -50,6 +50,7 @@ func TestRenderGolden(t *testing.T) {
 				Annotate("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/v1").
 				Annotate("nginx.ingress.kubernetes.io/proxy-body-size", "8m").
 				Annotate("nginx.ingress.kubernetes.io/proxy-read-timeout", "120").
+				Annotate("nginx.ingress.kubernetes.io/proxy-buffer-size", "16k").
 				Annotate("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8,127.0.0.1").
 				Annotate("nginx.ingress.kubernetes.io/limit-rps", "10").
 				Annotate("nginx.ingress.kubernetes.io/limit-whitelist", "192.168.0.0/16").

@@ -132,6 +132,8 @@ type tidegate struct {
 	HTTPPort, HTTPSPort, StatusPt int
 	cmd                           *exec.Cmd
 	logPath                       string
+	logf                          *os.File
+	stopped                       bool
 	client                        *http.Client
 }
 
@@ -139,8 +141,32 @@ type tidegate struct {
 // until /healthz answers 200.
 func startTidegate(t testing.TB, manifests map[string]string) *tidegate {
 	t.Helper()
-	tg := &tidegate{t: t, Dir: t.TempDir(), WorkDir: t.TempDir(),
+	return startTidegateWith(t, manifests, startOptions{})
+}
+
+// startOptions change how startTidegateWith runs tidegate.
+type startOptions struct {
+	// Dir and WorkDir reuse directories (a restart); new ones when empty.
+	Dir, WorkDir string
+	// Args are extra command-line arguments.
+	Args []string
+	// Ports reuses the ports of an earlier run (a restart).
+	Ports *tidegate
+}
+
+func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions) *tidegate {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = t.TempDir()
+	}
+	tg := &tidegate{t: t, Dir: o.Dir, WorkDir: o.WorkDir,
 		HTTPPort: freePort(t), HTTPSPort: freePort(t), StatusPt: freePort(t)}
+	if o.Ports != nil {
+		tg.HTTPPort, tg.HTTPSPort, tg.StatusPt = o.Ports.HTTPPort, o.Ports.HTTPSPort, o.Ports.StatusPt
+	}
 	for name, body := range manifests {
 		tg.Write(name, body)
 	}
@@ -152,14 +178,29 @@ func startTidegate(t testing.TB, manifests map[string]string) *tidegate {
 	tg.cmd = exec.Command(tidegateBin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 		"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
 		"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s")
+	tg.cmd.Args = append(tg.cmd.Args, o.Args...)
 	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
+	tg.logf = logf
 	if err := tg.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	tg.client = &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(func() {
+	t.Cleanup(tg.Stop)
+	tg.waitHealthy()
+	return tg
+}
+
+// Stop ends tidegate with SIGINT (and SIGKILL after 15s); safe to repeat.
+func (tg *tidegate) Stop() {
+	t := tg.t
+	logf := tg.logf
+	if tg.stopped {
+		return
+	}
+	tg.stopped = true
+	func() {
 		_ = tg.cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { tg.cmd.Wait(); close(done) }()
@@ -173,9 +214,7 @@ func startTidegate(t testing.TB, manifests map[string]string) *tidegate {
 		if t.Failed() {
 			tg.dumpLogs()
 		}
-	})
-	tg.waitHealthy()
-	return tg
+	}()
 }
 
 func (tg *tidegate) dumpLogs() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/snapshot"
@@ -140,6 +141,10 @@ type watcher struct {
 	watched  map[string]bool
 	last     [sha256.Size]byte
 	onChange func(*snapshot.Snapshot, []model.Problem)
+	// firstSeen is when each Ingress without a creationTimestamp was first
+	// read: manifests rarely carry one, and "the oldest Ingress wins a
+	// conflict" must not let a file added later take over a served path.
+	firstSeen map[string]metav1.Time
 }
 
 // sync reads the directory, follows its directories with fw and calls
@@ -158,6 +163,7 @@ func (w *watcher) sync(initial bool) {
 	}
 	w.last = r.digest
 	s := r.snap
+	w.stampCreation(s)
 	objects := len(s.Ingresses) + len(s.IngressClasses) + len(s.Services) +
 		len(s.EndpointSlices) + len(s.Secrets) + len(s.ConfigMaps)
 	w.log.Info("manifests reloaded", "files", r.files, "objects", objects, "problems", len(r.problems))
@@ -191,4 +197,30 @@ func (w *watcher) updateWatches(dirs map[string]bool) bool {
 		delete(w.watched, d)
 	}
 	return added
+}
+
+// stampCreation gives Ingresses without a creationTimestamp the time they
+// were first read (stable across reloads), as the API server would have.
+func (w *watcher) stampCreation(s *snapshot.Snapshot) {
+	if w.firstSeen == nil {
+		w.firstSeen = map[string]metav1.Time{}
+	}
+	now := metav1.Now()
+	seen := make(map[string]metav1.Time, len(s.Ingresses))
+	for i, ing := range s.Ingresses {
+		if !ing.CreationTimestamp.IsZero() {
+			continue
+		}
+		key := snapshot.Key(ing.Namespace, ing.Name)
+		t, ok := w.firstSeen[key]
+		if !ok {
+			// Several Ingresses read at once keep their name order.
+			t = metav1.NewTime(now.Add(time.Duration(i) * time.Nanosecond))
+		}
+		seen[key] = t
+		c := ing.DeepCopy()
+		c.CreationTimestamp = t
+		s.Ingresses[i] = c
+	}
+	w.firstSeen = seen
 }

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBlastRadius: with 50 invalid Ingresses present, other hosts answer
+// 200 throughout and a valid change to another host goes live.
+func TestBlastRadius(t *testing.T) {
+	be := startBackends(t, "good")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
+	})
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				if r := tg.Get("good.test", "/"); r.Status != 200 {
+					if failed.Add(1) < 3 {
+						t.Logf("failed request: %d %.200s", r.Status, r.Body)
+					}
+				}
+			}
+		}()
+	}
+	var bad []string
+	hostile := []string{`/x"; return 200 pwned; #`, "/a{b}", "/a b", "/\x00", "/ok"}
+	for i := 0; i < 50; i++ {
+		switch i % 5 {
+		case 0:
+			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("bad-%d.test;", i), "Prefix / web:80"))
+		case 1:
+			bad = append(bad, strings.Replace(ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "ImplementationSpecific /p web:80"),
+				`"/p"`, fmt.Sprintf("%q", hostile[i%4]), 1))
+		case 2:
+			bad = append(bad, annotatedIngress(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "Prefix", "/",
+				"proxy-body-size=1m; include /etc/passwd", "rewrite-target=/$host"))
+		case 3:
+			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "Prefix / missing-service:80"))
+		default:
+			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), "good.test", "Prefix / other:80")) // conflicts with the older good Ingress
+		}
+	}
+	tg.Write("bad.yaml", strings.Join(bad, "---\n"))
+	time.Sleep(300 * time.Millisecond)
+	tg.Write("later.yaml", ingressYAML("later", "later.test", "Prefix / web:80"))
+	tg.Eventually("a valid change with 50 invalid Ingresses present", func() string {
+		if r := tg.Get("later.test", "/"); r.Name != "good" {
+			return fmt.Sprintf("later.test: %d %q", r.Status, r.Name)
+		}
+		return ""
+	})
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("blast radius: %d requests to good.test while 50 invalid Ingresses were added, %d failed", sent.Load(), failed.Load())
+	if failed.Load() != 0 || sent.Load() == 0 {
+		t.Errorf("%d of %d requests to the good host failed", failed.Load(), sent.Load())
+	}
+	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
+		t.Error("hostile text reached nginx.conf")
+	}
+}
+
+// pickyNginx writes an nginx wrapper that refuses `nginx -t` for any
+// configuration containing marker, the way a real nginx refuses something
+// tidegate's validation did not foresee; everything else runs the real
+// nginx.
+func pickyNginx(t *testing.T, marker string) string {
+	path := filepath.Join(t.TempDir(), "nginx")
+	script := fmt.Sprintf(`#!/bin/sh
+for a in "$@"; do
+  if [ "$a" = "-t" ]; then
+    conf=""; prev=""
+    for b in "$@"; do [ "$prev" = "-c" ] && conf="$b"; prev="$b"; done
+    if grep -q %q "$conf"; then
+      echo "nginx: [emerg] test double refuses %s in $conf" >&2
+      exit 1
+    fi
+  fi
+done
+exec nginx "$@"
+`, marker, marker)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestQuarantineAndLastGood: a candidate that nginx refuses is bisected; the
+// Ingress responsible is set aside and everything else applies. A failure
+// not caused by an Ingress keeps the last good configuration, and a restart
+// comes back serving it.
+func TestQuarantineAndLastGood(t *testing.T) {
+	be := startBackends(t, "good")
+	base := map[string]string{
+		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
+	}
+	wrapper := pickyNginx(t, "refused.test")
+	tg := startTidegateWith(t, base, startOptions{Args: []string{"--nginx-binary", wrapper}})
+
+	// One change adds a host nginx refuses and a good one.
+	tg.Write("new.yaml", ingressYAML("refused", "refused.test", "Prefix / web:80")+"---\n"+ingressYAML("fine", "fine.test", "Prefix / web:80"))
+	tg.Eventually("the good Ingress of the same change is applied", func() string {
+		if r := tg.Get("fine.test", "/"); r.Name != "good" {
+			return fmt.Sprintf("fine.test: %d", r.Status)
+		}
+		return ""
+	})
+	if r := tg.Get("refused.test", "/"); r.Status == 200 {
+		t.Errorf("the quarantined Ingress is served")
+	}
+	log := readFile(t, tg.logPath)
+	if !strings.Contains(log, "quarantined") || !strings.Contains(log, "default/refused") {
+		t.Errorf("no quarantine report naming default/refused in the log")
+	}
+
+	// A refusal no Ingress explains (here: a global setting) keeps the last
+	// good configuration live.
+	wrapper2 := pickyNginx(t, "proxy_read_timeout 4242s")
+	tg.Stop()
+	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Args: []string{"--nginx-binary", wrapper2}})
+	if r := tg2.Get("fine.test", "/"); r.Name != "good" {
+		t.Fatalf("after a restart: fine.test %d", r.Status)
+	}
+	tg2.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata: {proxy-read-timeout: \"4242\"}\n")
+	tg2.Write("another.yaml", ingressYAML("another", "another.test", "Prefix / web:80"))
+	time.Sleep(time.Second)
+	if r := tg2.Get("fine.test", "/"); r.Name != "good" {
+		t.Errorf("the last good configuration must stay live: fine.test %d", r.Status)
+	}
+	// A restart with the refused setting still present comes back serving
+	// the last good nginx.conf from the working directory.
+	tg2.Stop()
+	tg3 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg2, Args: []string{"--nginx-binary", wrapper2}})
+	if r := tg3.Get("fine.test", "/"); r.Name != "good" {
+		t.Errorf("a restart must come back serving the last good configuration: fine.test %d %q", r.Status, r.Body)
+	}
+	if !strings.Contains(readFile(t, tg3.logPath), "last good nginx.conf") {
+		t.Errorf("the restart does not say it serves the last good configuration")
+	}
+}
