@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tidegate/tidegate/pkg/cli.Version=$(VERSION)
 DEB_PACKAGES := nginx-light libnginx-mod-http-lua lua-cjson lua-resty-core lua-resty-lrucache luajit2 wrk
 
-.PHONY: help deps build run test e2e unit bench lint fmt tools clean
+.PHONY: help deps build run test e2e unit bench lint fmt tools clean fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,9 +35,17 @@ tools: ## build kube-apiserver, etcd and kube-controller-manager into bin/ (only
 unit: ## fast tests: no nginx, no API server
 	$(GO) test -short $(PKGS)
 
-test: deps tools ## every test: model, render, real nginx, real kube-apiserver
+FUZZTIME ?= 15s
+
+test: deps tools ## every test: model, render, real nginx, real kube-apiserver, hostile corpus, a short fuzz run
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./test/hostile
+	$(GO) test -run '^$$' -fuzz '^FuzzLuaSchema$$' -fuzztime $(FUZZTIME) ./test/hostile
+
+fuzz: deps ## fuzz model+render and the Lua push schema for longer (FUZZTIME=5m each by default)
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(or $(filter-out 15s,$(FUZZTIME)),5m) ./test/hostile
+	$(GO) test -run '^$$' -fuzz '^FuzzLuaSchema$$' -fuzztime $(or $(filter-out 15s,$(FUZZTIME)),5m) ./test/hostile
 
 e2e: deps tools ## only the end-to-end tests (real nginx, real kube-apiserver)
 	$(GO) test -count=1 -timeout 30m -v ./test/...
