@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/tidegate/tidegate/pkg/admission"
 	"github.com/tidegate/tidegate/pkg/controller"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/snapshot"
 	"github.com/tidegate/tidegate/pkg/source/kube"
 	"github.com/tidegate/tidegate/pkg/status"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 // kubeFlags are the flags only `tidegate controller` has.
@@ -31,6 +35,10 @@ type kubeFlags struct {
 	electionID       string
 	electionTTL      time.Duration
 	updateStatus     bool
+	webhookPort      int
+	webhookCert      string
+	webhookKey       string
+	webhookHosts     string
 }
 
 func newController() *cobra.Command {
@@ -61,6 +69,10 @@ name the replica and the namespace of its Lease.`,
 	fs.StringVar(&k.electionID, "election-id", "tidegate-leader", "name of the Lease replicas compete for; the holder writes status")
 	fs.DurationVar(&k.electionTTL, "election-ttl", 30*time.Second, "how long the leader may be gone before another replica takes over")
 	fs.BoolVar(&k.updateStatus, "update-status", true, "write Ingress status and Events (leader only)")
+	fs.IntVar(&k.webhookPort, "admission-webhook-port", 0, "serve the Ingress ValidatingAdmissionWebhook (HTTPS, path "+admission.Path+") on this port; 0 turns it off")
+	fs.StringVar(&k.webhookCert, "admission-webhook-cert", "", "PEM certificate of the webhook (e.g. from a cert-manager Secret); generated self-signed into --workdir when empty")
+	fs.StringVar(&k.webhookKey, "admission-webhook-key", "", "PEM key of the webhook certificate")
+	fs.StringVar(&k.webhookHosts, "admission-webhook-hosts", "localhost,127.0.0.1", "comma-separated DNS names/IPs of a generated webhook certificate (the webhook Service's DNS name in a cluster)")
 	return cmd
 }
 
@@ -107,11 +119,25 @@ func runKube(f *commonFlags, k *kubeFlags) error {
 			}
 			go func() { errc <- writer.Run(ctx) }()
 		}
-		go func() { errc <- src.Run(ctx, onChange) }()
 		n := 1
 		if writer != nil {
 			n = 2
 		}
+		if k.webhookPort > 0 {
+			wh := admission.New(f.opts, log)
+			certFile, keyFile, err := webhookKeyPair(k, c.WorkDir())
+			if err != nil {
+				return err
+			}
+			inner := onChange
+			onChange = func(snap *snapshot.Snapshot, problems []model.Problem) {
+				wh.Update(snap)
+				inner(snap, problems)
+			}
+			go func() { errc <- wh.Serve(ctx, ":"+strconv.Itoa(k.webhookPort), certFile, keyFile) }()
+			n++
+		}
+		go func() { errc <- src.Run(ctx, onChange) }()
 		for range n {
 			if err := <-errc; err != nil {
 				return err // runController stops the rest
@@ -169,4 +195,35 @@ func restConfig(path string) (*rest.Config, error) {
 		return nil, fmt.Errorf("not in a cluster and no usable kubeconfig (use --kubeconfig): %w", err)
 	}
 	return cfg, nil
+}
+
+// webhookKeyPair returns the webhook's certificate files: the ones given,
+// or a self-signed pair generated into the working directory (its PEM is the
+// caBundle of the ValidatingWebhookConfiguration).
+func webhookKeyPair(k *kubeFlags, workdir string) (string, string, error) {
+	if k.webhookCert != "" || k.webhookKey != "" {
+		if k.webhookCert == "" || k.webhookKey == "" {
+			return "", "", errors.New("--admission-webhook-cert and --admission-webhook-key go together")
+		}
+		return k.webhookCert, k.webhookKey, nil
+	}
+	var hosts []string
+	for _, h := range strings.Split(k.webhookHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	crt, key, err := tlsutil.SelfSigned("tidegate admission webhook", hosts...)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile := filepath.Join(workdir, "admission.crt"), filepath.Join(workdir, "admission.key")
+	if err := os.WriteFile(certFile, crt, 0o644); err != nil {
+		return "", "", fmt.Errorf("write webhook certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return "", "", fmt.Errorf("write webhook key: %w", err)
+	}
+	slog.Info("admission webhook uses a generated self-signed certificate; put it in the webhook's caBundle", "cert", certFile)
+	return certFile, keyFile, nil
 }

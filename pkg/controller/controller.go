@@ -108,6 +108,9 @@ func (c *Controller) Healthy() bool { return c.healthy.Load() && !c.draining.Loa
 // Status returns the latest status summary.
 func (c *Controller) Status() Status { return *c.status.Load() }
 
+// WorkDir is nginx's working directory.
+func (c *Controller) WorkDir() string { return c.cfg.Nginx.WorkDir }
+
 // NginxPID is the nginx master pid (0 before start).
 func (c *Controller) NginxPID() int { return c.proc.PID() }
 

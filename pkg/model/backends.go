@@ -69,7 +69,7 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 
 	svc := b.snap.Service(ing.Namespace, svcName)
 	if svc == nil {
-		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: true,
 			Reason: fmt.Sprintf("service %s/%s not found; requests get 503 until it exists", ing.Namespace, svcName)})
 		return name, nil
 	}
@@ -80,7 +80,7 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 	}
 	sp, ok := servicePort(svc, port)
 	if !ok {
-		b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: true,
 			Reason: fmt.Sprintf("service %s/%s has no port %s; requests get 503", ing.Namespace, svcName, portLabel)})
 		return name, nil
 	}

@@ -37,7 +37,7 @@ func (b *builder) addTLS(ing *networkingv1.Ingress) map[string]bool {
 		}
 		sk := snapshot.Key(ing.Namespace, t.SecretName)
 		if err := checkTLSSecret(b.snap.Secret(ing.Namespace, t.SecretName)); err != nil {
-			b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".secretName",
+			b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".secretName", Warning: true,
 				Reason: fmt.Sprintf("secret %s: %v; the default certificate is served for %v", sk, err, valid)})
 			continue
 		}

@@ -243,6 +243,9 @@ type Problem struct {
 	Field string
 	// Reason says what is wrong and what to change.
 	Reason string
+	// Warning marks a problem that may resolve by itself (a Service or
+	// Secret that does not exist yet): admission lets such an Ingress in.
+	Warning bool
 }
 
 func (p Problem) String() string {

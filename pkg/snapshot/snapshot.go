@@ -97,3 +97,17 @@ func (s *Snapshot) Secret(namespace, name string) *corev1.Secret {
 func (s *Snapshot) ConfigMap(namespace, name string) *corev1.ConfigMap {
 	return s.cms[Key(namespace, name)]
 }
+
+// WithIngresses returns a new indexed snapshot holding ings and the other
+// objects of s. The lists are copied, so indexing the new snapshot never
+// touches s (which other goroutines may be reading).
+func (s *Snapshot) WithIngresses(ings []*networkingv1.Ingress) *Snapshot {
+	return (&Snapshot{
+		Ingresses:      append([]*networkingv1.Ingress(nil), ings...),
+		IngressClasses: append([]*networkingv1.IngressClass(nil), s.IngressClasses...),
+		Services:       append([]*corev1.Service(nil), s.Services...),
+		EndpointSlices: append([]*discoveryv1.EndpointSlice(nil), s.EndpointSlices...),
+		Secrets:        append([]*corev1.Secret(nil), s.Secrets...),
+		ConfigMaps:     append([]*corev1.ConfigMap(nil), s.ConfigMaps...),
+	}).Index()
+}
