@@ -5,7 +5,7 @@ BIN := bin
 PKGS := ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tidegate/tidegate/pkg/cli.Version=$(VERSION)
-DEB_PACKAGES := nginx-light libnginx-mod-http-lua lua-cjson lua-resty-core lua-resty-lrucache luajit2 wrk
+DEB_PACKAGES := nginx-light libnginx-mod-http-lua lua-cjson lua-resty-core lua-resty-lrucache luajit2 wrk chromium iproute2
 
 .PHONY: help deps build run test e2e unit bench lint fmt tools clean fuzz
 

@@ -49,6 +49,7 @@ local round_robin = require("tidegate.balancers.round_robin")
 local ewma = require("tidegate.balancers.ewma")
 local chash = require("tidegate.balancers.chash")
 local canary = require("tidegate.canary")
+local metrics = require("tidegate.metrics")
 
 local dict = ngx.shared[store.BACKENDS_DICT]
 
@@ -575,6 +576,7 @@ _M.next_field = next_field
 
 -- log feeds the outcome of every try of the request to its backend.
 function _M.log()
+  metrics.log()
   local name = ngx_var.tidegate_backend
   if not name then
     return

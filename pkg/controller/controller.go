@@ -40,6 +40,8 @@ type Controller struct {
 	proc *nginx.Process
 	push *dynamic.Client
 	met  *metrics
+	// dataplane reads nginx's request metrics and stub_status.
+	dataplane *dataplane
 
 	mu          sync.Mutex
 	latest      *snapshot.Snapshot
@@ -58,6 +60,7 @@ type Controller struct {
 	healthy     atomic.Bool
 	draining    atomic.Bool
 	status      atomic.Pointer[Status]
+	page        pageState // what the status page shows (statuspage.go)
 }
 
 // Status is a summary for the status endpoints.
@@ -83,6 +86,8 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
+	c.dataplane = newDataplane(cfg.Nginx.SocketPath())
+	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
 }
 
@@ -137,6 +142,7 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 	if err := c.start(ctx); err != nil {
 		return err
 	}
+	c.page.model.Store(c.applied)
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,6 +159,7 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 				c.debounce(ctx)
 			}
 			c.sync(ctx)
+			c.page.model.Store(c.applied)
 		}
 	}
 }
@@ -300,7 +307,8 @@ func (c *Controller) sync(ctx context.Context) {
 	c.report(next, srcProblems)
 	if c.needFull {
 		if err := c.pushAll(ctx, c.applied); err != nil {
-			c.log.Error("full push failed", "err", err)
+			c.log.Error("full push failed; retrying in a second", "err", err)
+			c.pushFailed()
 		} else {
 			c.needFull = false
 		}
@@ -313,7 +321,7 @@ func (c *Controller) sync(ctx context.Context) {
 		if err := c.applyDynamic(ctx, plan); err != nil {
 			c.met.inSync.Set(0)
 			c.log.Error("push failed; the next sync pushes everything again", "err", err)
-			c.needFull = true
+			c.pushFailed()
 			return
 		}
 		c.applied = next
@@ -350,7 +358,7 @@ func (c *Controller) sync(ctx context.Context) {
 	c.rejected = nil
 	if !plan.Reload { // the quarantine left the live structure as it is
 		if err := c.applyDynamic(ctx, plan); err != nil {
-			c.needFull = true
+			c.pushFailed()
 		}
 		c.applied = next
 		return
@@ -360,7 +368,8 @@ func (c *Controller) sync(ctx context.Context) {
 	add := plan
 	add.RemovedBackends, add.RemovedCertificates = nil, nil
 	if err := c.applyDynamic(ctx, add); err != nil {
-		c.log.Error("push before reload failed", "err", err)
+		c.log.Error("push before reload failed; retrying with a full push", "err", err)
+		c.pushFailed()
 	}
 	if err := c.proc.Reload(ctx, r.Conf, r.Generation); err != nil {
 		c.met.reloads.WithLabelValues("failed").Inc()
@@ -373,10 +382,12 @@ func (c *Controller) sync(ctx context.Context) {
 	c.appliedConf = r
 	c.met.reloads.WithLabelValues("success").Inc()
 	c.met.reloadSeconds.Set(took.Seconds())
+	c.page.noteReload(took, reloadReason(c.applied, next))
 	c.met.lastReloadOK.Set(1)
 	rem := Plan{RemovedBackends: plan.RemovedBackends, RemovedCertificates: plan.RemovedCertificates}
 	if err := c.applyDynamic(ctx, rem); err != nil {
-		c.log.Error("push after reload failed", "err", err)
+		c.log.Error("push after reload failed; retrying with a full push", "err", err)
+		c.pushFailed()
 	}
 	c.applied = next
 	c.met.inSync.Set(1)
@@ -390,7 +401,7 @@ func (c *Controller) applyKeepingStructure(ctx context.Context, next *model.Mode
 	m := withStructure(next, c.applied)
 	if err := c.applyDynamic(ctx, Decide(c.applied, m)); err != nil {
 		c.log.Error("push failed; the next sync pushes everything again", "err", err)
-		c.needFull = true
+		c.pushFailed()
 		return
 	}
 	c.applied = m
@@ -441,6 +452,7 @@ func (c *Controller) observePush(kind string, begin time.Time, err error) {
 		result = "error"
 	}
 	c.met.pushes.WithLabelValues(kind, result).Inc()
+	c.page.notePush(kind, begin, err)
 }
 
 // report logs problems that are new since the last sync (so a standing
@@ -477,4 +489,16 @@ func (c *Controller) setStatus(reloaded bool) {
 		st.LastReload = time.Now()
 	}
 	c.status.Store(&st)
+}
+
+// pushFailed marks Lua's state as unknown and schedules a sync in a second,
+// so a failed push is retried in full even if nothing else changes.
+func (c *Controller) pushFailed() {
+	c.needFull = true
+	time.AfterFunc(time.Second, func() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	})
 }

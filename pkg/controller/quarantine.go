@@ -16,22 +16,19 @@ const maxQuarantine = 8
 
 // without returns a copy of snap with the Ingresses of skip left out.
 func without(snap *snapshot.Snapshot, skip map[string]bool) *snapshot.Snapshot {
-	out := *snap
-	out.Ingresses = make([]*networkingv1.Ingress, 0, len(snap.Ingresses))
+	keep := make([]*networkingv1.Ingress, 0, len(snap.Ingresses))
 	for _, ing := range snap.Ingresses {
 		if !skip[snapshot.Key(ing.Namespace, ing.Name)] {
-			out.Ingresses = append(out.Ingresses, ing)
+			keep = append(keep, ing)
 		}
 	}
-	return out.Index()
+	return snap.WithIngresses(keep)
 }
 
 // only returns a copy of snap whose Ingresses are keep (and every other
 // object unchanged).
 func only(snap *snapshot.Snapshot, keep []*networkingv1.Ingress) *snapshot.Snapshot {
-	out := *snap
-	out.Ingresses = keep
-	return out.Index()
+	return snap.WithIngresses(keep)
 }
 
 // findCulprits is used when a candidate nginx.conf fails `nginx -t` although

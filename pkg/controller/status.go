@@ -11,7 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ServeStatus serves /healthz and /metrics on addr until ctx is done.
+// ServeStatus serves /healthz, /metrics and the status page (/) on addr
+// until ctx is done.
 // /healthz answers 200 only while nginx runs an applied configuration and
 // the controller is not shutting down.
 func (c *Controller) ServeStatus(ctx context.Context, addr string) error {
@@ -24,6 +25,7 @@ func (c *Controller) ServeStatus(ctx context.Context, addr string) error {
 		fmt.Fprintf(w, "ok generation=%s\n", c.Status().Generation)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(c.met.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", c.servePage)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("status port: %w", err)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -46,7 +47,7 @@ func DefaultOptions() Options {
 func Build(snap *snapshot.Snapshot, opts Options) *Model {
 	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{}}
 	b.global = parseGlobal(snap, opts, b.report)
-	ours := b.ourIngresses()
+	ours := b.validNames(b.ourIngresses())
 	b.parseAnnotations(ours)
 	for _, ing := range ours {
 		b.addIngress(ing)
@@ -107,6 +108,27 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 }
 
 func (b *builder) report(p Problem) { b.problems = append(b.problems, p) }
+
+// validNames drops Ingresses whose namespace or name the API server would
+// have refused (a manifest directory is not validated by anyone else):
+// both reach nginx.conf as labels.
+func (b *builder) validNames(ings []*networkingv1.Ingress) []*networkingv1.Ingress {
+	out := ings[:0:0]
+	for _, ing := range ings {
+		if err := validateLabelish(ing.Namespace); err != nil || len(ing.Namespace) > 63 {
+			b.report(Problem{Kind: "Ingress", Object: ingressKey(ing), Field: "metadata.namespace",
+				Reason: fmt.Sprintf("namespace %q is not a DNS label (1 to 63 of a-z, 0-9, '-'); the Ingress is skipped", ing.Namespace)})
+			continue
+		}
+		if err := validateLabelish(ing.Name); err != nil {
+			b.report(Problem{Kind: "Ingress", Object: ingressKey(ing), Field: "metadata.name",
+				Reason: fmt.Sprintf("name %q is not a DNS subdomain (1 to 253 of a-z, 0-9, '-', '.'); the Ingress is skipped", ing.Name)})
+			continue
+		}
+		out = append(out, ing)
+	}
+	return out
+}
 
 // ourIngresses returns the Ingresses of this controller's class, oldest first
 // (creation time, then namespace/name), which is the order conflicts are

@@ -28,6 +28,7 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 			ProxySendTimeout:    60,
 			ProxyBodySize:       "1m",
 			UpstreamKeepalive:   320,
+			Settings:            DefaultSettings(),
 		},
 		SSLRedirect: true,
 	}
@@ -51,6 +52,7 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 		}
 		*dst = n
 	}
+	useForwarded := false
 	for k, v := range cm.Data {
 		switch k {
 		case "worker-processes":
@@ -78,6 +80,34 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.UpstreamKeepalive = n
+		case "enable-access-log":
+			bv, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(k, v, `"true" or "false"`)
+				continue
+			}
+			g.DisableAccessLog = !bv
+		case "log-format-upstream":
+			if err := ValidLogFormat(v); err != nil {
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k,
+					Reason: err.Error() + "; the default format is used"})
+				continue
+			}
+			g.LogFormatUpstream = v
+		case "log-format-escape-json":
+			bv, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(k, v, `"true" or "false"`)
+				continue
+			}
+			g.LogFormatEscapeJSON = bv
+		case "log-format-json":
+			bv, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(k, v, `"true" or "false"`)
+				continue
+			}
+			g.LogFormatJSON = bv
 		case "ssl-redirect":
 			bv, err := strconv.ParseBool(v)
 			if err != nil {
@@ -85,7 +115,19 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.SSLRedirect = bv
+		default:
+			handled, err := moreGlobal(k, v, &g.Settings, &useForwarded)
+			switch {
+			case err != nil:
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default is used"})
+			case !handled:
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Warning: true,
+					Reason: "not a ConfigMap key tidegate knows (yet); it is ignored — check the spelling"})
+			}
 		}
+	}
+	if !useForwarded {
+		g.Settings.RealIPFrom = nil
 	}
 	return g
 }

@@ -40,6 +40,17 @@ type Global struct {
 	ProxyBodySize string
 	// UpstreamKeepalive is the number of idle keepalive connections per worker.
 	UpstreamKeepalive int
+	// Settings holds the remaining ConfigMap keys.
+	Settings Settings
+	// DisableAccessLog turns the access log off (enable-access-log: "false").
+	DisableAccessLog bool
+	// LogFormatUpstream is a custom access log format (log-format-upstream),
+	// validated by logformat.go; empty means ingress-nginx's default.
+	LogFormatUpstream string
+	// LogFormatEscapeJSON writes the custom format with escape=json.
+	LogFormatEscapeJSON bool
+	// LogFormatJSON selects the built-in JSON access log (log-format-json).
+	LogFormatJSON bool
 }
 
 // Server is one virtual host.

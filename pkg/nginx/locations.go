@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/model"
 )
 
 // The directives below are the typed emitters: each takes validated, typed
@@ -24,7 +25,7 @@ var proxyHeaders = [][2]string{
 	{"Upgrade", "$http_upgrade"},
 	{"Connection", "$connection_upgrade"},
 	{"X-Real-IP", "$remote_addr"},
-	{"X-Forwarded-For", "$remote_addr"},
+	{"X-Forwarded-For", "$tidegate_xff"},
 	{"X-Forwarded-Proto", "$scheme"},
 	{"X-Forwarded-Host", "$tidegate_host"},
 	{"X-Forwarded-Port", "$server_port"},
@@ -46,6 +47,9 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		backend = q
 	}
 	add("set $tidegate_backend %s;", backend)
+	if err := labelLines(l, add); err != nil {
+		return nil, err
+	}
 	if l.HashBy != "" {
 		// The one place a user's text is evaluated by nginx: the model
 		// allows only variables and [-A-Za-z0-9_./:@|] here.
@@ -334,3 +338,28 @@ func (v *view) zone(line string) {
 
 // sortHTTPLines keeps http-level lines deterministic.
 func (v *view) sortHTTPLines() { sort.Strings(v.HTTPLines) }
+
+// labelLines name the location for metrics and logs: its Ingress
+// ("namespace/name", "" for a fallback location) and its path pattern as
+// written in the Ingress, never the request path, so the number of label
+// values is bounded by the configuration.
+func labelLines(l model.Location, add func(string, ...any)) error {
+	ing, err := QuoteVarFree(l.Ingress)
+	if err != nil {
+		return fmt.Errorf("ingress name: %w", err)
+	}
+	add("set $tidegate_ingress %s;", ing)
+	path, err := quoteLiteral(l.Path)
+	if err != nil {
+		return fmt.Errorf("path label: %w", err)
+	}
+	add("set $tidegate_path %s;", path)
+	return nil
+}
+
+// quoteLiteral quotes s for a directive that expands variables, keeping
+// any '$' literal: it reads the $tidegate_dollar variable (nginx.tmpl),
+// whose value is "$". Regex paths ("/v1(/|$)(.*)") need it.
+func quoteLiteral(s string) (string, error) {
+	return Quote(strings.ReplaceAll(s, "$", "${tidegate_dollar}"))
+}

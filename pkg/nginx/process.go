@@ -149,7 +149,7 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 		close(p.exited)
 	}()
 	p.log.Info("nginx started", "pid", cmd.Process.Pid, "conf", p.set.ConfPath())
-	return p.waitGeneration(ctx, gen, 20*time.Second)
+	return p.waitGeneration(ctx, gen, p.waitFor(conf))
 }
 
 // Reload installs conf, signals the master (SIGHUP) and waits until new
@@ -167,7 +167,13 @@ func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload: signal nginx: %w", err)
 	}
-	return p.waitGeneration(ctx, gen, 30*time.Second)
+	return p.waitGeneration(ctx, gen, p.waitFor(conf))
+}
+
+// waitFor is how long nginx may take to serve a configuration: loading
+// grows with its size (tens of seconds at 10,000 Ingresses on 2 cores).
+func (p *Process) waitFor(conf []byte) time.Duration {
+	return 30*time.Second + time.Duration(len(conf)/(64<<10))*time.Second
 }
 
 // Exited returns why nginx exited, or nil while it runs.

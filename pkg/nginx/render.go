@@ -88,14 +88,29 @@ type view struct {
 	ProxyReadTimeout    int
 	ProxySendTimeout    int
 	UpstreamKeepalive   int
-	Servers             []serverView
+	// LogFormat is the quoted access log format, LogEscape "escape=json "
+	// or ""; AccessLogOff turns the access log off.
+	LogFormat    string
+	LogEscape    string
+	AccessLogOff bool
+	// ServerNamesHashMaxSize grows with the number of hosts, so nginx never
+	// has to warn or fail building its server name hash.
+	ServerNamesHashMaxSize int
+	// GlobalLines are the ConfigMap's http-level settings.
+	GlobalLines               []string
+	WorkerShutdownTimeout     int
+	UpstreamKeepaliveTimeout  int
+	UpstreamKeepaliveRequests int
+	Servers                   []serverView
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
 }
 
 type serverView struct {
-	Name      string
+	Name string
+	// VHost is the quoted host for metric labels ("" for the catch-all).
+	VHost     string
 	Default   bool
 	Locations []locationView
 }
@@ -155,6 +170,9 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		}
 		v.User = set.User
 	}
+	if err := v.setAccessLog(g); err != nil {
+		return nil, err
+	}
 	v.RedirectPrefix = "https://$host"
 	if set.HTTPSPort != 443 {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
@@ -167,6 +185,18 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		v.Servers = append(v.Servers, sv)
 	}
 	v.sortHTTPLines()
+	gl, err := globalLines(g.Settings)
+	if err != nil {
+		return nil, err
+	}
+	v.GlobalLines = gl
+	v.WorkerShutdownTimeout = g.Settings.WorkerShutdownTimeout
+	v.UpstreamKeepaliveTimeout = g.Settings.UpstreamKeepaliveTimeout
+	v.UpstreamKeepaliveRequests = g.Settings.UpstreamKeepaliveRequests
+	v.ServerNamesHashMaxSize = 4096
+	for v.ServerNamesHashMaxSize < 4*len(st.Servers) {
+		v.ServerNamesHashMaxSize *= 2
+	}
 	return v, nil
 }
 
@@ -188,7 +218,11 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
-	sv := serverView{Name: name, Default: s.Host == ""}
+	vhost, err := QuoteVarFree(s.Host)
+	if err != nil {
+		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
+	}
+	sv := serverView{Name: name, VHost: vhost, Default: s.Host == ""}
 	for _, nl := range nginxLocations(s.Locations) {
 		p := nl.path
 		if nl.modifier == "~* " {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tidegate/tidegate/pkg/echo"
 	"github.com/tidegate/tidegate/test/kubeapi"
+	"github.com/tidegate/tidegate/test/netns"
 )
 
 // cluster is one real kube-apiserver shared by the subtests of TestKube.
@@ -194,46 +195,37 @@ func withTLS(doc, host, secret string) string {
 	return strings.Replace(doc, "  rules:\n", fmt.Sprintf("  tls:\n  - hosts: [%q]\n    secretName: %s\n  rules:\n", host, secret), 1)
 }
 
-// hostBackend is an echo server on this machine's non-loopback address: the
-// API server refuses loopback addresses in EndpointSlices, so backends for
-// the kube tests are told apart by port, one EndpointSlice each.
+// hostBackend is an echo server on its own address inside the test run's
+// network namespace (see test/netns): the API server refuses loopback
+// addresses in EndpointSlices, and test traffic may only go to hosts the
+// run itself created.
 type hostBackend struct {
 	Name, IP string
 	Port     int
 }
 
-// startHostBackends starts one echo server per name on a free port of the
-// first non-loopback IPv4 address.
+// startHostBackends starts one echo server per name, each on its own
+// address of the test namespace and all on the same port (as the endpoints
+// of one EndpointSlice port are). They stop at the end of t.
 func startHostBackends(t testing.TB, names ...string) []hostBackend {
 	t.Helper()
-	ip := hostIPv4(t)
+	ns := netns.Acquire(t)
 	var out []hostBackend
+	port := 0
 	for _, name := range names {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		ip := ns.Addr(t)
+		ln, err := ns.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 		if err != nil {
-			t.Fatalf("listen on %s: %v", ip, err)
+			t.Fatalf("listen on %s in netns %s: %v", ip, ns.Name, err)
 		}
+		port = ln.Addr().(*net.TCPAddr).Port
 		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go echo.ServeListener(ctx, ln, name)
-		out = append(out, hostBackend{Name: name, IP: ip, Port: ln.Addr().(*net.TCPAddr).Port})
+		done := make(chan struct{})
+		go func() { echo.ServeListener(ctx, ln, name); close(done) }()
+		t.Cleanup(func() { cancel(); <-done; ns.Release(ip) })
+		out = append(out, hostBackend{Name: name, IP: ip, Port: port})
 	}
 	return out
-}
-
-func hostIPv4(t testing.TB) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Fatal("no non-loopback IPv4 address on this machine: EndpointSlices cannot point at a local backend")
-	return ""
 }
 
 // hostSliceYAML is an EndpointSlice of service svc with the backends as

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
@@ -96,9 +95,8 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The endpoint moves to a-2 (same address, a-2's port).
-		port := int32(a[1].Port)
-		es.Ports = []discoveryv1.EndpointPort{{Port: &port}}
+		// The endpoint moves to a-2's address.
+		es.Endpoints[0].Addresses = []string{a[1].IP}
 		begin := time.Now()
 		if _, err := c.Client.DiscoveryV1().EndpointSlices(ns).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)

@@ -124,7 +124,7 @@ func fields() []field {
 			})
 		}})
 	}
-	for _, key := range []string{"worker-processes", "proxy-body-size", "proxy-read-timeout", "upstream-keepalive-connections", "ssl-redirect"} {
+	for _, key := range []string{"worker-processes", "proxy-body-size", "proxy-read-timeout", "upstream-keepalive-connections", "ssl-redirect", "ssl-ciphers", "ssl-protocols", "proxy-real-ip-cidr", "hsts-max-age", "proxy-next-upstream", "log-format-upstream"} {
 		key := key
 		fs = append(fs, field{name: "configmap " + key, prefix: "1", build: func(v string) []any {
 			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.Host("a.io").Prefix("/", "web:80") },
@@ -149,6 +149,8 @@ var allowedHome = map[string]bool{
 	"server_name": true, "location": true, "set": true, "rewrite": true, "return": true, "if": true,
 	"proxy_set_header": true, "grpc_set_header": true, "add_header": true, "allow": true, "deny": true,
 	"client_max_body_size": true, "client_body_buffer_size": true, "proxy_buffer_size": true,
+	// The access log format is text by definition: quoted, never a directive.
+	"log_format": true,
 }
 
 // markers are strings that only a payload can bring into nginx.conf.

@@ -98,6 +98,8 @@ type Server struct {
 	Dir          string
 	APIServerLog string
 	EtcdLog      string
+	// ControllerManagerLog is set by StartControllerManager.
+	ControllerManagerLog string
 	// StartupTime is the time from launching etcd to /readyz returning ok.
 	StartupTime time.Duration
 
@@ -361,9 +363,13 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
-// DumpLogs writes the last n lines of the etcd and kube-apiserver logs to logf.
+// DumpLogs writes the last n lines of the etcd, kube-apiserver and (if
+// started) kube-controller-manager logs to logf.
 func (s *Server) DumpLogs(logf func(string, ...any), n int) {
-	for _, f := range []string{s.EtcdLog, s.APIServerLog} {
+	for _, f := range []string{s.EtcdLog, s.APIServerLog, s.ControllerManagerLog} {
+		if f == "" {
+			continue
+		}
 		lines, err := tail(f, n)
 		if err != nil {
 			logf("kubeapi: %s: %v", f, err)

@@ -1,0 +1,298 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The data-plane metrics: nginx's Lua log phase counts every request in
+// shared memory (lua/tidegate/metrics.lua); at each scrape this collector
+// reads those counts and nginx's stub_status over the control socket and
+// re-exposes them with ingress-nginx's metric and label names, so existing
+// dashboards and alerts keep working.
+//
+// Labels are bounded by the configuration: namespace, ingress, service,
+// host (the rule's host, "" for the catch-all server), path (the Ingress
+// path pattern, never the request path), method (the nine standard
+// methods, else OTHER) and status. status is the code ("200", "503") as in
+// ingress-nginx, so alerts written as status=~"5.." keep working; there are
+// few distinct codes. Latency histograms and size summaries leave method
+// and status out, which keeps the number of bucket series small.
+
+// latencyBuckets must match BUCKETS in lua/tidegate/metrics.lua
+// (ingress-nginx's default buckets).
+var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+var (
+	routeLabels = []string{"namespace", "ingress", "service", "host", "path"}
+
+	descRequests = prometheus.NewDesc("nginx_ingress_controller_requests",
+		"Requests served by nginx, by Ingress path, method and status code.",
+		append(append([]string{}, routeLabels...), "method", "status"), nil)
+	descRequestDuration = prometheus.NewDesc("nginx_ingress_controller_request_duration_seconds",
+		"Time nginx took to answer a request ($request_time).", routeLabels, nil)
+	descResponseDuration = prometheus.NewDesc("nginx_ingress_controller_response_duration_seconds",
+		"Time the upstream took to answer, over all tries ($upstream_response_time).", routeLabels, nil)
+	descRequestSize = prometheus.NewDesc("nginx_ingress_controller_request_size",
+		"Request bytes received from clients, headers included ($request_length).", routeLabels, nil)
+	descResponseSize = prometheus.NewDesc("nginx_ingress_controller_response_size",
+		"Response bytes sent to clients, headers included ($bytes_sent).", routeLabels, nil)
+	descEndpoint = prometheus.NewDesc("tidegate_upstream_endpoint_responses_total",
+		"Tries per endpoint by outcome: 1xx..5xx (the status class of the answer), error (no answer: refused, reset), timeout.",
+		[]string{"namespace", "service", "endpoint", "outcome"}, nil)
+	descConnectErrors = prometheus.NewDesc("tidegate_upstream_connect_errors_total",
+		"Tries that got no answer from an endpoint (connection refused, reset, or closed before the header).",
+		[]string{"namespace", "service"}, nil)
+	descConnections = prometheus.NewDesc("nginx_ingress_controller_nginx_process_connections",
+		"Current client connections of nginx by state (stub_status).", []string{"state"}, nil)
+	descConnectionsTotal = prometheus.NewDesc("nginx_ingress_controller_nginx_process_connections_total",
+		"Client connections nginx accepted and handled (stub_status).", []string{"state"}, nil)
+	descProcessRequests = prometheus.NewDesc("nginx_ingress_controller_nginx_process_requests_total",
+		"Client requests nginx read, control socket included (stub_status).", nil, nil)
+	descUp = prometheus.NewDesc("tidegate_dataplane_metrics_up",
+		"1 if the last scrape read nginx's request metrics and stub_status over the control socket.", nil, nil)
+)
+
+// dataplane is a prometheus.Collector reading nginx over the control socket.
+type dataplane struct {
+	client *http.Client
+}
+
+func newDataplane(socket string) *dataplane {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 2,
+	}
+	return &dataplane{client: &http.Client{Transport: tr, Timeout: 3 * time.Second}}
+}
+
+// Describe sends nothing: the series depend on the configuration, so this
+// is an unchecked collector.
+func (d *dataplane) Describe(chan<- *prometheus.Desc) {}
+
+// Collect reads nginx and sends the series.
+func (d *dataplane) Collect(ch chan<- prometheus.Metric) {
+	up := 1.0
+	raw, err := d.get("/tidegate/metrics")
+	if err == nil {
+		var s *dataplaneSnapshot
+		s, err = parseDataplane(raw)
+		if err == nil {
+			s.emit(ch)
+		}
+	}
+	if err != nil {
+		up = 0
+	}
+	if raw, serr := d.get("/tidegate/stub_status"); serr != nil {
+		up = 0
+	} else if st, serr := parseStubStatus(raw); serr != nil {
+		up = 0
+	} else {
+		for _, s := range []string{"active", "reading", "writing", "waiting"} {
+			ch <- prometheus.MustNewConstMetric(descConnections, prometheus.GaugeValue, st[s], s)
+		}
+		for _, s := range []string{"accepted", "handled"} {
+			ch <- prometheus.MustNewConstMetric(descConnectionsTotal, prometheus.CounterValue, st[s], s)
+		}
+		ch <- prometheus.MustNewConstMetric(descProcessRequests, prometheus.CounterValue, st["requests"])
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+}
+
+func (d *dataplane) get(path string) (string, error) {
+	resp, err := d.client.Get("http://tidegate" + path)
+	if err != nil {
+		return "", fmt.Errorf("read %s from nginx: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return "", fmt.Errorf("read %s from nginx: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("read %s from nginx: %s", path, resp.Status)
+	}
+	return string(b), nil
+}
+
+// route is the label values of one request series.
+type route struct{ namespace, ingress, service, host, path string }
+
+func (r route) values() []string { return []string{r.namespace, r.ingress, r.service, r.host, r.path} }
+
+// routeStats are the counts of one route.
+type routeStats struct {
+	requests   map[[2]string]float64 // method, status
+	duration   [12]uint64            // per bucket, the last one +Inf
+	durSum     float64
+	upstream   [12]uint64
+	upSum      float64
+	bytesIn    float64
+	bytesOut   float64
+	hasUpTimes bool
+}
+
+// dataplaneSnapshot is one read of the Lua counters, aggregated by the
+// label values Prometheus sees (two backends can share a service name).
+type dataplaneSnapshot struct {
+	routes    map[route]*routeStats
+	endpoints map[[4]string]float64 // namespace, service, endpoint, outcome
+	connErrs  map[[2]string]float64
+}
+
+// splitBackend turns "ns/svc:port" into its namespace and service.
+func splitBackend(b string) (ns, svc string) {
+	ns, rest, ok := strings.Cut(b, "/")
+	if !ok {
+		return "", b
+	}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	return ns, rest
+}
+
+func newRoute(ingress, host, path, backend string) route {
+	ns, svc := splitBackend(backend)
+	ins, name, ok := strings.Cut(ingress, "/")
+	if ok {
+		ns = ins
+	} else {
+		name = ingress
+	}
+	return route{namespace: ns, ingress: name, service: svc, host: host, path: path}
+}
+
+// parseDataplane reads metrics.lua's "key\tvalue" lines.
+func parseDataplane(raw string) (*dataplaneSnapshot, error) {
+	s := &dataplaneSnapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
+	stats := func(f []string) *routeStats {
+		r := newRoute(f[1], f[2], f[3], f[4])
+		st := s.routes[r]
+		if st == nil {
+			st = &routeStats{requests: map[[2]string]float64{}}
+			s.routes[r] = st
+		}
+		return st
+	}
+	sc := bufio.NewScanner(strings.NewReader(raw))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+		}
+		f := strings.Split(key, "\x1f")
+		switch {
+		case f[0] == "r" && len(f) == 7:
+			stats(f).requests[[2]string{f[5], f[6]}] += v
+		case (f[0] == "d" || f[0] == "u") && len(f) == 6:
+			i, err := strconv.Atoi(f[5])
+			if err != nil || i < 1 || i > len(latencyBuckets)+1 {
+				continue
+			}
+			st := stats(f)
+			if f[0] == "d" {
+				st.duration[i-1] += uint64(v)
+			} else {
+				st.upstream[i-1] += uint64(v)
+				st.hasUpTimes = true
+			}
+		case len(f) == 5 && (f[0] == "ds" || f[0] == "us" || f[0] == "bi" || f[0] == "bo"):
+			st := stats(f)
+			switch f[0] {
+			case "ds":
+				st.durSum += v
+			case "us":
+				st.upSum += v
+			case "bi":
+				st.bytesIn += v
+			case "bo":
+				st.bytesOut += v
+			}
+		case f[0] == "e" && len(f) == 4:
+			ns, svc := splitBackend(f[1])
+			s.endpoints[[4]string{ns, svc, f[2], f[3]}] += v
+			if f[3] == "error" {
+				s.connErrs[[2]string{ns, svc}] += v
+			}
+		}
+	}
+	return s, sc.Err()
+}
+
+func histogram(desc *prometheus.Desc, counts [12]uint64, sum float64, labels []string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(latencyBuckets))
+	var cum uint64
+	for i, ub := range latencyBuckets {
+		cum += counts[i]
+		buckets[ub] = cum
+	}
+	cum += counts[len(latencyBuckets)]
+	return prometheus.MustNewConstHistogram(desc, cum, sum, buckets, labels...)
+}
+
+func (s *dataplaneSnapshot) emit(ch chan<- prometheus.Metric) {
+	for r, st := range s.routes {
+		lv := r.values()
+		var n uint64
+		for k, v := range st.requests {
+			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, v, append(append([]string{}, lv...), k[0], k[1])...)
+		}
+		for _, c := range st.duration {
+			n += c
+		}
+		ch <- histogram(descRequestDuration, st.duration, st.durSum, lv)
+		if st.hasUpTimes {
+			ch <- histogram(descResponseDuration, st.upstream, st.upSum, lv)
+		}
+		ch <- prometheus.MustNewConstSummary(descRequestSize, n, st.bytesIn, nil, lv...)
+		ch <- prometheus.MustNewConstSummary(descResponseSize, n, st.bytesOut, nil, lv...)
+	}
+	for k, v := range s.endpoints {
+		ch <- prometheus.MustNewConstMetric(descEndpoint, prometheus.CounterValue, v, k[0], k[1], k[2], k[3])
+	}
+	for k, v := range s.connErrs {
+		ch <- prometheus.MustNewConstMetric(descConnectErrors, prometheus.CounterValue, v, k[0], k[1])
+	}
+}
+
+// parseStubStatus reads nginx's stub_status page:
+//
+//	Active connections: 1
+//	server accepts handled requests
+//	 16 16 31
+//	Reading: 0 Writing: 1 Waiting: 0
+func parseStubStatus(raw string) (map[string]float64, error) {
+	f := strings.Fields(raw)
+	out := map[string]float64{}
+	want := map[string]int{"active": 2, "accepted": 7, "handled": 8, "requests": 9, "reading": 11, "writing": 13, "waiting": 15}
+	if len(f) < 16 || f[0] != "Active" || f[3] != "server" {
+		return nil, fmt.Errorf("stub_status: unexpected answer %q", raw)
+	}
+	for k, i := range want {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return nil, fmt.Errorf("stub_status %s: %w", k, err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,202 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Settings is the ConfigMap's TLS, compression, timeout and forwarding
+// keys, with ingress-nginx's defaults.
+type Settings struct {
+	// HSTS sends Strict-Transport-Security on HTTPS answers.
+	HSTS                  bool
+	HSTSMaxAge            int
+	HSTSIncludeSubdomains bool
+	HSTSPreload           bool
+	// SSLProtocols and SSLCiphers are nginx's ssl_protocols / ssl_ciphers.
+	SSLProtocols []string
+	SSLCiphers   string
+	UseGzip      bool
+	// ClientHeaderTimeout, KeepAlive and WorkerShutdownTimeout are seconds.
+	ClientHeaderTimeout   int
+	KeepAlive             int
+	WorkerShutdownTimeout int
+	// UpstreamKeepaliveTimeout (seconds) and UpstreamKeepaliveRequests tune
+	// connections kept open to backends.
+	UpstreamKeepaliveTimeout  int
+	UpstreamKeepaliveRequests int
+	// ProxyNextUpstream and ProxyNextUpstreamTries are the global retry rules.
+	ProxyNextUpstream      []string
+	ProxyNextUpstreamTries int
+	// ComputeFullForwardedFor appends to a client's X-Forwarded-For instead
+	// of replacing it.
+	ComputeFullForwardedFor bool
+	// RealIPFrom are proxies trusted to set X-Forwarded-For
+	// (use-forwarded-headers with proxy-real-ip-cidr).
+	RealIPFrom []netip.Prefix
+}
+
+// DefaultSettings are ingress-nginx's defaults.
+func DefaultSettings() Settings {
+	return Settings{
+		HSTS: true, HSTSMaxAge: 31536000, HSTSIncludeSubdomains: true,
+		SSLProtocols: []string{"TLSv1.2", "TLSv1.3"},
+		SSLCiphers:   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
+		UseGzip:      false, ClientHeaderTimeout: 60, KeepAlive: 75, WorkerShutdownTimeout: 240,
+		UpstreamKeepaliveTimeout: 60, UpstreamKeepaliveRequests: 10000,
+		ProxyNextUpstream: []string{"error", "timeout"}, ProxyNextUpstreamTries: 3,
+	}
+}
+
+var secLevelRe = regexp.MustCompile(`^@SECLEVEL=[0-5]$`)
+
+// cipherList accepts an OpenSSL cipher list made only of known cipher names
+// and aliases (joined with '+', prefixed with '!', '-' or '+'), @STRENGTH
+// and @SECLEVEL=n, and naming at least one cipher to use: anything else
+// would fail nginx's SSL_CTX_set_cipher_list after the fact.
+func cipherList(v string) error {
+	if v == "" || len(v) > 2048 {
+		return fmt.Errorf("an OpenSSL cipher list of 1 to 2048 characters is needed")
+	}
+	positive := false
+	for _, el := range strings.Split(v, ":") {
+		if el == "@STRENGTH" || secLevelRe.MatchString(el) {
+			continue
+		}
+		neg := strings.HasPrefix(el, "!") || strings.HasPrefix(el, "-")
+		body := strings.TrimLeft(el, "!-+")
+		if body == "" {
+			return fmt.Errorf("ssl-ciphers %q: empty element", v)
+		}
+		for _, name := range strings.Split(body, "+") {
+			if !opensslCipherNames[name] {
+				return fmt.Errorf("ssl-ciphers %q: %q is not an OpenSSL cipher name or alias", v, name)
+			}
+		}
+		if !neg {
+			positive = true
+		}
+	}
+	if !positive {
+		return fmt.Errorf("ssl-ciphers %q names no cipher to use", v)
+	}
+	return nil
+}
+
+var sslProtocols = map[string]bool{"TLSv1": true, "TLSv1.1": true, "TLSv1.2": true, "TLSv1.3": true}
+
+var nextUpstream = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
+	"http_502": true, "http_503": true, "http_504": true, "http_403": true, "http_404": true, "http_429": true,
+	"non_idempotent": true, "off": true}
+
+// moreGlobal parses one ConfigMap key into s. handled is false for keys it
+// does not know; err says what is wrong with a value.
+func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err error) {
+	boolean := func(dst *bool) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf(`value %q is not "true" or "false"`, v)
+		}
+		*dst = b
+		return nil
+	}
+	number := func(dst *int, lo, hi int, unit string) error {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), "s"))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("value %q is not %s from %d to %d", v, unit, lo, hi)
+		}
+		*dst = n
+		return nil
+	}
+	switch k {
+	case "hsts":
+		return true, boolean(&s.HSTS)
+	case "hsts-max-age":
+		return true, number(&s.HSTSMaxAge, 0, 1<<30, "a number of seconds")
+	case "hsts-include-subdomains":
+		return true, boolean(&s.HSTSIncludeSubdomains)
+	case "hsts-preload":
+		return true, boolean(&s.HSTSPreload)
+	case "ssl-protocols":
+		var ps []string
+		for _, p := range strings.Fields(v) {
+			if !sslProtocols[p] {
+				return true, fmt.Errorf("%q is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", p)
+			}
+			ps = append(ps, p)
+		}
+		if len(ps) == 0 {
+			return true, fmt.Errorf("no protocol given")
+		}
+		s.SSLProtocols = ps
+		return true, nil
+	case "ssl-ciphers":
+		if err := cipherList(v); err != nil {
+			return true, err
+		}
+		s.SSLCiphers = v
+		return true, nil
+	case "use-gzip":
+		return true, boolean(&s.UseGzip)
+	case "client-header-timeout":
+		return true, number(&s.ClientHeaderTimeout, 1, 3600, "a number of seconds")
+	case "keep-alive":
+		return true, number(&s.KeepAlive, 0, 3600, "a number of seconds")
+	case "worker-shutdown-timeout":
+		return true, number(&s.WorkerShutdownTimeout, 0, 86400, "a number of seconds")
+	case "upstream-keepalive-timeout":
+		return true, number(&s.UpstreamKeepaliveTimeout, 1, 86400, "a number of seconds")
+	case "upstream-keepalive-requests":
+		return true, number(&s.UpstreamKeepaliveRequests, 1, 1<<30, "a number")
+	case "proxy-next-upstream":
+		conds := strings.Fields(v)
+		for _, c := range conds {
+			if !nextUpstream[c] {
+				return true, fmt.Errorf("%q is not a proxy_next_upstream condition", c)
+			}
+		}
+		if len(conds) == 0 {
+			return true, fmt.Errorf("empty list")
+		}
+		s.ProxyNextUpstream = conds
+		return true, nil
+	case "proxy-next-upstream-tries":
+		return true, number(&s.ProxyNextUpstreamTries, 0, 100, "a number")
+	case "compute-full-forwarded-for":
+		return true, boolean(&s.ComputeFullForwardedFor)
+	case "use-forwarded-headers":
+		return true, boolean(useForwarded)
+	case "proxy-real-ip-cidr":
+		var out []netip.Prefix
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				a, aerr := netip.ParseAddr(f)
+				if aerr != nil {
+					return true, fmt.Errorf("%q is not an IP address or CIDR", f)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			out = append(out, p.Masked())
+		}
+		s.RealIPFrom = out
+		return true, nil
+	case "allow-snippet-annotations":
+		var b bool
+		if err := boolean(&b); err != nil {
+			return true, err
+		}
+		if b {
+			return true, fmt.Errorf("snippet annotations stay refused: tidegate never pastes user text into nginx.conf; use the typed annotations")
+		}
+		return true, nil
+	}
+	return false, nil
+}

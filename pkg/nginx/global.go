@@ -1,0 +1,62 @@
+package nginx
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// globalLines renders the ConfigMap's http-level settings. Every value was
+// validated by the model (numbers, fixed tokens, CIDRs); the cipher list is
+// quoted as well.
+func globalLines(s model.Settings) ([]string, error) {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	add("keepalive_timeout %ds;", s.KeepAlive)
+	add("client_header_timeout %ds;", s.ClientHeaderTimeout)
+	add("ssl_protocols %s;", strings.Join(s.SSLProtocols, " "))
+	ciphers, err := QuoteVarFree(s.SSLCiphers)
+	if err != nil {
+		return nil, fmt.Errorf("ssl-ciphers: %w", err)
+	}
+	add("ssl_ciphers %s;", ciphers)
+	add("ssl_prefer_server_ciphers on;")
+	if len(s.ProxyNextUpstream) > 0 {
+		add("proxy_next_upstream %s;", strings.Join(s.ProxyNextUpstream, " "))
+	}
+	add("proxy_next_upstream_tries %d;", s.ProxyNextUpstreamTries)
+	if s.HSTS {
+		v := fmt.Sprintf("max-age=%d", s.HSTSMaxAge)
+		if s.HSTSIncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if s.HSTSPreload {
+			v += "; preload"
+		}
+		// Only on HTTPS answers: an empty value sends no header.
+		add(`map $https $tidegate_hsts { on "%s"; default ""; }`, v)
+		add("add_header Strict-Transport-Security $tidegate_hsts always;")
+	}
+	if s.UseGzip {
+		add("gzip on;")
+		add("gzip_comp_level 1;")
+		add("gzip_min_length 256;")
+		add("gzip_proxied any;")
+		add("gzip_vary on;")
+		add("gzip_types application/json application/javascript application/xml text/css text/plain text/xml image/svg+xml;")
+	}
+	for _, p := range s.RealIPFrom {
+		add("set_real_ip_from %s;", p.String())
+	}
+	if len(s.RealIPFrom) > 0 {
+		add("real_ip_header X-Forwarded-For;")
+		add("real_ip_recursive on;")
+	}
+	xff := "$remote_addr"
+	if s.ComputeFullForwardedFor {
+		xff = "$proxy_add_x_forwarded_for"
+	}
+	add("map $remote_addr $tidegate_xff { default %s; }", xff)
+	return out, nil
+}
