@@ -145,16 +145,21 @@ type watcher struct {
 	// read: manifests rarely carry one, and "the oldest Ingress wins a
 	// conflict" must not let a file added later take over a served path.
 	firstSeen map[string]metav1.Time
+	// cache keeps decoded documents between reads.
+	cache *decodeCache
 }
 
 // sync reads the directory, follows its directories with fw and calls
 // onChange unless the content is the same as last time.
 func (w *watcher) sync(initial bool) {
-	r := load(w.dir, w.log)
+	if w.cache == nil {
+		w.cache = &decodeCache{}
+	}
+	r := load(w.dir, w.log, w.cache)
 	if w.updateWatches(r.dirs) {
 		// A directory appeared: read again now that it is watched, so a
 		// file written into it between the read and the Add is not lost.
-		r = load(w.dir, w.log)
+		r = load(w.dir, w.log, w.cache)
 		w.updateWatches(r.dirs)
 	}
 	if !initial && r.digest == w.last {
