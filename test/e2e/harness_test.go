@@ -206,7 +206,7 @@ func (tg *tidegate) Stop() {
 		go func() { tg.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(15 * time.Second):
+		case <-time.After(20 * time.Second):
 			tg.cmd.Process.Kill()
 			<-done
 		}

@@ -136,21 +136,8 @@ func startController(t testing.TB, k kubeTidegate) *tidegate {
 	tg.client = &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(func() {
-		_ = tg.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { tg.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			tg.cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			tg.dumpLogs()
-		}
-	})
+	tg.logf = logf
+	t.Cleanup(tg.Stop)
 	tg.waitHealthy()
 	return tg
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	luafiles "github.com/tidegate/tidegate/lua"
+	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
@@ -150,24 +150,7 @@ func (n *Nginx) MasterPID() int { return n.cmd.Process.Pid }
 
 // WorkerPIDs returns the sorted pids of the master's children (the workers).
 func (n *Nginx) WorkerPIDs() []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces, so cut at ')'
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(n.MasterPID()) {
-			pids = append(pids, pid)
-		}
-	}
+	pids, _ := nginx.WorkerPIDs(n.MasterPID())
 	sort.Ints(pids)
 	return pids
 }
