@@ -602,8 +602,8 @@ func propagationAnalysis(res *results) string {
 		ms(ps.FilesLoad), ms(ps.Build), ms(pct(append([]time.Duration(nil), ps.Samples...), 50)), res.Settings.ProxyCPU)
 	p50 := pct(append([]time.Duration(nil), pl.Samples...), 50)
 	if p50 > 30*time.Millisecond {
-		fmt.Fprintf(&b, "\n\n**Missed with %d Ingresses:** p50 %s is %.0f× the 30 ms target. **What limits it:** `pkg/source/files` re-reads and re-decodes *every* manifest on every change (`load()` walks the directory and runs the YAML → JSON → strict decode for each document): `files.Load` of this directory takes %s, `model.Build` of the result %s; the push and Lua are a few ms. The `files.Load` profile below shows the time in YAML/JSON decoding. "+
-			"**Ours to fix (pkg/source/files, not changed here):** keep each file's decoded objects keyed by its content hash (the loader already hashes every file for its change digest) and decode only files whose hash changed; the snapshot can then be re-assembled from cached objects (they are never mutated) in well under a millisecond per thousand files. With the kube source the informer delivers the one changed object, so only `model.Build` (%s here) remains — which in turn could be limited to the backends whose Service or EndpointSlice changed.",
+		fmt.Fprintf(&b, "\n\n**Missed with %d Ingresses:** p50 %s is %.0f× the 30 ms target. **What limits it:** every change still walks, reads and hashes every manifest and rebuilds the whole model; decoding, which was most of it (a cold `files.Load` of this directory, profiled below, takes %s), is now done only for documents whose content changed (a decoded-document cache keyed by content hash, added after the first run cut p50 from 856 ms to this figure). `model.Build` of the result takes %s. "+
+			"**Next (pkg/source/files, pkg/model):** re-read only the files fsnotify named, and rebuild only the backends whose Service or EndpointSlice changed. With the kube source the informer delivers the one changed object, so only `model.Build` (%s here) remains.",
 			pl.Ingresses, ms(p50), float64(p50)/float64(30*time.Millisecond), ms(pl.FilesLoad), ms(pl.Build), ms(pl.Build))
 	}
 	return b.String()
@@ -688,12 +688,10 @@ func scaleAnalysis(cfg *config, res *results) string {
 		ab = append(ab, line)
 	}
 	if len(ab) > 0 {
-		fmt.Fprintf(&b, "**Fix (a) measured** on a copy of the conf (the default certificate and `ssl_certificate_by_lua` only in the default server; the other hosts keep their `listen ... ssl`, their handshake stays on the default server's context after SNI and the Lua callback still picks the certificate by SNI): %s. ", strings.Join(ab, "; "))
+		fmt.Fprintf(&b, "**What fix (a) would buy**, measured on a copy of the conf with the default certificate only in the default server (load and reload timing only): %s. It cannot be applied with this lua-nginx-module: 0.10.23 refuses `ssl_certificate_by_lua` in a server without an SSL context of its own (\"no ssl configured for the server\"), and without the directive in a host's server the handshake after SNI fails (\"no ssl_certificate_by_lua* defined in server\") — tried and reverted. ", strings.Join(ab, "; "))
 	}
 	b.WriteString("The rest is (b), which only a newer lua-nginx-module removes (Debian trixie's package, or building the module; worth checking before choosing the image base). " +
-		"**Ours to fix:** (1) `nginx/nginx.tmpl`: move `ssl_certificate`/`ssl_certificate_key` and `ssl_certificate_by_lua_block` into the default server only — a template change with golden files, so described here for its owner rather than made; " +
-		"(2) `pkg/nginx/process.go`: the fixed 20 s start and 30 s reload waits should grow with the configuration (or be a flag), or tidegate refuses to run large configurations at all; " +
-		"(3) `nginx/nginx.tmpl`: `server_names_hash_max_size 4096` is below 10,000 names — nginx warns “could not build optimal server_names_hash” and ignores the bucket size; render it from the host count (next power of two ≥ 2 × hosts).\n\n")
+		"**Done since the first run:** `pkg/nginx/process.go` now waits for nginx in proportion to the configuration's size (it used to give up after a fixed 20 s at start), and `server_names_hash_max_size` grows with the host count. **Left:** a lua-nginx-module ≥ 0.10.25 (fixes both (a) and (b)): Debian trixie's package or a module built for the image — the one change that removes most of the reload time.\n\n")
 	if l1 != nil {
 		fmt.Fprintf(&b, "**Memory.** The controller peaks at %s with %d Ingresses", mib(max(l1.HWM, l1.PeakRSSStart)), l1.Ingresses)
 		if l10 != nil {
@@ -702,7 +700,7 @@ func scaleAnalysis(cfg *config, res *results) string {
 			if peak > 300<<20 {
 				fmt.Fprintf(&b, ", over by %.0f %%", pctOff(float64(peak), float64(300<<20)))
 			}
-			fmt.Fprintf(&b, "; %s right after start, the peak comes during the reloads). Not profiled in this run; what it holds at that point: the decoded Kubernetes objects of %d files (30,000 objects, %d endpoints), the model being applied and the next one, the rendered %.1f MiB conf, and what each re-read of the directory allocates before the GC runs (`files.Load` allocates the whole snapshot again on every change). A heap profile (`pprof` on the status port would make this a one-liner) is the next step; keeping decoded objects per file (the propagation fix above) also removes the re-read garbage, and `GOMEMLIMIT` bounds the GC headroom", mib(l10.RSSStart), l10.Ingresses+2, l10.Endpoints, float64(l10.ConfBytes)/(1<<20))
+			fmt.Fprintf(&b, "; %s right after start, the peak comes during the reloads). Not profiled in this run; what it holds at that point: the decoded Kubernetes objects of %d files (30,000 objects, %d endpoints), the model being applied and the next one, the rendered %.1f MiB conf, and what each re-read of the directory allocates before the GC runs (decoded documents are now kept between reads, so only changed files are decoded again). A heap profile (`pprof` on the status port would make this a one-liner) is the next step, and `GOMEMLIMIT` bounds the GC headroom", mib(l10.RSSStart), l10.Ingresses+2, l10.Endpoints, float64(l10.ConfBytes)/(1<<20))
 		}
 		fmt.Fprintf(&b, ". nginx is heavier: master + worker hold %s at %d Ingresses", mib(l1.NginxRSS), l1.Ingresses)
 		if l10 != nil && l10.NginxRSS > 0 {
