@@ -46,6 +46,7 @@ type Config struct {
 	Access    Access
 	CORS      CORS
 	RateLimit RateLimit
+	Auth      Auth
 }
 
 // parser handles one key of a group.

@@ -292,6 +292,9 @@ func (c *Controller) candidate(m *model.Model) (*nginx.Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.proc.WriteAuthFiles(m.Structure.AuthFiles); err != nil {
+		return nil, err
+	}
 	if err := c.proc.Check(r.Conf); err != nil {
 		return nil, err
 	}

@@ -68,6 +68,8 @@ type builder struct {
 	certByHost map[string]string
 	defaultB   string // catch-all backend from an Ingress defaultBackend
 	problems   []Problem
+	// authFiles are htpasswd contents by file ID.
+	authFiles map[string]string
 	// anns is the parsed annotation config per Ingress key.
 	anns   map[string]annotations.Config
 	compat map[string][]annotations.Entry
@@ -190,6 +192,10 @@ func (b *builder) finish() *Model {
 	m := &Model{Problems: b.problems, Compat: b.compat}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB
+	for id, content := range b.authFiles {
+		m.Structure.AuthFiles = append(m.Structure.AuthFiles, AuthFile{ID: id, Content: content})
+	}
+	sort.Slice(m.Structure.AuthFiles, func(i, j int) bool { return m.Structure.AuthFiles[i].ID < m.Structure.AuthFiles[j].ID })
 	hosts := make([]string, 0, len(b.servers))
 	for h := range b.servers {
 		hosts = append(hosts, h)

@@ -151,7 +151,17 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		return
 	}
 	bal, _ := ParseBalancing(ing.Annotations, b.defaultAlgorithm())
-	srv.locations[lk] = Location{Path: path, Match: match, Backend: backend, Ingress: key, Config: b.anns[key], HashBy: bal.HashBy}
+	loc := Location{Path: path, Match: match, Backend: backend, Ingress: key, Config: b.anns[key], HashBy: bal.HashBy}
+	if loc.Config.Auth.Basic {
+		id, err := b.authFile(ing, loc.Config.Auth)
+		if err != nil {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "auth-secret]",
+				Reason: err.Error() + "; requests to " + path + " are refused (403) until it is fixed"})
+			loc.AuthDenied = true
+		}
+		loc.AuthFile = id
+	}
+	srv.locations[lk] = loc
 }
 
 func displayHost(h string) string {

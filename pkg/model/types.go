@@ -26,6 +26,8 @@ type Structure struct {
 	DefaultBackend string
 	// Global holds settings from the controller's ConfigMap.
 	Global Global
+	// AuthFiles are the htpasswd files locations refer to, sorted by ID.
+	AuthFiles []AuthFile
 }
 
 // Global holds nginx-wide settings.
@@ -99,6 +101,11 @@ type Location struct {
 	// Config holds the location settings from the owning Ingress's
 	// annotations.
 	Config annotations.Config
+	// AuthFile is the ID of the htpasswd file that guards the location
+	// (auth-type: basic); AuthDenied refuses every request (403) because the
+	// location asks for authentication but its Secret is unusable.
+	AuthFile   string
+	AuthDenied bool
 	// HashBy is the nginx expression consistent hashing keys on
 	// (upstream-hash-by), evaluated per request in the location.
 	HashBy string

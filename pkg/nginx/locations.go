@@ -60,6 +60,25 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("set $tidegate_hash_key %s;", key)
 	}
 
+	if l.AuthDenied {
+		add("deny all;")
+	}
+	if l.AuthFile != "" {
+		realm := c.Auth.Realm
+		if realm == "" {
+			realm = annotations.DefaultRealm
+		}
+		qr, err := QuoteVarFree(realm)
+		if err != nil {
+			return nil, fmt.Errorf("auth-realm: %w", err)
+		}
+		file, err := Quote(authFilePath(v.authDir, l.AuthFile))
+		if err != nil {
+			return nil, fmt.Errorf("auth file: %w", err)
+		}
+		add("auth_basic %s;", qr)
+		add("auth_basic_user_file %s;", file)
+	}
 	for _, p := range c.Access.Deny {
 		add("deny %s;", p.String())
 	}

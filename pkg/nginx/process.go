@@ -20,6 +20,7 @@ import (
 	"time"
 
 	luafiles "github.com/tidegate/tidegate/lua"
+	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
@@ -106,6 +107,36 @@ func (p *Process) Check(conf []byte) error {
 		"-e", filepath.Join(p.set.WorkDir, "logs", "check.log")).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("nginx -t rejected the candidate: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// authFilePath is where the htpasswd file with id lives.
+func authFilePath(dir, id string) string { return filepath.Join(dir, id+".htpasswd") }
+
+// WriteAuthFiles writes the htpasswd files a configuration refers to (nginx
+// reads them per request). Names come from IDs the model derived, never
+// from user text; an ID that is not hex is refused.
+func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
+	dir := filepath.Join(p.set.WorkDir, "auth")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("auth files: %w", err)
+	}
+	for _, f := range files {
+		if f.ID == "" || strings.Trim(f.ID, "0123456789abcdef") != "" {
+			return fmt.Errorf("auth file id %q is not hex", f.ID)
+		}
+		path := authFilePath(dir, f.ID)
+		if old, err := os.ReadFile(path); err == nil && string(old) == f.Content {
+			continue
+		}
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("auth file: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("auth file: %w", err)
+		}
 	}
 	return nil
 }

@@ -102,6 +102,8 @@ type view struct {
 	UpstreamKeepaliveTimeout  int
 	UpstreamKeepaliveRequests int
 	Servers                   []serverView
+	// authDir holds the htpasswd files (WorkDir/auth).
+	authDir string
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
@@ -173,6 +175,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	if err := v.setAccessLog(g); err != nil {
 		return nil, err
 	}
+	v.authDir = filepath.Join(set.WorkDir, "auth")
 	v.RedirectPrefix = "https://$host"
 	if set.HTTPSPort != 443 {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)

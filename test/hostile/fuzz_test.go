@@ -53,7 +53,7 @@ func FuzzRender(f *testing.F) {
 			for _, n := range []string{"location", "set", "rewrite_by_lua_block", "proxy_pass", "grpc_pass", "return", "if", "rewrite",
 				"allow", "deny", "client_max_body_size", "client_body_buffer_size", "proxy_connect_timeout", "proxy_send_timeout",
 				"proxy_read_timeout", "proxy_next_upstream_timeout", "proxy_buffering", "proxy_buffer_size", "proxy_request_buffering",
-				"proxy_buffers", "proxy_http_version", "proxy_next_upstream", "proxy_next_upstream_tries", "proxy_set_header", "grpc_set_header", "header_filter_by_lua_block", "log_by_lua_block",
+				"proxy_buffers", "proxy_http_version", "proxy_next_upstream", "proxy_next_upstream_tries", "proxy_set_header", "grpc_set_header", "header_filter_by_lua_block", "log_by_lua_block", "auth_basic", "auth_basic_user_file",
 				"add_header", "limit_req", "limit_req_zone", "limit_conn", "limit_conn_zone", "geo", "map", "server_name", "listen"} {
 				fuzzEnv.known[n] = true
 			}

@@ -1,0 +1,75 @@
+package annotations
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Auth is HTTP basic authentication from an htpasswd Secret.
+type Auth struct {
+	// Basic is true for auth-type: basic.
+	Basic bool
+	// Secret is "name" (the Ingress's namespace) or "namespace/name".
+	Secret string
+	// Map is true for auth-secret-type: auth-map (one key per user);
+	// otherwise the Secret's "auth" key holds an htpasswd file.
+	Map bool
+	// Realm is shown by browsers; ingress-nginx's default when empty.
+	Realm string
+}
+
+// DefaultRealm is ingress-nginx's auth-realm default.
+const DefaultRealm = "Authentication Required"
+
+func init() {
+	register("auth-type", applied(func(v string, c *Config) error {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "basic":
+			c.Auth.Basic = true
+			return nil
+		case "digest":
+			return fmt.Errorf("digest authentication is not supported; use basic")
+		}
+		return fmt.Errorf("%q is not basic", v)
+	}))
+	register("auth-secret", applied(func(v string, c *Config) error {
+		ns, name, cross := strings.Cut(v, "/")
+		if !cross {
+			ns, name = "", v
+		}
+		for _, part := range []string{ns, name} {
+			if part == "" && cross {
+				return fmt.Errorf("%q is not NAME or NAMESPACE/NAME", v)
+			}
+			if strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" || len(part) > 253 {
+				return fmt.Errorf("%q is not NAME or NAMESPACE/NAME of a Secret", v)
+			}
+		}
+		if name == "" {
+			return fmt.Errorf("empty Secret name")
+		}
+		c.Auth.Secret = v
+		return nil
+	}))
+	register("auth-secret-type", applied(func(v string, c *Config) error {
+		switch v {
+		case "auth-file":
+			c.Auth.Map = false
+		case "auth-map":
+			c.Auth.Map = true
+		default:
+			return fmt.Errorf("%q is not auth-file or auth-map", v)
+		}
+		return nil
+	}))
+	register("auth-realm", applied(func(v string, c *Config) error {
+		if err := safeText(v); err != nil {
+			return err
+		}
+		if len(v) > 256 {
+			return fmt.Errorf("realm is longer than 256 characters")
+		}
+		c.Auth.Realm = v
+		return nil
+	}))
+}
