@@ -47,6 +47,7 @@ type Config struct {
 	CORS      CORS
 	RateLimit RateLimit
 	Auth      Auth
+	Server    Server
 }
 
 // parser handles one key of a group.

@@ -22,8 +22,6 @@ var unsupported = map[string]string{
 	"custom-http-errors":                    "custom error pages are not implemented yet",
 	"default-backend":                       "a per-Ingress default backend annotation is not implemented yet; use spec.defaultBackend",
 	"custom-headers":                        "custom response headers from a ConfigMap are not implemented yet",
-	"from-to-www-redirect":                  "www redirects are not implemented yet",
-	"server-alias":                          "server aliases are not implemented yet; list each host as a rule",
 	"mirror-target":                         "request mirroring is not implemented yet",
 	"mirror-request-body":                   "request mirroring is not implemented yet",
 	"mirror-host":                           "request mirroring is not implemented yet",

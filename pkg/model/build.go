@@ -68,6 +68,8 @@ type builder struct {
 	certByHost map[string]string
 	defaultB   string // catch-all backend from an Ingress defaultBackend
 	problems   []Problem
+	// redirects are from-to-www-redirect names: from → to.
+	redirects map[string]string
 	// authFiles are htpasswd contents by file ID.
 	authFiles map[string]string
 	// anns is the parsed annotation config per Ingress key.
@@ -204,6 +206,8 @@ func (b *builder) finish() *Model {
 	for _, h := range hosts {
 		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect))
 	}
+	m.Structure.Redirects = b.finishNames(m.Structure.Servers)
+	m.Problems = b.problems
 	names := make([]string, 0, len(b.backends))
 	for n := range b.backends {
 		names = append(names, n)

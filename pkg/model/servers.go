@@ -14,6 +14,7 @@ import (
 // merged, oldest first.
 type serverBuilder struct {
 	host      string
+	aliases   []string
 	tls       bool
 	locations map[locKey]Location
 	// fallback is the backend for "/" from the oldest Ingress with a
@@ -67,6 +68,9 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 		srv := b.serverFor(host)
 		if tlsHosts[host] {
 			srv.tls = true
+		}
+		if host != "" {
+			b.addNames(ing, srv)
 		}
 		if fallback != "" && srv.fallback == "" {
 			srv.fallback, srv.fallbackIngress = fallback, key
@@ -175,7 +179,7 @@ func displayHost(h string) string {
 // fallback "/" location (a Prefix "/" that the rules did not define): the
 // Ingress defaultBackend, else the global default backend, else 404.
 func (s *serverBuilder) server(globalDefault string, sslRedirect bool) Server {
-	out := Server{Host: s.host, TLS: s.tls}
+	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases}
 	redirect := func(c annotations.Config) bool {
 		on := sslRedirect
 		if c.Redirect.SSLRedirect != nil {
@@ -205,4 +209,72 @@ func (s *serverBuilder) server(globalDefault string, sslRedirect bool) Server {
 		return a.Match < c.Match
 	})
 	return out
+}
+
+// addNames records the server-alias names and the from-to-www-redirect of
+// an Ingress for one of its hosts; conflicts are settled in finishNames.
+func (b *builder) addNames(ing *networkingv1.Ingress, srv *serverBuilder) {
+	key := ingressKey(ing)
+	cfg := b.anns[key].Server
+	for _, a := range cfg.Aliases {
+		if err := validateHost(a); err != nil {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "server-alias]", Reason: err.Error() + "; the alias is ignored"})
+			continue
+		}
+		if !contains(srv.aliases, a) {
+			srv.aliases = append(srv.aliases, a)
+		}
+	}
+	if cfg.WWWRedirect && !strings.HasPrefix(srv.host, "*.") {
+		from := "www." + srv.host
+		if strings.HasPrefix(srv.host, "www.") {
+			from = strings.TrimPrefix(srv.host, "www.")
+		}
+		if b.redirects == nil {
+			b.redirects = map[string]string{}
+		}
+		if _, taken := b.redirects[from]; !taken && validateHost(from) == nil {
+			b.redirects[from] = srv.host
+		}
+	}
+}
+
+// finishNames drops aliases and redirects whose name a rule serves (a
+// real host always wins) or that an older Ingress's server already claimed.
+func (b *builder) finishNames(servers []Server) []HostRedirect {
+	claimed := map[string]bool{}
+	for _, s := range servers {
+		claimed[s.Host] = true
+	}
+	for i := range servers {
+		var keep []string
+		for _, a := range servers[i].Aliases {
+			if claimed[a] {
+				b.report(Problem{Kind: "Server", Object: servers[i].Host, Field: "server-alias",
+					Reason: fmt.Sprintf("alias %q is already a host or an alias of another server; it is ignored", a)})
+				continue
+			}
+			claimed[a] = true
+			keep = append(keep, a)
+		}
+		sort.Strings(keep)
+		servers[i].Aliases = keep
+	}
+	var out []HostRedirect
+	for from, to := range b.redirects {
+		if !claimed[from] {
+			out = append(out, HostRedirect{From: from, To: to})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].From < out[j].From })
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -28,6 +28,14 @@ type Structure struct {
 	Global Global
 	// AuthFiles are the htpasswd files locations refer to, sorted by ID.
 	AuthFiles []AuthFile
+	// Redirects are host names answered with a 308 to another host
+	// (from-to-www-redirect), sorted by From.
+	Redirects []HostRedirect
+}
+
+// HostRedirect sends every request for From to the same URI on To.
+type HostRedirect struct {
+	From, To string
 }
 
 // Global holds nginx-wide settings.
@@ -62,6 +70,8 @@ type Server struct {
 	Host string
 	// TLS is true when an Ingress lists the host under spec.tls.
 	TLS bool
+	// Aliases are more names served exactly like Host (server-alias).
+	Aliases []string
 	// Locations are sorted by (Path, Match).
 	Locations []Location
 }

@@ -102,11 +102,18 @@ type view struct {
 	UpstreamKeepaliveTimeout  int
 	UpstreamKeepaliveRequests int
 	Servers                   []serverView
+	// Redirects are servers that only redirect to another host.
+	Redirects []redirectView
 	// authDir holds the htpasswd files (WorkDir/auth).
 	authDir string
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
+}
+
+// redirectView is a server answering every request with a 308 to Target.
+type redirectView struct {
+	Name, Target string
 }
 
 type serverView struct {
@@ -187,6 +194,24 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		}
 		v.Servers = append(v.Servers, sv)
 	}
+	for _, r := range st.Redirects {
+		name, err := serverName(r.From)
+		if err != nil {
+			return nil, fmt.Errorf("redirect from %q: %w", r.From, err)
+		}
+		port := ""
+		if set.HTTPPort != 80 || set.HTTPSPort != 443 {
+			port = ":$server_port"
+		}
+		if _, err := QuoteVarFree(r.To); err != nil {
+			return nil, fmt.Errorf("redirect to %q: %w", r.To, err)
+		}
+		target, err := Quote("$scheme://" + r.To + port + "$request_uri")
+		if err != nil {
+			return nil, fmt.Errorf("redirect to %q: %w", r.To, err)
+		}
+		v.Redirects = append(v.Redirects, redirectView{Name: name, Target: target})
+	}
 	v.sortHTTPLines()
 	gl, err := globalLines(g.Settings)
 	if err != nil {
@@ -220,6 +245,13 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 	name, err := serverName(s.Host)
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
+	}
+	for _, a := range s.Aliases {
+		an, err := serverName(a)
+		if err != nil {
+			return serverView{}, fmt.Errorf("host %q alias %q: %w", s.Host, a, err)
+		}
+		name += " " + an
 	}
 	vhost, err := QuoteVarFree(s.Host)
 	if err != nil {

@@ -64,6 +64,9 @@ func TestRenderGolden(t *testing.T) {
 			fixture.Ingress("root").Host("app.io").Prefix("/", "web:80").
 				Annotate("nginx.ingress.kubernetes.io/app-root", "/app").
 				Annotate("nginx.ingress.kubernetes.io/force-ssl-redirect", "true")},
+		"server-names": {web,
+			fixture.Ingress("alias").Annotate("nginx.ingress.kubernetes.io/server-alias", "b.io,*.c.io").Host("a.io").Prefix("/", "web:80"),
+			fixture.Ingress("www").Annotate("nginx.ingress.kubernetes.io/from-to-www-redirect", "true").Host("www.shop.io").Prefix("/", "web:80")},
 		"quotes-in-paths": {web,
 			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
 	}

@@ -218,3 +218,25 @@ func (tg *tidegate) Options(host, path, origin string) answer {
 	resp.Body.Close()
 	return answer{resp.StatusCode, resp.Header}
 }
+
+// TestServerNames: server-alias serves more names; from-to-www-redirect
+// sends the bare name to www (and back), but never takes a name a rule
+// serves.
+func TestServerNames(t *testing.T) {
+	be := startBackends(t, "web")
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{
+		serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		annotatedIngress("alias", "main.test", "Prefix", "/", "server-alias=other.test, *.more.test"),
+		annotatedIngress("www", "www.shop.test", "Prefix", "/", "from-to-www-redirect=true"),
+		annotatedIngress("bare", "blog.test", "Prefix", "/", "from-to-www-redirect=true"),
+		annotatedIngress("taken", "www.blog.test", "Prefix", "/"),
+	}, "---\n")})
+	for _, host := range []string{"main.test", "other.test", "x.more.test", "www.blog.test", "blog.test"} {
+		if r := tg.Get(host, "/"); r.Status != 200 || r.Name != "web" {
+			t.Errorf("%s: %d %q", host, r.Status, r.Name)
+		}
+	}
+	if r := tg.Get("shop.test", "/p?q=1"); r.Status != 308 || r.Location != fmt.Sprintf("http://www.shop.test:%d/p?q=1", tg.HTTPPort) {
+		t.Errorf("from-to-www-redirect: %d %q", r.Status, r.Location)
+	}
+}
