@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,28 +17,7 @@ func TestBlastRadius(t *testing.T) {
 		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
 		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
 	})
-	var sent, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				if r := tg.Get("good.test", "/"); r.Status != 200 {
-					if failed.Add(1) < 3 {
-						t.Logf("failed request: %d %.200s", r.Status, r.Body)
-					}
-				}
-			}
-		}()
-	}
+	stop := tg.hammer("good.test", 3)
 	var bad []string
 	hostile := []string{`/x"; return 200 pwned; #`, "/a{b}", "/a b", "/\x00", "/ok"}
 	for i := 0; i < 50; i++ {
@@ -69,11 +46,10 @@ func TestBlastRadius(t *testing.T) {
 		return ""
 	})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	t.Logf("blast radius: %d requests to good.test while 50 invalid Ingresses were added, %d failed", sent.Load(), failed.Load())
-	if failed.Load() != 0 || sent.Load() == 0 {
-		t.Errorf("%d of %d requests to the good host failed", failed.Load(), sent.Load())
+	sent, failed := stop()
+	t.Logf("blast radius: %d requests to good.test while 50 invalid Ingresses were added, %d failed", sent, failed)
+	if failed != 0 || sent == 0 {
+		t.Errorf("%d of %d requests to the good host failed", failed, sent)
 	}
 	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
 		t.Error("hostile text reached nginx.conf")

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,4 +450,37 @@ func readFile(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// hammer sends GET requests to host from n goroutines until the returned
+// stop is called, which reports how many were sent and how many failed
+// (any status but 200; the first few are logged).
+func (tg *tidegate) hammer(host string, n int) (stop func() (sent, failed int64)) {
+	var sentN, failedN atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				sentN.Add(1)
+				if r := tg.Get(host, "/"); r.Status != 200 {
+					if failedN.Add(1) <= 3 {
+						tg.t.Logf("failed request to %s: %d %.200s", host, r.Status, r.Body)
+					}
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) {
+		close(done)
+		wg.Wait()
+		return sentN.Load(), failedN.Load()
+	}
 }

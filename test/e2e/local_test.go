@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,27 +182,7 @@ func TestNewHostReloadsWithoutDroppingTraffic(t *testing.T) {
 	})
 	workers, reloads := tg.Workers(), tg.Reloads()
 
-	var sent, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				r := tg.Get("a.test", "/")
-				sent.Add(1)
-				if r.Status != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stop := tg.hammer("a.test", 4)
 	time.Sleep(200 * time.Millisecond)
 	tg.Write("b-ingress.yaml", ingressYAML("b", "b.test", "Prefix / b:80"))
 	tg.Eventually("the new host is served", func() string {
@@ -214,11 +192,10 @@ func TestNewHostReloadsWithoutDroppingTraffic(t *testing.T) {
 		return ""
 	})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	t.Logf("requests to a.test during the reload: %d sent, %d failed", sent.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests to the other host failed during the reload", failed.Load(), sent.Load())
+	sent, failed := stop()
+	t.Logf("requests to a.test during the reload: %d sent, %d failed", sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests to the other host failed during the reload", failed, sent)
 	}
 	if n := tg.Reloads(); n != reloads+1 {
 		t.Errorf("reloads went from %d to %d, want exactly one more", reloads, n)
