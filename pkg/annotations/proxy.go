@@ -59,9 +59,28 @@ func init() {
 			return err
 		})
 	}
+	// A buffer of size 0 is not a buffer: nginx refuses it (found by
+	// FuzzRender), while a body size of 0 means "no limit".
+	buffer := func(dst func(*Config) *Size) func(string, *Config) (Status, string, error) {
+		return applied(func(v string, c *Config) error {
+			s, err := size(v)
+			if err != nil {
+				return err
+			}
+			if strings.TrimLeft(string(s), "0kmg") == "" {
+				return fmt.Errorf("%q: a buffer size must be larger than 0", v)
+			}
+			// nginx refuses buffers above proxy_max_temp_file_size (1g).
+			if n, unit := strings.TrimRight(string(s), "kmg"), strings.TrimLeft(string(s), "0123456789"); unit == "g" || (unit == "m" && len(n) > 3) || (unit == "" && len(n) > 8) {
+				return fmt.Errorf("%q: a buffer size must be at most 999m", v)
+			}
+			*dst(c) = s
+			return nil
+		})
+	}
 	register("proxy-body-size", sz(func(c *Config) *Size { return &c.Proxy.BodySize }))
-	register("client-body-buffer-size", sz(func(c *Config) *Size { return &c.Proxy.ClientBodyBuffer }))
-	register("proxy-buffer-size", sz(func(c *Config) *Size { return &c.Proxy.BufferSize }))
+	register("client-body-buffer-size", buffer(func(c *Config) *Size { return &c.Proxy.ClientBodyBuffer }))
+	register("proxy-buffer-size", buffer(func(c *Config) *Size { return &c.Proxy.BufferSize }))
 	register("proxy-connect-timeout", secs(func(c *Config) *int { return &c.Proxy.ConnectTimeout }))
 	register("proxy-send-timeout", secs(func(c *Config) *int { return &c.Proxy.SendTimeout }))
 	register("proxy-read-timeout", secs(func(c *Config) *int { return &c.Proxy.ReadTimeout }))

@@ -98,5 +98,36 @@ func ValidRegex(p string) error {
 	if re.MaxCap() > 9 {
 		return fmt.Errorf("regex path %q has more than 9 capture groups", p)
 	}
+	if nonASCII(re) {
+		return fmt.Errorf("regex path %q matches characters outside ASCII (\\x{...}, \\p{...}); nginx's PCRE runs without UTF-8 and would refuse it", p)
+	}
 	return nil
+}
+
+// nonASCII reports whether a parsed regex names a character above 0x7f
+// (a literal, a class range or a Unicode class), which nginx's non-UTF-8
+// PCRE cannot compile.
+func nonASCII(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if r > 0x7f {
+				return true
+			}
+		}
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			// A negated ASCII class spans up to 0x10FFFF: that is fine.
+			if lo > 0x7f && hi != 0x10ffff {
+				return true
+			}
+		}
+	}
+	for _, sub := range re.Sub {
+		if nonASCII(sub) {
+			return true
+		}
+	}
+	return false
 }
