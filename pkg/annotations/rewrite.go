@@ -131,3 +131,22 @@ func nonASCII(re *syntax.Regexp) bool {
 	}
 	return false
 }
+
+// CheckRewrite says whether rewrite-target's capture references ($1..$9)
+// exist in the path regex: nginx refuses a rewrite that references more
+// groups than its pattern has.
+func CheckRewrite(path, target string) error {
+	re, err := syntax.Parse(path, syntax.Perl)
+	if err != nil {
+		return err
+	}
+	caps := re.MaxCap()
+	for i := 0; i+1 < len(target); i++ {
+		if target[i] == '$' && target[i+1] >= '1' && target[i+1] <= '9' {
+			if n := int(target[i+1] - '0'); n > caps {
+				return fmt.Errorf("rewrite-target %q uses $%d but path %q has %d capture group(s)", target, n, path, caps)
+			}
+		}
+	}
+	return nil
+}

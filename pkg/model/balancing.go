@@ -75,7 +75,13 @@ func ParseBalancing(ann map[string]string, defaultAlgorithm string) (Balancing, 
 	}
 	if v, ok := get(annHashBy); ok && v != "" {
 		if hashExpr.MatchString(v) && len(v) <= 256 {
-			out.Algorithm, out.HashBy = AlgorithmCHash, v
+			if err := ValidLogFormat(v); err != nil {
+				// Same variable rule as log formats: an unknown variable
+				// would fail nginx -t for every host.
+				bad(annHashBy, v, "an expression of known nginx variables such as $request_uri or $http_x_user")
+			} else {
+				out.Algorithm, out.HashBy = AlgorithmCHash, v
+			}
 		} else {
 			bad(annHashBy, v, "an nginx variable expression such as $request_uri or $http_x_user")
 		}

@@ -135,6 +135,12 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if regex {
 		match = MatchRegex
 		path = p.Path
+		if t := b.anns[key].Rewrite.Target; t != "" {
+			if err := annotations.CheckRewrite(path, t); err != nil {
+				b.report(Problem{Kind: "Ingress", Object: key, Field: field + ".path", Reason: err.Error() + "; the path is skipped"})
+				return
+			}
+		}
 	}
 	lk := locKey{path: path, match: match}
 	if IsCanary(ing) { // canary.go: a canary Ingress adds no location
