@@ -138,7 +138,7 @@ func fields() []field {
 var annotationPrefix = map[string]string{
 	"proxy-body-size": "8m", "client-body-buffer-size": "8k", "proxy-buffer-size": "8k", "proxy-read-timeout": "60",
 	"permanent-redirect": "https://a.io/", "temporal-redirect": "https://a.io/", "app-root": "/app",
-	"rewrite-target": "/$1", "x-forwarded-prefix": "/p", "whitelist-source-range": "10.0.0.0/8,", "auth-realm": "Staff",
+	"rewrite-target": "/new", "x-forwarded-prefix": "/p", "whitelist-source-range": "10.0.0.0/8,", "auth-realm": "Staff",
 	"denylist-source-range": "10.0.0.0/8,", "cors-allow-origin": "https://a.io,", "cors-allow-methods": "GET,",
 	"cors-allow-headers": "X-A,", "upstream-vhost": "a.io", "backend-protocol": "HTTP", "proxy-next-upstream": "error ",
 	"limit-whitelist": "10.0.0.0/8,", "connection-proxy-header": "close",
