@@ -93,6 +93,7 @@ local function next_field(s, from)
   end
   return str_sub(s, from, i - 2), i + 2
 end
+_M.next_field = next_field
 
 local CLASSES = { "1xx", "2xx", "3xx", "4xx", "5xx" }
 

@@ -570,14 +570,15 @@ local function check_backend(b, where, yield)
 end
 _M.check_backend = check_backend
 
--- check_backends_doc validates a whole POST /configuration/backends body.
--- yield, if given, is called every thousand endpoints (nginx passes one that
--- lets the worker serve other requests meanwhile).
-function _M.check_backends_doc(doc, yield)
+-- check_doc validates what both push bodies share: a JSON object with only
+-- the keys in allowed, an increasing version, "full", the list under
+-- list_key and "removed". It returns version, full, list, removed, or nil
+-- and the reason.
+local function check_doc(doc, allowed, list_key)
   if type(doc) ~= "table" or is_array(doc) and #doc > 0 then
     return fail("body: must be a JSON object")
   end
-  local ok, err = check_keys(doc, BACKENDS_DOC_KEYS, "body")
+  local ok, err = check_keys(doc, allowed, "body")
   if not ok then
     return nil, err
   end
@@ -592,18 +593,30 @@ function _M.check_backends_doc(doc, yield)
   elseif type(full) ~= "boolean" then
     return fail("full: must be a boolean")
   end
-  local list = doc.backends
+  local list = doc[list_key]
   if absent(list) then
     list = {}
   end
   if not is_array(list) then
-    return fail("backends: must be an array")
+    return fail(list_key .. ": must be an array")
   end
   local removed
   removed, err = check_removed(doc.removed)
   if not removed then
     return nil, err
   end
+  return version, full, list, removed
+end
+
+-- check_backends_doc validates a whole POST /configuration/backends body.
+-- yield, if given, is called every thousand endpoints (nginx passes one that
+-- lets the worker serve other requests meanwhile).
+function _M.check_backends_doc(doc, yield)
+  local version, full, list, removed = check_doc(doc, BACKENDS_DOC_KEYS, "backends")
+  if not version then
+    return nil, full
+  end
+  local err
   local seen = {}
   local backends = {}
   for i = 1, #list do
@@ -678,36 +691,11 @@ end
 -- check_certificates_doc validates a whole POST /configuration/certificates
 -- body. PEM contents are checked by the caller, which has ngx.ssl.
 function _M.check_certificates_doc(doc)
-  if type(doc) ~= "table" or is_array(doc) and #doc > 0 then
-    return fail("body: must be a JSON object")
-  end
-  local ok, err = check_keys(doc, CERTS_DOC_KEYS, "body")
-  if not ok then
-    return nil, err
-  end
-  local version
-  version, err = check_version(doc.version)
+  local version, full, list, removed = check_doc(doc, CERTS_DOC_KEYS, "certificates")
   if not version then
-    return nil, err
+    return nil, full
   end
-  local full = doc.full
-  if absent(full) then
-    full = false
-  elseif type(full) ~= "boolean" then
-    return fail("full: must be a boolean")
-  end
-  local list = doc.certificates
-  if absent(list) then
-    list = {}
-  end
-  if not is_array(list) then
-    return fail("certificates: must be an array")
-  end
-  local removed
-  removed, err = check_removed(doc.removed)
-  if not removed then
-    return nil, err
-  end
+  local err
   local seen = {}
   local certs = {}
   for i = 1, #list do

@@ -42,37 +42,29 @@ func Decide(prev, next *model.Model) Plan {
 		p.Reload = !reflect.DeepEqual(prev.Structure, next.Structure)
 		prevDyn = prev.Dynamic
 	}
-	old := make(map[string]*model.Backend, len(prevDyn.Backends))
-	for i := range prevDyn.Backends {
-		old[prevDyn.Backends[i].Name] = &prevDyn.Backends[i]
-	}
-	for i := range next.Dynamic.Backends {
-		b := &next.Dynamic.Backends[i]
-		if o, ok := old[b.Name]; !ok || !reflect.DeepEqual(*o, *b) {
-			p.Backends = append(p.Backends, *b)
-		}
-		delete(old, b.Name)
-	}
-	for _, b := range prevDyn.Backends {
-		if _, gone := old[b.Name]; gone {
-			p.RemovedBackends = append(p.RemovedBackends, b.Name)
-		}
-	}
-	oldC := make(map[string]*model.Certificate, len(prevDyn.Certificates))
-	for i := range prevDyn.Certificates {
-		oldC[prevDyn.Certificates[i].ID] = &prevDyn.Certificates[i]
-	}
-	for i := range next.Dynamic.Certificates {
-		c := &next.Dynamic.Certificates[i]
-		if o, ok := oldC[c.ID]; !ok || !reflect.DeepEqual(*o, *c) {
-			p.Certificates = append(p.Certificates, *c)
-		}
-		delete(oldC, c.ID)
-	}
-	for _, c := range prevDyn.Certificates {
-		if _, gone := oldC[c.ID]; gone {
-			p.RemovedCertificates = append(p.RemovedCertificates, c.ID)
-		}
-	}
+	p.Backends, p.RemovedBackends = diff(prevDyn.Backends, next.Dynamic.Backends, func(b model.Backend) string { return b.Name })
+	p.Certificates, p.RemovedCertificates = diff(prevDyn.Certificates, next.Dynamic.Certificates, func(c model.Certificate) string { return c.ID })
 	return p
+}
+
+// diff returns the items of next that are new or changed since prev, and the
+// keys of the items of prev that next no longer has, both in list order.
+func diff[T any](prev, next []T, key func(T) string) (changed []T, removed []string) {
+	old := make(map[string]int, len(prev))
+	for i := range prev {
+		old[key(prev[i])] = i
+	}
+	for _, item := range next {
+		k := key(item)
+		if i, ok := old[k]; !ok || !reflect.DeepEqual(prev[i], item) {
+			changed = append(changed, item)
+		}
+		delete(old, k)
+	}
+	for _, item := range prev {
+		if _, gone := old[key(item)]; gone {
+			removed = append(removed, key(item))
+		}
+	}
+	return changed, removed
 }
