@@ -92,6 +92,24 @@ for name, doc in pairs(bad) do
   check("rejects " .. name, not ok and type(err) == "string", "accepted")
 end
 
+-- the first line of a push in the line format: the document without backends
+do
+  local hdr, err = schema.check_backends_header({ version = 7, full = true, removed = { "a" } })
+  check("header", hdr and hdr.version == 7 and hdr.full == true and hdr.removed[1] == "a", err)
+  hdr, err = schema.check_backends_header({ version = 8 })
+  check("header defaults", hdr and hdr.full == false and #hdr.removed == 0, err)
+end
+local bad_headers = {
+  ["backends in the header"] = { version = 1, backends = {} },
+  ["no version"] = { full = true },
+  ["array"] = { 1, 2 },
+  ["removed not a list"] = { version = 1, removed = "a" },
+}
+for name, doc in pairs(bad_headers) do
+  local ok, err = schema.check_backends_header(doc)
+  check("header rejects " .. name, not ok and type(err) == "string", "accepted")
+end
+
 if failures > 0 then
   os.exit(1)
 end

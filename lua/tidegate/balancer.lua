@@ -6,11 +6,11 @@
 -- shared-dict get (the global version) plus table lookups; JSON is decoded
 -- only when a push changed something.
 --
--- Phases (hooks in nginx.conf):
---   rewrite()        location: canary choice, 503 for a backend with no peer
---   balance()        upstream balancer_by_lua: the peer of each try
---   header_filter()  http: Set-Cookie of sticky sessions
---   log()            http: latency samples (ewma) and passive outlier ejection
+-- Phases (hooks in nginx.conf), two per proxied request:
+--   balance()  upstream balancer_by_lua: the peer of each try; on the first
+--              try also the canary choice, the sticky cookie, and the 503
+--              for a backend with no peer
+--   log()      http: latency samples (ewma) and passive outlier ejection
 --
 -- Per-peer statistics (latency, in-flight tries, consecutive failures,
 -- ejection) are per worker and survive rebuilds of their backend.
@@ -36,6 +36,7 @@ local str_byte = string.byte
 local str_sub = string.sub
 local str_format = string.format
 local str_gmatch = string.gmatch
+local os_clock = os.clock
 
 local ngx_balancer = require("ngx.balancer")
 local set_current_peer = ngx_balancer.set_current_peer
@@ -49,7 +50,6 @@ local round_robin = require("tidegate.balancers.round_robin")
 local ewma = require("tidegate.balancers.ewma")
 local chash = require("tidegate.balancers.chash")
 local canary = require("tidegate.canary")
-local metrics = require("tidegate.metrics")
 
 local dict = ngx.shared[store.BACKENDS_DICT]
 
@@ -177,29 +177,67 @@ local function build(json, old_stats, yield)
     percent = ej.max_ejected_percent,
   }
   -- the log phase has work only for these
-  obj.observe = algo == "ewma" or ej.consecutive_failures > 0 or ej.consecutive_5xx > 0
+  obj.observe = algo == "ewma" or ej.consecutive_5xx > 0
   return obj, nil, st
 end
 _M.build = build
 
 local syncing = false -- a timer's sync is under way (and may be paused)
 local BIG = 131072     -- bytes of stored JSON (about 2,000 endpoints)
+local SLICE = 0.002    -- seconds of CPU a sync works before it yields
+local rebuilds = 0     -- backends this worker built (GET /tidegate/workers)
 
 local deferred
 
+-- pause lets the worker serve requests. Not ngx.sleep(0): on stock nginx
+-- that is a 0 ms timer, which runs in the same pass over expired timers as
+-- the sync timer itself, without a look at the network in between.
 local function pause()
-  ngx.sleep(0)
+  ngx.sleep(0.001)
+end
+
+-- refresh rebuilds backend name from the shared dict, whose version of it
+-- is bv, and keeps the peer statistics of the old object.
+local function refresh(name, bv, json, yield)
+  local ok, obj, err, st
+  if json then
+    ok, obj, err, st = pcall(build, json, stats[name], yield)
+    if not ok then
+      obj, err = nil, obj
+    end
+  else
+    err = "missing from the shared dict"
+  end
+  rebuilds = rebuilds + 1
+  if obj then
+    backends[name] = obj
+    versions[name] = bv
+    stats[name] = st
+  else
+    ngx_log(ngx_ERR, "tidegate: backend ", name, ": ", err)
+    backends[name] = nil
+    versions[name] = nil
+    stats[name] = nil
+  end
+end
+
+-- report tells the control socket what this worker applied (tests and
+-- diagnostics read it there: GET /tidegate/workers).
+local function report()
+  local id = ngx.worker.id() or ngx.worker.pid()
+  dict:safe_set(store.worker_key(id), str_format("%.0f %d", synced or 0, rebuilds))
 end
 
 -- sync applies a new global version: rebuilds the backends whose own
--- version changed and forgets the removed ones. The timer passes yield:
--- a big backend is then rebuilt in slices between which the worker serves
--- other requests (which keep the previous state of that backend until it
--- is done). A request that finds a newer version and no sync under way
--- applies it itself, at once, unless a changed backend is big: then it
--- hands the rest to a timer that starts at once, and requests use the
--- previous state of what is not rebuilt yet for those few milliseconds.
-local function sync(yield)
+-- version changed and forgets the removed ones. The timer passes yield and
+-- yields every SLICE seconds of CPU (and inside a big backend), so a full
+-- push of a thousand backends never holds the event loop for long. A
+-- request that finds a newer version and no sync under way applies it
+-- itself for up to SLICE seconds; what is left, or a big changed backend,
+-- goes to a timer that starts at once. Until that timer is done, requests
+-- rebuild their own backend first if it changed (fresh), and use the
+-- previous state of the others.
+local function sync(yield, all)
   local v = dict:get(store.VERSION)
   if v == synced then
     return
@@ -207,37 +245,25 @@ local function sync(yield)
   syncing = true
   local names = dict:get(store.NAMES) or ""
   local seen = {}
+  local t0 = os_clock()
   for name in str_gmatch(names, "[^\n]+") do
     seen[name] = true
+    if yield and os_clock() - t0 >= SLICE then
+      yield()
+      t0 = os_clock()
+    end
     local bv = dict:get(store.backend_version_key(name))
     if bv ~= versions[name] then
       local json = dict:get(store.backend_key(name))
-      if json and not yield and #json > BIG then
+      if not yield and not all and (os_clock() - t0 >= SLICE or json and #json > BIG) then
         local ok, terr = ngx.timer.at(0, deferred)
         if ok then
           return -- syncing stays true until the timer is done
         end
         ngx_log(ngx_ERR, "tidegate: backends sync timer: ", terr)
+        t0 = 1 / 0 -- go on here, all of it
       end
-      local ok, obj, err, st
-      if json then
-        ok, obj, err, st = pcall(build, json, stats[name], yield)
-        if not ok then
-          obj, err = nil, obj
-        end
-      else
-        err = "missing from the shared dict"
-      end
-      if obj then
-        backends[name] = obj
-        versions[name] = bv
-        stats[name] = st
-      else
-        ngx_log(ngx_ERR, "tidegate: backend ", name, ": ", err)
-        backends[name] = nil
-        versions[name] = nil
-        stats[name] = nil
-      end
+      refresh(name, bv, json, yield)
     end
   end
   for name in pairs(backends) do
@@ -249,8 +275,28 @@ local function sync(yield)
   end
   synced = v
   syncing = false
+  report()
 end
 _M.sync = sync
+
+-- fresh returns the worker's object for backend name, first rebuilt if a
+-- sync is under way and has not reached it yet: a request never waits for
+-- other backends, and never uses an outdated version of its own.
+local function fresh(name)
+  local b = backends[name]
+  if syncing then
+    local bv = dict:get(store.backend_version_key(name))
+    if bv and bv ~= versions[name] then
+      local json = dict:get(store.backend_key(name))
+      -- a big one is the timer's job: it yields while it builds
+      if json and #json <= BIG then
+        refresh(name, bv, json)
+        b = backends[name]
+      end
+    end
+  end
+  return b
+end
 
 local function lookup()
   if not syncing and dict:get(store.VERSION) ~= synced then
@@ -260,31 +306,7 @@ local function lookup()
   if not name then
     return nil, nil
   end
-  return backends[name], name
-end
-
--- rewrite routes the request to a canary backend when its rules say so
--- (by setting $tidegate_backend), and answers 503 when the location's
--- backend is unknown or has no endpoint: the balancer phase can only fail
--- with 500/502. A canary with no endpoint falls back to the main backend.
-function _M.rewrite()
-  local b, name = lookup()
-  if b and b.canaries then
-    local cname = canary.route(b)
-    if cname then
-      local cb = backends[cname]
-      if cb and cb.n > 0 then
-        ngx_var.tidegate_backend = cname
-        return
-      end
-    end
-  end
-  if b and b.n > 0 then
-    return
-  end
-  ngx_log(ngx_WARN, "tidegate: backend ", name or "(unset $tidegate_backend)",
-    b and " has no endpoints" or " is unknown")
-  return ngx_exit(503)
+  return fresh(name), name
 end
 
 -- tried reports whether key ("addr:port") is in $upstream_addr, the list of
@@ -417,58 +439,26 @@ local function sticky(b, addrs)
   return p, key
 end
 
--- balance picks the peer for this try of the request.
-function _M.balance()
-  local b, name = lookup()
-  if not b or b.n == 0 then
-    ngx_log(ngx_ERR, "tidegate: no peer for backend ", name or "(unset $tidegate_backend)")
-    return ngx_exit(ngx_ERROR)
-  end
-  local addrs = nil
-  if get_last_failure() then
-    -- a retry: never a peer this request already tried while another is left
-    addrs = ngx_var.upstream_addr or ""
-  elseif b.n > 1 then
-    -- first try: allow one try per other peer (capped by
-    -- proxy_next_upstream_tries)
-    local ok, err = set_more_tries(b.n - 1)
-    if not ok then
-      ngx_log(ngx_ERR, "tidegate: set_more_tries: ", err)
-    end
-  end
-  local peer, cookie
-  if b.affinity then
-    peer, cookie = sticky(b, addrs)
-    if cookie then
-      ngx.ctx.tidegate_cookie = cookie
-    end
-  else
-    peer = choose(b, addrs)
-  end
-  local st = peer.st
-  st.pending = st.pending + 1
-  local ok, err = set_current_peer(peer.host, peer.port)
-  if not ok then
-    ngx_log(ngx_ERR, "tidegate: set_current_peer ", peer.key, ": ", err)
-    return ngx_exit(ngx_ERROR)
-  end
+-- unavailable answers requests whose backend has no usable endpoint: a
+-- server of this nginx on a unix socket beside the control socket
+-- (nginx.tmpl; nginx runs with the working directory as its prefix) that
+-- returns 503, as ingress-nginx does. The balancer phase cannot answer a
+-- status itself, and a rewrite phase just for this case would cost every
+-- request a coroutine.
+-- pkg/nginx/render.go names the same sockets.
+local UNAVAILABLE = {}
+do
+  local run = "unix:" .. ngx.config.prefix() .. "run/"
+  UNAVAILABLE[""] = run .. "503.sock"
+  UNAVAILABLE.https = run .. "503-tls.sock"
+  UNAVAILABLE.grpc = run .. "503-h2c.sock"
+  UNAVAILABLE.grpcs = run .. "503-h2.sock"
 end
 
--- header_filter sends the sticky cookie balance() chose.
-function _M.header_filter()
-  local name = ngx_var.tidegate_backend
-  if not name then
-    return
-  end
-  local b = backends[name]
-  if not b or not b.affinity then
-    return
-  end
-  local v = ngx.ctx.tidegate_cookie
-  if not v then
-    return
-  end
-  local aff = b.affinity
+-- set_cookie adds the sticky cookie to the response. Upstream headers are
+-- not there yet in the balancer phase, so a retry that picks another peer
+-- just replaces the cookie of the earlier try.
+local function set_cookie(aff, v)
   local c = aff.name .. "=" .. v .. aff.suffix
   if aff.expires > 0 then
     c = c .. "; Expires=" .. ngx.http_time(ngx.time() + aff.expires)
@@ -476,14 +466,71 @@ function _M.header_filter()
   if aff.secure or ngx_var.https == "on" then
     c = c .. "; Secure"
   end
-  local cur = ngx_header["Set-Cookie"]
-  if cur == nil then
-    ngx_header["Set-Cookie"] = c
-  elseif type(cur) == "table" then
-    cur[#cur + 1] = c
-    ngx_header["Set-Cookie"] = cur
+  ngx_header["Set-Cookie"] = c
+end
+
+-- balance picks the peer for this try of the request. On the first try it
+-- also routes to a canary when the canary rules say so (the new backend
+-- name goes into $tidegate_backend, for logs, metrics and retries) and
+-- sends the request to UNAVAILABLE when the backend has no endpoint.
+function _M.balance()
+  local b, name = lookup()
+  local addrs = nil
+  if get_last_failure() then
+    -- a retry: never a peer this request already tried while another is left
+    addrs = ngx_var.upstream_addr or ""
   else
-    ngx_header["Set-Cookie"] = { cur, c }
+    if b and b.canaries then
+      local cname = canary.route(b)
+      if cname then
+        local cb = fresh(cname)
+        if cb and cb.n > 0 then
+          ngx_var.tidegate_backend = cname
+          b, name = cb, cname
+        end
+      end
+    end
+    if not b or b.n == 0 then
+      ngx_log(ngx_WARN, "tidegate: backend ", name or "(unset $tidegate_backend)",
+        b and " has no endpoints" or " is unknown", ": 503")
+      local to = UNAVAILABLE[ngx_var.tidegate_scheme or ""] or UNAVAILABLE[""]
+      local ok, err = set_current_peer(to)
+      if not ok then
+        ngx_log(ngx_ERR, "tidegate: set_current_peer ", to, ": ", err)
+        return ngx_exit(ngx_ERROR)
+      end
+      return
+    end
+    if b.n > 1 then
+      -- allow one try per other peer (capped by proxy_next_upstream_tries)
+      local ok, err = set_more_tries(b.n - 1)
+      if not ok then
+        ngx_log(ngx_ERR, "tidegate: set_more_tries: ", err)
+      end
+    end
+  end
+  if not b or b.n == 0 then
+    ngx_log(ngx_ERR, "tidegate: no peer left for backend ", name or "(unset $tidegate_backend)")
+    return ngx_exit(ngx_ERROR)
+  end
+  local peer
+  if b.affinity then
+    local cookie
+    peer, cookie = sticky(b, addrs)
+    if cookie then
+      set_cookie(b.affinity, cookie)
+    end
+  else
+    peer = choose(b, addrs)
+  end
+  if b.observe then
+    local st = peer.st
+    st.pending = st.pending + 1
+  end
+  local ok, err = set_current_peer(peer.host, peer.port)
+  if not ok then
+    ngx_log(ngx_ERR, "tidegate: set_current_peer ", peer.key, ": ", err)
+    return ngx_exit(ngx_ERROR)
   end
 end
 
@@ -556,19 +603,68 @@ local function observe_try(b, p, status, connect, header, now)
   end
 end
 
--- next_field walks nginx's upstream lists ("a, b : c"); metrics needs it too.
-local next_field = metrics.next_field
+-- next_field returns the next entry of an upstream_* variable ("a, b : c")
+-- and where the one after starts.
+local function next_field(s, from)
+  if not s or from > #s then
+    return nil, from
+  end
+  local i = str_find(s, "[,:] ", from)
+  if not i then
+    return str_sub(s, from), #s + 1
+  end
+  if str_byte(s, i) == 44 then -- ","
+    return str_sub(s, from, i - 1), i + 2
+  end
+  return str_sub(s, from, i - 2), i + 2
+end
+_M.next_field = next_field
 
--- log feeds the outcome of every try of the request to its backend.
+-- unsettled counts the peers of b with failures or ejections on record:
+-- while there is none, a request whose single try got an answer below 500
+-- has nothing to tell passive ejection.
+local function unsettled(b)
+  local n = 0
+  for _, p in ipairs(b.peers) do
+    local st = p.st
+    if st.fails > 0 or st.fails_5xx > 0 or st.ejections > 0 then
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- log feeds the outcome of every try of the request to its backend. It
+-- runs for every request, so the common case is kept to two variable
+-- reads: a backend that needs every sample (ewma, ejection on 5xx) gets
+-- them all; one that only ejects on connect failures looks further only
+-- when the request was retried or failed, or a peer has failures on record.
+-- Request metrics are not counted here: nginx writes them to a buffered
+-- log that the controller reads (pkg/controller/metricslog.go).
 function _M.log()
-  metrics.log()
   local name = ngx_var.tidegate_backend
   if not name then
     return
   end
   local b = backends[name]
-  if not b or not b.observe then
+  if not b then
     return
+  end
+  if not b.observe then
+    if not b.ejection or b.ejection.failures == 0 then
+      return
+    end
+    local u = b.unsettled
+    if not u then
+      u = unsettled(b)
+      b.unsettled = u
+    end
+    if u == 0 then
+      local s = ngx_var.upstream_status
+      if not s or (#s == 3 and str_byte(s, 1) < 53) then -- one try, below "5"
+        return
+      end
+    end
   end
   local addrs = ngx_var.upstream_addr
   if not addrs then
@@ -580,11 +676,12 @@ function _M.log()
   local now = ngx_now()
   local ia, is, ic, ih = 1, 1, 1, 1
   local by_key = b.by_key
+  local seen = false
   while true do
     local addr, status, connect, header
     addr, ia = next_field(addrs, ia)
     if not addr then
-      return
+      break
     end
     status, is = next_field(statuses, is)
     connect, ic = next_field(connects, ic)
@@ -592,7 +689,11 @@ function _M.log()
     local p = by_key[addr]
     if p then
       observe_try(b, p, status, connect, header, now)
+      seen = true
     end
+  end
+  if seen and not b.observe then
+    b.unsettled = unsettled(b)
   end
 end
 
@@ -613,7 +714,7 @@ end
 -- init_worker loads the current state and keeps idle workers in sync.
 function _M.init_worker()
   math.randomseed(floor(ngx_now() * 1000) + ngx.worker.pid() * 7919)
-  sync()
+  sync(nil, true)
   -- a sync that failed half-way must not block the next ones
   syncing = false
   local ok, err = ngx.timer.every(SYNC_INTERVAL, tick)

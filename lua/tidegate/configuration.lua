@@ -4,6 +4,18 @@
 -- Bodies are validated strictly (tidegate.schema), versions only go up, and
 -- the shared dicts are written in an order that lets workers read them
 -- without a lock: data first, the global version last (tidegate.store).
+--
+-- Backends come in one of two formats:
+--   application/json      one document {"version","full","backends","removed"}
+--   application/x-ndjson  the document without "backends" on the first line,
+--                         then one backend object per line (what Go sends)
+-- In the line format a line whose bytes are identical to the line a stored
+-- backend was pushed as (same digest) is that backend unchanged: it was
+-- validated then, so it is neither decoded nor checked again. Every other
+-- line is decoded, checked and stored one at a time, and the handler yields
+-- (pause) every SLICE seconds of CPU so that the worker keeps serving
+-- requests during a big push. All of it runs under the push lock; workers
+-- act only on the global version, which is written last.
 
 local ngx = ngx
 local ngx_req = ngx.req
@@ -13,12 +25,18 @@ local ngx_WARN = ngx.WARN
 local ngx_sleep = ngx.sleep
 local pairs = pairs
 local tostring = tostring
+local tonumber = tonumber
 local ipairs = ipairs
 local str_format = string.format
 local str_gmatch = string.gmatch
 local tbl_concat = table.concat
 local tbl_sort = table.sort
 local re_find = ngx.re.find
+local str_find = string.find
+local str_sub = string.sub
+local os_clock = os.clock
+local sha1_bin = ngx.sha1_bin
+local encode_base64 = ngx.encode_base64
 
 local cjson = require("cjson.safe").new()
 cjson.decode_invalid_numbers(false)
@@ -34,6 +52,8 @@ local _M = {}
 
 local LOCK_TTL = 10        -- seconds; a crashed worker cannot hold it longer
 local LOCK_WAIT = 5        -- seconds
+local SLICE = 0.002        -- seconds of CPU between two yields of a big push
+local WRITES = 256         -- shared-dict writes between two yields
 
 local function respond(status, body)
   ngx.status = status
@@ -58,9 +78,9 @@ local function fail(status, reason, stored)
   return respond(status, cjson.encode({ error = reason }))
 end
 
--- read_document returns the decoded JSON body of a POST, or answers the
--- request itself and returns nil.
-local function read_document()
+-- read_body returns the body of a POST, or answers the request itself and
+-- returns nil.
+local function read_body()
   if ngx_req.get_method() ~= "POST" then
     ngx.header["Allow"] = "POST"
     fail(405, "method not allowed: use POST")
@@ -76,6 +96,16 @@ local function read_document()
     else
       fail(400, "empty request body")
     end
+    return nil
+  end
+  return body
+end
+
+-- read_document returns the decoded JSON body of a POST, or answers the
+-- request itself and returns nil.
+local function read_document()
+  local body = read_body()
+  if body == nil then
     return nil
   end
   local doc, err = cjson.decode(body)
@@ -160,42 +190,172 @@ local function check_version(dict, doc)
   return true
 end
 
--- pause lets the worker serve other requests in the middle of a big push.
+-- pause lets the worker serve other requests. Not ngx.sleep(0): without
+-- OpenResty's nginx patches that is a 0 ms timer, which nginx runs in the
+-- same pass over expired timers when it is set from a timer (as when the
+-- handler was resumed from an earlier sleep), without a look at the
+-- network in between.
 local function pause()
-  ngx_sleep(0)
+  ngx_sleep(0.001)
+end
+
+-- pacer returns a function that yields once SLICE seconds of CPU went by
+-- since the last yield: cheap to call after every backend.
+local function pacer()
+  local t0 = os_clock()
+  return function()
+    local t = os_clock()
+    if t - t0 >= SLICE then
+      pause()
+      t0 = os_clock()
+    end
+  end
 end
 
 local function quote(s)
   return cjson.encode(s)
 end
 
-local function apply_backends(doc)
-  local dict = backends_dict
-  local ok, stored, reason = check_version(dict, doc)
-  if not ok then
-    return 409, reason, stored
+-- check_canary_patterns compiles every canary header_pattern: the schema
+-- cannot (no ngx.re in plain luajit).
+local function check_canary_patterns(b)
+  for _, c in ipairs(b.canaries) do
+    if c.header_pattern ~= "" then
+      local _, _, rerr = re_find("", c.header_pattern, "jo")
+      if rerr then
+        return nil, str_format("backend %q canary %q: header_pattern: %s", b.name, c.backend, rerr)
+      end
+    end
   end
-  local version = doc.version
-  local current = split(dict:get(store.NAMES))
+  return true
+end
+
+-- An item is one backend of a push, checked and ready to store:
+--   name    the backend
+--   json    its canonical JSON, or nil when the stored one is the same
+--   digest  digest of the raw line it came as (line format), or nil
+-- An item with neither json nor a new digest leaves the backend untouched.
+
+-- checked_item validates one decoded backend and compares it with what is
+-- stored.
+local function checked_item(dict, current, b, where, yield)
+  local err
+  b, err = schema.check_backend(b, where, yield)
+  if not b then
+    return nil, err
+  end
+  local ok
+  ok, err = check_canary_patterns(b)
+  if not ok then
+    return nil, err
+  end
+  local json = schema.encode_backend(b, quote, yield)
+  if current[b.name] and dict:get(store.backend_key(b.name)) == json then
+    json = nil
+  end
+  return { name = b.name, json = json }
+end
+
+-- line_items turns the backend lines of a push in the line format (body
+-- from byte pos on) into items. It yields between backends; the caller
+-- holds the lock, so what it compares with cannot change meanwhile.
+local function line_items(dict, current, body, pos, yield)
+  local items = {}
+  local len = #body
+  local i = 0
+  while pos <= len do
+    local nl = str_find(body, "\n", pos, true) or (len + 1)
+    local line = str_sub(body, pos, nl - 1)
+    pos = nl + 1
+    local where = str_format("backends[%d]", i)
+    i = i + 1
+    local digest = encode_base64(sha1_bin(line))
+    local known = dict:get(store.digest_key(digest))
+    local item
+    if known and current[known] and dict:get(store.raw_digest_key(known)) == digest then
+      item = { name = known }
+    else
+      local b, err = cjson.decode(line)
+      if b == nil then
+        return nil, str_format("%s (line %d): invalid JSON: %s", where, i + 1, tostring(err))
+      end
+      item, err = checked_item(dict, current, b, where, yield)
+      if not item then
+        return nil, err
+      end
+      item.digest = digest
+    end
+    items[i] = item
+    yield()
+  end
+  return items
+end
+
+-- check_items rejects a backend listed twice or both pushed and removed.
+local function check_items(items, removed)
+  local seen = {}
+  for _, item in ipairs(items) do
+    if seen[item.name] then
+      return nil, str_format("backend %q: listed twice", item.name)
+    end
+    seen[item.name] = true
+  end
+  for _, name in ipairs(removed) do
+    if seen[name] then
+      return nil, str_format("backend %q: both pushed and removed", name)
+    end
+  end
+  return true
+end
+
+-- set_digest points the digest keys of a backend at its new raw line, or
+-- drops them when it came without one (a JSON-document push).
+local function set_digest(dict, w, name, digest)
+  local rkey = store.raw_digest_key(name)
+  local old = dict:get(rkey)
+  if old == digest then
+    return
+  end
+  if old then
+    w.delete(store.digest_key(old))
+  end
+  if digest then
+    w.set(store.digest_key(digest), name)
+    w.set(rkey, digest)
+  else
+    w.delete(rkey)
+  end
+end
+
+-- apply_items stores a checked push: changed backends first (yielding every
+-- WRITES writes), then the names, then the global version; memory of the
+-- removed backends is freed last, when no worker looks for them any more.
+local function apply_items(dict, current, items, hdr, yield)
+  local version = hdr.version
   local next_names = {}
-  if not doc.full then
+  if not hdr.full then
     for name in pairs(current) do
       next_names[name] = true
     end
   end
   local w = writer(dict)
   local changed = 0
-  for _, b in ipairs(doc.backends) do
-    local json = schema.encode_backend(b, quote, pause)
-    local key = store.backend_key(b.name)
-    if not current[b.name] or dict:get(key) ~= json then
-      w.set(key, json)
-      w.set(store.backend_version_key(b.name), version)
+  for n, item in ipairs(items) do
+    local name = item.name
+    if item.json then
+      w.set(store.backend_key(name), item.json)
+      w.set(store.backend_version_key(name), version)
       changed = changed + 1
     end
-    next_names[b.name] = true
+    if item.json or item.digest then
+      set_digest(dict, w, name, item.digest)
+    end
+    next_names[name] = true
+    if n % WRITES == 0 then
+      yield()
+    end
   end
-  for _, name in ipairs(doc.removed) do
+  for _, name in ipairs(hdr.removed) do
     next_names[name] = nil
   end
   if w.err then
@@ -211,30 +371,93 @@ local function apply_backends(doc)
     if not next_names[name] then
       w.delete(store.backend_key(name))
       w.delete(store.backend_version_key(name))
+      set_digest(dict, w, name, nil)
       changed = changed + 1
     end
   end
-  return 200, changed
+  return 200, changed, version
+end
+
+-- push_lines handles a push in the line format; it runs under the lock.
+local function push_lines(dict, body)
+  local nl = str_find(body, "\n", 1, true) or (#body + 1)
+  local hdr, err = cjson.decode(str_sub(body, 1, nl - 1))
+  if hdr == nil then
+    return 400, "first line: invalid JSON: " .. tostring(err)
+  end
+  hdr, err = schema.check_backends_header(hdr)
+  if not hdr then
+    return 400, err
+  end
+  local yield = pacer()
+  local current = split(dict:get(store.NAMES))
+  local items
+  local T0 = os_clock()
+  items, err = line_items(dict, current, body, nl + 1, yield)
+  ngx_log(ngx_ERR, "TIMING line_items ", (os_clock() - T0) * 1000)
+  if not items then
+    return 400, err
+  end
+  local ok, stored, reason = check_items(items, hdr.removed)
+  if not ok then
+    return 400, stored
+  end
+  -- a bad body is reported as such even when its version is stale too
+  ok, stored, reason = check_version(dict, hdr)
+  if not ok then
+    return 409, reason, stored
+  end
+  return apply_items(dict, current, items, hdr, yield)
+end
+
+-- push_document handles a checked push in the JSON-document format; it
+-- runs under the lock.
+local function push_document(dict, doc)
+  local ok, stored, reason = check_version(dict, doc)
+  if not ok then
+    return 409, reason, stored
+  end
+  local yield = pacer()
+  local current = split(dict:get(store.NAMES))
+  local items = {}
+  for i, b in ipairs(doc.backends) do
+    local json = schema.encode_backend(b, quote, yield)
+    if current[b.name] and dict:get(store.backend_key(b.name)) == json then
+      json = nil
+    end
+    items[i] = { name = b.name, json = json }
+    yield()
+  end
+  return apply_items(dict, current, items, doc, yield)
+end
+
+local function is_lines()
+  local ct = ngx.var.content_type
+  return ct ~= nil and str_find(ct, "application/x-ndjson", 1, true) == 1
 end
 
 -- backends handles POST /configuration/backends.
 function _M.backends()
-  local doc = read_document()
-  if doc == nil then
+  local body = read_body()
+  if body == nil then
     return
   end
-  local err
-  doc, err = schema.check_backends_doc(doc, pause)
-  if not doc then
-    return fail(400, err)
-  end
-  for _, b in ipairs(doc.backends) do
-    for _, c in ipairs(b.canaries) do
-      if c.header_pattern ~= "" then
-        local _, _, rerr = re_find("", c.header_pattern, "jo")
-        if rerr then
-          return fail(400, str_format("backend %q canary %q: header_pattern: %s", b.name, c.backend, rerr))
-        end
+  local doc, err
+  local lines = is_lines()
+  if not lines then
+    doc, err = cjson.decode(body)
+    if doc == nil then
+      return fail(400, "invalid JSON: " .. tostring(err))
+    end
+    doc, err = schema.check_backends_doc(doc, pacer())
+    if not doc then
+      return fail(400, err)
+    end
+    for _, b in ipairs(doc.backends) do
+      local ok
+      ok, err = check_canary_patterns(b)
+      if not ok then
+        return fail(400, err)
       end
     end
   end
@@ -243,12 +466,36 @@ function _M.backends()
   if not ok then
     return fail(503, "lock: " .. err)
   end
-  local status, res, stored = apply_backends(doc)
+  local status, res, stored
+  if lines then
+    status, res, stored = push_lines(backends_dict, body)
+  else
+    status, res, stored = push_document(backends_dict, doc)
+  end
   unlock(backends_dict)
   if status ~= 200 then
     return fail(status, res, stored)
   end
-  return respond(200, str_format('{"version":%.0f,"changed":%d}', doc.version, res))
+  return respond(200, str_format('{"version":%.0f,"changed":%d}', stored, res))
+end
+
+-- workers handles GET /tidegate/workers: what every worker applied, as
+-- {"version":V,"workers":[{"id":0,"version":V0,"rebuilds":N0},...]} with
+-- the stored version V. A worker that has caught up shows V; rebuilds
+-- counts the backend objects it built since it started.
+function _M.workers()
+  local list = {}
+  for id = 0, ngx.worker.count() - 1 do
+    local v = backends_dict:get(store.worker_key(id))
+    local applied, rebuilds = 0, 0
+    if v then
+      local sp = str_find(v, " ", 1, true)
+      applied, rebuilds = tonumber(str_sub(v, 1, sp - 1)), tonumber(str_sub(v, sp + 1))
+    end
+    list[#list + 1] = str_format('{"id":%d,"version":%.0f,"rebuilds":%d}', id, applied, rebuilds)
+  end
+  return respond(200, str_format('{"version":%.0f,"workers":[%s]}',
+    backends_dict:get(store.VERSION) or 0, tbl_concat(list, ",")))
 end
 
 local function apply_certificates(doc)

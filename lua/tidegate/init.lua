@@ -14,7 +14,6 @@ function _M.init()
   require("tidegate.balancers.ewma")
   require("tidegate.balancers.chash")
   require("tidegate.canary")
-  require("tidegate.metrics")
   require("tidegate.balancer")
   require("tidegate.certificate")
   require("tidegate.configuration")
@@ -25,7 +24,6 @@ end
 function _M.init_worker()
   require("tidegate.balancer").init_worker()
   require("tidegate.certificate").init_worker()
-  require("tidegate.metrics").init_worker()
 end
 
 return _M

@@ -7,7 +7,6 @@ local type = type
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
-local tonumber = tonumber
 local floor = math.floor
 local str_find = string.find
 local str_match = string.match
@@ -104,15 +103,37 @@ local function check_name(s, where)
 end
 _M.check_name = check_name
 
--- octet accepts a decimal 0-255 without leading zeros ("010" is octal to
--- some parsers).
-local function octet(p)
-  return #p <= 3 and tonumber(p) <= 255 and (#p == 1 or str_byte(p, 1) ~= 48)
-end
-
+-- is_ipv4 accepts four decimal octets 0-255 without leading zeros ("010"
+-- is octal to some parsers). Byte by byte: it runs for every endpoint of a
+-- push, and LuaJIT compiles this loop but not a pattern match.
 local function is_ipv4(s)
-  local a, b, c, d = str_match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  return a ~= nil and octet(a) and octet(b) and octet(c) and octet(d)
+  local n = #s
+  if n < 7 or n > 15 then
+    return false
+  end
+  local dots, v, digits, first = 0, 0, 0, 0
+  for i = 1, n do
+    local c = str_byte(s, i)
+    if c == 46 then -- "."
+      if digits == 0 or v > 255 or (digits > 1 and first == 48) then
+        return false
+      end
+      dots = dots + 1
+      v, digits = 0, 0
+    elseif c >= 48 and c <= 57 then
+      if digits == 0 then
+        first = c
+      end
+      digits = digits + 1
+      if digits > 3 then
+        return false
+      end
+      v = v * 10 + c - 48
+    else
+      return false
+    end
+  end
+  return dots == 3 and digits > 0 and v <= 255 and not (digits > 1 and first == 48)
 end
 
 local function is_ipv6(s)
@@ -265,40 +286,43 @@ local BACKENDS_DOC_KEYS = { version = true, full = true, backends = true, remove
 -- check_endpoint validates endpoint i of a backend. The field names of
 -- error messages are built only on failure: a 10,000-endpoint push must not
 -- format 40,000 strings that nobody reads.
+-- (No closure for them: creating one per endpoint would keep LuaJIT from
+-- compiling the loop.)
+local function ep_where(bwhere, i, field)
+  return str_format("%s endpoints[%d]%s", bwhere, i - 1, field)
+end
+
 local function check_endpoint(e, bwhere, i)
-  local function where(field)
-    return str_format("%s endpoints[%d]%s", bwhere, i - 1, field)
-  end
   if type(e) ~= "table" or is_array(e) and #e > 0 then
-    return fail("%s: must be an object", where(""))
+    return fail("%s: must be an object", ep_where(bwhere, i, ""))
   end
   for k in pairs(e) do
     if not ENDPOINT_KEYS[k] then
-      return check_keys(e, ENDPOINT_KEYS, where(""))
+      return check_keys(e, ENDPOINT_KEYS, ep_where(bwhere, i, ""))
     end
   end
   local addr, family = e.address, 4
   if type(addr) ~= "string" or not is_ipv4(addr) then
-    addr, family = check_address(addr, where(".address"))
+    addr, family = check_address(addr, ep_where(bwhere, i, ".address"))
     if not addr then
       return nil, family
     end
   end
   local port = e.port
   if type(port) ~= "number" or port ~= floor(port) or port < 1 or port > 65535 then
-    return check_int(port, 1, 65535, where(".port"))
+    return check_int(port, 1, 65535, ep_where(bwhere, i, ".port"))
   end
   local weight = e.weight
   if absent(weight) then
     weight = 1
   elseif type(weight) ~= "number" or weight ~= floor(weight) or weight < 1 or weight > 1000 then
-    return check_int(weight, 1, 1000, where(".weight"))
+    return check_int(weight, 1, 1000, ep_where(bwhere, i, ".weight"))
   end
   local draining = e.draining
   if absent(draining) then
     draining = false
   elseif type(draining) ~= "boolean" then
-    return fail("%s: must be a boolean", where(".draining"))
+    return fail("%s: must be a boolean", ep_where(bwhere, i, ".draining"))
   end
   return { address = addr, family = family, port = port, weight = weight, draining = draining }
 end
@@ -609,8 +633,9 @@ local function check_doc(doc, allowed, list_key)
 end
 
 -- check_backends_doc validates a whole POST /configuration/backends body.
--- yield, if given, is called every thousand endpoints (nginx passes one that
--- lets the worker serve other requests meanwhile).
+-- yield, if given, is called after every backend and every thousand
+-- endpoints (nginx passes one that lets the worker serve other requests
+-- meanwhile once it has worked for a while).
 function _M.check_backends_doc(doc, yield)
   local version, full, list, removed = check_doc(doc, BACKENDS_DOC_KEYS, "backends")
   if not version then
@@ -625,6 +650,9 @@ function _M.check_backends_doc(doc, yield)
     if not b then
       return nil, err
     end
+    if yield then
+      yield()
+    end
     if seen[b.name] then
       return fail("backend %q: listed twice", b.name)
     end
@@ -637,6 +665,19 @@ function _M.check_backends_doc(doc, yield)
     end
   end
   return { version = version, full = full, backends = backends, removed = removed }
+end
+
+local BACKENDS_HEADER_KEYS = { version = true, full = true, removed = true }
+
+-- check_backends_header validates the first line of a push in the line
+-- format: the document's fields without "backends" (one backend per
+-- following line, each checked with check_backend).
+function _M.check_backends_header(doc)
+  local version, full, _, removed = check_doc(doc, BACKENDS_HEADER_KEYS, "backends")
+  if not version then
+    return nil, full
+  end
+  return { version = version, full = full, removed = removed }
 end
 
 local CERT_KEYS = { id = true, hosts = true, cert = true, key = true }

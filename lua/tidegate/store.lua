@@ -6,6 +6,11 @@
 --   "n"            names of all backends, "\n"-separated
 --   "b:<name>"     canonical JSON of one backend
 --   "bv:<name>"    version of the push that last changed the backend
+--   "r:<name>"     digest of the raw line the backend was last pushed as
+--                  (line format only; absent after a JSON-document push)
+--   "d:<digest>"   name of the backend whose raw line has that digest: a
+--                  byte-identical line was validated before and is unchanged
+--   "w:<id>"       what worker <id> applied: "<version> <rebuilds>"
 -- tidegate_certificates:
 --   "v"            global version (number), written last by every push
 --   "n"            ids of all certificates, "\n"-separated
@@ -30,6 +35,18 @@ end
 
 function _M.backend_version_key(name)
   return "bv:" .. name
+end
+
+function _M.raw_digest_key(name)
+  return "r:" .. name
+end
+
+function _M.digest_key(digest)
+  return "d:" .. digest
+end
+
+function _M.worker_key(id)
+  return "w:" .. id
 end
 
 function _M.cert_key(id)

@@ -48,6 +48,12 @@ type Config struct {
 	RateLimit RateLimit
 	Auth      Auth
 	Server    Server
+	// Headers, Upstream and Snippets: headers.go, upstream.go, snippets.go.
+	Headers  CustomHeaders
+	Upstream Upstream
+	Snippets Snippets
+	ExtAuth  ExtAuth
+	Errors   Errors
 }
 
 // parser handles one key of a group.
@@ -96,7 +102,7 @@ func Parse(anns map[string]string) (Config, []Entry) {
 		e := Entry{Key: key, Value: value}
 		switch p, known := registry[key]; {
 		case known:
-			if err := checkValue(value); err != nil {
+			if err := checkValue(snippetText(key, value)); err != nil {
 				e.Status, e.Detail = Rejected, err.Error()
 				break
 			}
@@ -141,6 +147,7 @@ func (c *Config) finish(report *[]Entry) {
 	if c.RateLimit.active() && c.RateLimit.BurstMultiplier == 0 {
 		c.RateLimit.BurstMultiplier = 5
 	}
+	c.ExtAuth.finish(report)
 }
 
 // Different marks entries whose key was applied but behaves differently.

@@ -53,10 +53,12 @@ func TestParseReport(t *testing.T) {
 				}
 			},
 		},
-		"snippets are refused with the reason": {
+		"a snippet directive off the allow-list is rejected with the reason": {
+			// Whether snippets apply at all is the model's decision
+			// (allow-snippet-annotations, pkg/model/snippets.go).
 			anns:       map[string]string{Prefix + "configuration-snippet": "more_set_headers x;"},
-			wantStatus: map[string]Status{"configuration-snippet": Unsupported},
-			wantDetail: map[string]string{"configuration-snippet": "never pastes user text"},
+			wantStatus: map[string]Status{"configuration-snippet": Rejected},
+			wantDetail: map[string]string{"configuration-snippet": "use add_header"},
 		},
 		"unknown keys are listed": {
 			anns:       map[string]string{Prefix + "proxy-bodysize": "1m", "example.com/other": "x"},

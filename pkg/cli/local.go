@@ -67,7 +67,8 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
 	}
-	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog}
+	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog,
+		Resolvers: nginx.SystemResolvers()} // auth-url host names
 	if os.Geteuid() == 0 {
 		// nginx would drop workers to "nobody"; keep the invoking user so
 		// workers can read the working directory. Containers run non-root.

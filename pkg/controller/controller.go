@@ -86,7 +86,7 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
-	c.dataplane = newDataplane(cfg.Nginx.SocketPath())
+	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), newMetricsLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs))
 	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
 }
@@ -143,10 +143,18 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 		return err
 	}
 	c.page.model.Store(c.applied)
+	// The metrics log is read at every scrape, and in between so that it
+	// never grows far past its rotation size.
+	metricsTick := time.NewTicker(5 * time.Second)
+	defer metricsTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-metricsTick.C:
+			if _, err := c.dataplane.log.poll(); err != nil {
+				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)
+			}
 		case <-c.proc.Done():
 			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
 			c.met.nginxRestarts.Inc()

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -14,11 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The data-plane metrics: nginx's Lua log phase counts every request in
-// shared memory (lua/tidegate/metrics.lua); at each scrape this collector
-// reads those counts and nginx's stub_status over the control socket and
-// re-exposes them with ingress-nginx's metric and label names, so existing
-// dashboards and alerts keep working.
+// The data-plane metrics: nginx logs every request to a buffered metrics
+// log that this collector counts (metricslog.go), and at each scrape it
+// also reads nginx's stub_status over the control socket; both are exposed
+// with ingress-nginx's metric and label names, so existing dashboards and
+// alerts keep working.
 //
 // Labels are bounded by the configuration: namespace, ingress, service,
 // host (the rule's host, "" for the catch-all server), path (the Ingress
@@ -28,8 +27,7 @@ import (
 // few distinct codes. Latency histograms and size summaries leave method
 // and status out, which keeps the number of bucket series small.
 
-// latencyBuckets must match BUCKETS in lua/tidegate/metrics.lua
-// (ingress-nginx's default buckets).
+// latencyBuckets are ingress-nginx's default buckets.
 var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 var (
@@ -59,15 +57,17 @@ var (
 	descProcessRequests = prometheus.NewDesc("nginx_ingress_controller_nginx_process_requests_total",
 		"Client requests nginx read, control socket included (stub_status).", nil, nil)
 	descUp = prometheus.NewDesc("tidegate_dataplane_metrics_up",
-		"1 if the last scrape read nginx's request metrics and stub_status over the control socket.", nil, nil)
+		"1 if the last scrape read nginx's metrics log and its stub_status over the control socket.", nil, nil)
 )
 
-// dataplane is a prometheus.Collector reading nginx over the control socket.
+// dataplane is a prometheus.Collector reading nginx's metrics log and its
+// stub_status over the control socket.
 type dataplane struct {
 	client *http.Client
+	log    *metricsLog
 }
 
-func newDataplane(socket string) *dataplane {
+func newDataplane(socket string, log *metricsLog) *dataplane {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -75,7 +75,7 @@ func newDataplane(socket string) *dataplane {
 		},
 		MaxIdleConns: 2,
 	}
-	return &dataplane{client: &http.Client{Transport: tr, Timeout: 3 * time.Second}}
+	return &dataplane{client: &http.Client{Transport: tr, Timeout: 3 * time.Second}, log: log}
 }
 
 // Describe sends nothing: the series depend on the configuration, so this
@@ -85,14 +85,8 @@ func (d *dataplane) Describe(chan<- *prometheus.Desc) {}
 // Collect reads nginx and sends the series.
 func (d *dataplane) Collect(ch chan<- prometheus.Metric) {
 	up := 1.0
-	raw, err := d.get("/tidegate/metrics")
-	if err == nil {
-		var s *dataplaneSnapshot
-		s, err = parseDataplane(raw)
-		if err == nil {
-			s.emit(ch)
-		}
-	}
+	s, err := d.log.poll()
+	s.emit(ch)
 	if err != nil {
 		up = 0
 	}
@@ -145,8 +139,8 @@ type routeStats struct {
 	hasUpTimes bool
 }
 
-// dataplaneSnapshot is one read of the Lua counters, aggregated by the
-// label values Prometheus sees (two backends can share a service name).
+// dataplaneSnapshot is the request counts so far, aggregated by the label
+// values Prometheus sees (two backends can share a service name).
 type dataplaneSnapshot struct {
 	routes    map[route]*routeStats
 	endpoints map[[4]string]float64 // namespace, service, endpoint, outcome
@@ -174,68 +168,6 @@ func newRoute(ingress, host, path, backend string) route {
 		name = ingress
 	}
 	return route{namespace: ns, ingress: name, service: svc, host: host, path: path}
-}
-
-// parseDataplane reads metrics.lua's "key\tvalue" lines.
-func parseDataplane(raw string) (*dataplaneSnapshot, error) {
-	s := &dataplaneSnapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
-	stats := func(f []string) *routeStats {
-		r := newRoute(f[1], f[2], f[3], f[4])
-		st := s.routes[r]
-		if st == nil {
-			st = &routeStats{requests: map[[2]string]float64{}}
-			s.routes[r] = st
-		}
-		return st
-	}
-	sc := bufio.NewScanner(strings.NewReader(raw))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), "\t")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
-		}
-		f := strings.Split(key, "\x1f")
-		switch {
-		case f[0] == "r" && len(f) == 7:
-			stats(f).requests[[2]string{f[5], f[6]}] += v
-		case (f[0] == "d" || f[0] == "u") && len(f) == 6:
-			i, err := strconv.Atoi(f[5])
-			if err != nil || i < 1 || i > len(latencyBuckets)+1 {
-				continue
-			}
-			st := stats(f)
-			if f[0] == "d" {
-				st.duration[i-1] += uint64(v)
-			} else {
-				st.upstream[i-1] += uint64(v)
-				st.hasUpTimes = true
-			}
-		case len(f) == 5 && (f[0] == "ds" || f[0] == "us" || f[0] == "bi" || f[0] == "bo"):
-			st := stats(f)
-			switch f[0] {
-			case "ds":
-				st.durSum += v
-			case "us":
-				st.upSum += v
-			case "bi":
-				st.bytesIn += v
-			case "bo":
-				st.bytesOut += v
-			}
-		case f[0] == "e" && len(f) == 4:
-			ns, svc := splitBackend(f[1])
-			s.endpoints[[4]string{ns, svc, f[2], f[3]}] += v
-			if f[3] == "error" {
-				s.connErrs[[2]string{ns, svc}] += v
-			}
-		}
-	}
-	return s, sc.Err()
 }
 
 func histogram(desc *prometheus.Desc, counts [12]uint64, sum float64, labels []string) prometheus.Metric {

@@ -1,6 +1,12 @@
 package controller
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestParseStubStatus(t *testing.T) {
 	raw := "Active connections: 3 \nserver accepts handled requests\n 16 15 31 \nReading: 0 Writing: 1 Waiting: 2 \n"
@@ -19,23 +25,76 @@ func TestParseStubStatus(t *testing.T) {
 	}
 }
 
-func TestParseDataplaneAggregatesByLabels(t *testing.T) {
+func TestMetricsLogCountsByLabels(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "metrics.log")
+	reopened := 0
+	m := newMetricsLog(path, func() error { reopened++; return nil })
+	line := func(backend, method, status, addr, ustatus, uheader string) string {
+		return strings.Join([]string{"shop/web", "a.io", `/api\x5C.x`, backend, method, status, "0.012", "0.010",
+			"120", "300", addr, ustatus, uheader}, "\t") + "\n"
+	}
 	// Two ports of one Service are one series: Prometheus sees no port.
-	raw := "r\x1fshop/web\x1fa.io\x1f/api\x1fshop/web:80\x1fGET\x1f200\t3\n" +
-		"r\x1fshop/web\x1fa.io\x1f/api\x1fshop/web:http\x1fGET\x1f200\t2\n" +
-		"d\x1fshop/web\x1fa.io\x1f/api\x1fshop/web:80\x1f12\t1\n" +
-		"e\x1fshop/web:80\x1f10.0.0.1:8080\x1ferror\t4\n" +
-		"junk line\n"
-	s, err := parseDataplane(raw)
+	write := func(s string) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010") +
+		line("shop/web:http", "GET", "200", "10.0.0.1:8080, 10.0.0.2:8080", "502, 200", "-, 0.010") +
+		line("shop/web:80", "BREW", "503", "unix:/w/run/unavailable.sock", "503", "0.000") +
+		"-\t-\t-\t-\tGET\t404\t0.000\t-\t10\t20\t-\t-\t-\n" + // no Ingress path: empty labels
+		"junk line\n" + line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010")[:30]) // half a line
+	s, err := m.poll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := route{namespace: "shop", ingress: "web", service: "web", host: "a.io", path: "/api"}
+	r := route{namespace: "shop", ingress: "web", service: "web", host: "a.io", path: `/api\.x`}
 	st := s.routes[r]
-	if st == nil || st.requests[[2]string{"GET", "200"}] != 5 || st.duration[11] != 1 {
-		t.Fatalf("route %v: %+v", r, st)
+	if st == nil || st.requests[[2]string{"GET", "200"}] != 2 || st.requests[[2]string{"OTHER", "503"}] != 1 || st.duration[2] != 3 {
+		t.Fatalf("route %v: %+v (all: %v)", r, st, s.routes)
 	}
-	if s.connErrs[[2]string{"shop", "web"}] != 4 {
-		t.Errorf("connect errors = %v", s.connErrs)
+	if st := s.routes[route{}]; st == nil || st.requests[[2]string{"GET", "404"}] != 1 {
+		t.Errorf("a request no Ingress path took: %+v", st)
+	}
+	if s.connErrs[[2]string{"shop", "web"}] != 1 || s.endpoints[[4]string{"shop", "web", "10.0.0.1:8080", "2xx"}] != 1 ||
+		s.endpoints[[4]string{"shop", "web", "10.0.0.2:8080", "2xx"}] != 1 || len(s.endpoints) != 3 {
+		t.Errorf("endpoints = %v, connect errors = %v", s.endpoints, s.connErrs)
+	}
+	// the rest of the half line arrives with the next flush
+	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010")[30:])
+	if s, _ = m.poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 3 {
+		t.Errorf("a line split across two writes was not counted once: %v", s.routes[r].requests)
+	}
+
+	// Rotation: past maxSize the file is renamed and nginx asked to reopen;
+	// lines nginx still flushes into the old file count, then the new file.
+	m.maxSize = 1
+	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010"))
+	if _, err := m.poll(); err != nil || reopened != 1 {
+		t.Fatalf("rotation: err %v, reopened %d", err, reopened)
+	}
+	old, err := os.OpenFile(path+".1", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("the rotated file: %v", err)
+	}
+	old.WriteString(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010"))
+	old.Close()
+	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010"))
+	m.oldUntil = time.Now() // the drain period is over
+	m.maxSize = 1 << 30
+	if _, err := m.poll(); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = m.poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 6 {
+		t.Errorf("after rotation: %v, want 6 GET 200", s.routes[r].requests)
+	}
+	if _, err := os.Stat(path + ".1"); err == nil {
+		t.Errorf("the rotated file is still there after its drain period")
 	}
 }

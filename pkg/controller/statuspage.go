@@ -175,9 +175,7 @@ func (c *Controller) pageData() pageData {
 		d.Servers = append(d.Servers, pageServer{Host: hostName(s.Host), TLS: s.TLS, Locations: s.Locations})
 	}
 	outcomes := map[string]map[string]float64{} // "ns/svc endpoint" -> outcome -> n
-	if raw, err := c.dataplane.get("/tidegate/metrics"); err != nil {
-		d.MetricsErr = err.Error()
-	} else if snap, err := parseDataplane(raw); err != nil {
+	if snap, err := c.dataplane.log.poll(); err != nil {
 		d.MetricsErr = err.Error()
 	} else {
 		for k, v := range snap.endpoints {

@@ -7,6 +7,13 @@
 //	POST /configuration/backends     {"version":N,"full":bool,"backends":[...],"removed":["name",...]}
 //	POST /configuration/certificates {"version":N,"full":bool,"certificates":[...],"removed":["id",...]}
 //
+// Backends go in the line format (Content-Type application/x-ndjson): the
+// document without "backends" on the first line, then one backend per line.
+// nginx recognises a line it has stored before by its bytes and skips
+// decoding and checking it, and it checks the others one at a time, serving
+// requests in between: a full push of thousands of unchanged backends costs
+// little. nginx also takes the single-document form (application/json).
+//
 // "full" replaces the whole set; otherwise the listed items are upserted and
 // the removed names dropped. Versions must increase; nginx answers
 // 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}. The
@@ -109,11 +116,33 @@ type Result struct {
 	Changed int `json:"changed"`
 }
 
-type backendsDoc struct {
-	Version  int64           `json:"version"`
-	Full     bool            `json:"full"`
-	Backends []model.Backend `json:"backends"`
-	Removed  []string        `json:"removed"`
+// backendsHeader is the first line of a backends push.
+type backendsHeader struct {
+	Version int64    `json:"version"`
+	Full    bool     `json:"full"`
+	Removed []string `json:"removed"`
+}
+
+// The content types of the push bodies.
+const (
+	contentJSON  = "application/json"
+	contentLines = "application/x-ndjson"
+)
+
+// encodeLines renders backends one per line. json-iterator escapes control
+// characters in strings, so a backend never spans two lines, and encodes
+// the same backend to the same bytes every time.
+func encodeLines(backends []model.Backend) ([]byte, error) {
+	var buf []byte
+	for i := range backends {
+		b, err := json.Marshal(&backends[i])
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: %w", backends[i].Name, err)
+		}
+		buf = append(buf, b...)
+		buf = append(buf, '\n')
+	}
+	return buf, nil
 }
 
 type certificatesDoc struct {
@@ -141,16 +170,23 @@ func (c *Client) PushBackends(ctx context.Context, full bool, backends []model.B
 
 // PushBackendsResult is PushBackends that also returns nginx's answer.
 func (c *Client) PushBackendsResult(ctx context.Context, full bool, backends []model.Backend, removed []string) (Result, error) {
-	doc := &backendsDoc{Full: full, Backends: backends, Removed: removed}
-	if doc.Backends == nil {
-		doc.Backends = []model.Backend{}
+	hdr := &backendsHeader{Full: full, Removed: removed}
+	if hdr.Removed == nil {
+		hdr.Removed = []string{}
 	}
-	if doc.Removed == nil {
-		doc.Removed = []string{}
+	lines, err := encodeLines(backends)
+	if err != nil {
+		return Result{}, fmt.Errorf("push %s: encode: %w", BackendsPath, err)
 	}
-	return c.push(ctx, BackendsPath, func(v int64) ([]byte, error) {
-		doc.Version = v
-		return json.Marshal(doc)
+	return c.push(ctx, BackendsPath, contentLines, func(v int64) ([]byte, error) {
+		hdr.Version = v
+		first, err := json.Marshal(hdr)
+		if err != nil {
+			return nil, err
+		}
+		body := make([]byte, 0, len(first)+1+len(lines))
+		body = append(append(append(body, first...), '\n'), lines...)
+		return body, nil
 	})
 }
 
@@ -172,7 +208,7 @@ func (c *Client) PushCertificatesResult(ctx context.Context, full bool, certs []
 	if doc.Removed == nil {
 		doc.Removed = []string{}
 	}
-	return c.push(ctx, CertificatesPath, func(v int64) ([]byte, error) {
+	return c.push(ctx, CertificatesPath, contentJSON, func(v int64) ([]byte, error) {
 		doc.Version = v
 		return json.Marshal(doc)
 	})
@@ -194,7 +230,7 @@ func (c *Client) nextVersion() int64 {
 // when nginx cannot be reached (it may be starting) and once on a version
 // conflict (the controller restarted with an earlier clock). Repeating a
 // push is harmless: its content is the desired state, not a diff of a diff.
-func (c *Client) push(ctx context.Context, path string, encode func(version int64) ([]byte, error)) (Result, error) {
+func (c *Client) push(ctx context.Context, path, contentType string, encode func(version int64) ([]byte, error)) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -207,7 +243,7 @@ func (c *Client) push(ctx context.Context, path string, encode func(version int6
 	conflictRetried := false
 	var lastErr error // the last retryable error, for the final report
 	for {
-		status, ans, raw, err := c.post(ctx, path, body)
+		status, ans, raw, err := c.post(ctx, path, contentType, body)
 		switch {
 		case err != nil:
 			if d, ok := ctx.Deadline(); ok && errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(d) {
@@ -249,7 +285,7 @@ func (c *Client) push(ctx context.Context, path string, encode func(version int6
 }
 
 // post does one exchange and decodes the JSON answer.
-func (c *Client) post(ctx context.Context, path string, body []byte) (int, answer, []byte, error) {
+func (c *Client) post(ctx context.Context, path, contentType string, body []byte) (int, answer, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -257,7 +293,7 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (int, answe
 
 	req.SetRequestURI("http://tidegate" + path)
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
+	req.Header.SetContentType(contentType)
 	req.SetBodyRaw(body)
 
 	deadline := time.Now().Add(c.requestTimeout)

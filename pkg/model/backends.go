@@ -59,6 +59,9 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 		return fail("service port must be a number 1-65535 or a port name")
 	}
 	name := BackendName(ing.Namespace, svcName, portLabel)
+	if cname, ok := b.serviceUpstream(ing, svcName, port, name, field); ok { // upstream.go
+		return cname, nil
+	}
 	if be, done := b.backends[name]; done {
 		b.applyBalancing(ing, be, false) // balancing.go: reports a conflict
 		return name, nil

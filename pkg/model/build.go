@@ -50,6 +50,9 @@ func Build(snap *snapshot.Snapshot, opts Options) *Model {
 	ours := b.validNames(b.ourIngresses())
 	b.parseAnnotations(ours)
 	for _, ing := range ours {
+		if b.skipped[ingressKey(ing)] { // snippets.go
+			continue
+		}
 		b.addIngress(ing)
 	}
 	b.attachCanaries() // canary.go
@@ -82,6 +85,14 @@ type builder struct {
 	balancingDefault string
 	// canaries are the paths of canary Ingresses (canary.go).
 	canaries []pendingCanary
+	// errs is the state of custom error pages (errors.go).
+	errs errorsState
+	// skipped are Ingresses refused whole (a rejected snippet), and order
+	// lists Ingress keys oldest first (snippets.go).
+	skipped map[string]bool
+	order   []string
+	// headers caches the custom-headers of each Ingress (headers.go).
+	headers map[string][]Header
 }
 
 // parseAnnotations parses the annotations of every Ingress up front: regex
@@ -93,12 +104,13 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 	for _, ing := range ings {
 		key := ingressKey(ing)
 		cfg, report := annotations.Parse(ing.Annotations)
+		skip := b.snippetPolicy(key, &cfg, report) // snippets.go
 		b.anns[key] = cfg
 		if len(report) > 0 {
 			b.compat[key] = report
 		}
 		for _, e := range report {
-			if e.Status == annotations.Rejected {
+			if e.Status == annotations.Rejected && !(skip && annotations.IsSnippet(e.Key)) {
 				b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + e.Key + "]",
 					Reason: e.Detail + "; the annotation is ignored"})
 			}
@@ -207,6 +219,8 @@ func (b *builder) finish() *Model {
 		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect))
 	}
 	m.Structure.Redirects = b.finishNames(m.Structure.Servers)
+	b.finishErrors(m.Structure.Servers) // errors.go
+	b.finishSnippets(m.Structure.Servers)
 	m.Problems = b.problems
 	names := make([]string, 0, len(b.backends))
 	for n := range b.backends {

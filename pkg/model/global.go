@@ -13,6 +13,9 @@ import (
 type globalSettings struct {
 	Global
 	SSLRedirect bool
+	// snippets are allow-snippet-annotations and
+	// global-allowed-response-headers (snippets.go, headers.go).
+	snippets snippetSettings
 }
 
 var nginxSize = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
@@ -108,6 +111,13 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.LogFormatJSON = bv
+		case "custom-http-errors":
+			codes, err := errorCodesSetting(v) // errors.go
+			if err != nil {
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; no custom error pages are used"})
+				continue
+			}
+			g.CustomHTTPErrors = codes
 		case "ssl-redirect":
 			bv, err := strconv.ParseBool(v)
 			if err != nil {
@@ -115,6 +125,10 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.SSLRedirect = bv
+		case "allow-snippet-annotations", "global-allowed-response-headers":
+			if err := g.snippets.parse(k, v); err != nil { // snippets.go
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default is used"})
+			}
 		default:
 			handled, err := moreGlobal(k, v, &g.Settings, &useForwarded)
 			switch {

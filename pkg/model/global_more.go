@@ -188,15 +188,6 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		}
 		s.RealIPFrom = out
 		return true, nil
-	case "allow-snippet-annotations":
-		var b bool
-		if err := boolean(&b); err != nil {
-			return true, err
-		}
-		if b {
-			return true, fmt.Errorf("snippet annotations stay refused: tidegate never pastes user text into nginx.conf; use the typed annotations")
-		}
-		return true, nil
 	}
 	return false, nil
 }

@@ -61,6 +61,9 @@ type Global struct {
 	LogFormatEscapeJSON bool
 	// LogFormatJSON selects the built-in JSON access log (log-format-json).
 	LogFormatJSON bool
+	// CustomHTTPErrors are the status codes every location sends to the
+	// default backend (custom-http-errors), unless its Ingress sets its own.
+	CustomHTTPErrors []int
 }
 
 // Server is one virtual host.
@@ -74,6 +77,9 @@ type Server struct {
 	Aliases []string
 	// Locations are sorted by (Path, Match).
 	Locations []Location
+	// Snippet holds the checked server-snippet directives of the oldest
+	// Ingress of the host that has one (snippets.go).
+	Snippet []annotations.Directive
 }
 
 // Wildcard reports whether the host is a "*.domain" wildcard.
@@ -119,6 +125,11 @@ type Location struct {
 	// HashBy is the nginx expression consistent hashing keys on
 	// (upstream-hash-by), evaluated per request in the location.
 	HashBy string
+	// CustomErrors are the custom error pages (errors.go).
+	CustomErrors CustomErrors
+	// ResponseHeaders are added to every answer (custom-headers), sorted
+	// by name (headers.go).
+	ResponseHeaders []Header
 }
 
 // Dynamic is everything pushed to Lua. Its JSON is the push schema.

@@ -36,7 +36,7 @@ func globalLines(s model.Settings) ([]string, error) {
 		}
 		// Only on HTTPS answers: an empty value sends no header.
 		add(`map $https $tidegate_hsts { on "%s"; default ""; }`, v)
-		add("add_header Strict-Transport-Security $tidegate_hsts always;")
+		add("%s", hstsHeaderLine) // snippets.go: repeated where a level adds headers
 	}
 	if s.UseGzip {
 		add("gzip on;")

@@ -79,6 +79,11 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("auth_basic %s;", qr)
 		add("auth_basic_user_file %s;", file)
 	}
+	if c.ExtAuth.URL != "" {
+		if err := extAuthLines(c.ExtAuth, v, add); err != nil { // extauth.go
+			return nil, err
+		}
+	}
 	for _, p := range c.Access.Deny {
 		add("deny %s;", p.String())
 	}
@@ -129,6 +134,9 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	if err := headerLines(c, add); err != nil {
 		return nil, err
 	}
+	if err := responseHeaderLines(l, add); err != nil { // snippets.go
+		return nil, err
+	}
 	if c.CORS.Enabled {
 		if err := corsLines(c.CORS, add); err != nil {
 			return nil, err
@@ -138,13 +146,21 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("return 404;")
 		return out, nil
 	}
-	add(`rewrite_by_lua_block { require("tidegate.balancer").rewrite() }`)
+	grpc := c.Proxy.Protocol == "GRPC" || c.Proxy.Protocol == "GRPCS"
+	if err := errorPageLines(l, grpc, c.ExtAuth.Signin != "", v, add); err != nil { // errorpages.go
+		return nil, err
+	}
+	// $tidegate_scheme tells the balancer which of the 503 server's sockets
+	// speaks this location's protocol when the backend has no endpoint.
 	switch c.Proxy.Protocol {
 	case "HTTPS":
+		add("set $tidegate_scheme https;")
 		add("proxy_pass https://tidegate_upstream;")
 	case "GRPC":
+		add("set $tidegate_scheme grpc;")
 		add("grpc_pass grpc://tidegate_upstream;")
 	case "GRPCS":
+		add("set $tidegate_scheme grpcs;")
 		add("grpc_pass grpcs://tidegate_upstream;")
 	default:
 		add("proxy_pass http://tidegate_upstream;")
@@ -195,7 +211,12 @@ func proxyLines(c annotations.Config, add func(string, ...any)) {
 // headerLines re-emits the proxy headers when an annotation changes one.
 func headerLines(c annotations.Config, add func(string, ...any)) error {
 	p := c.Proxy
-	if p.UpstreamVhost == "" && p.ConnectionHeader == "" && c.Rewrite.ForwardedPrefix == "" {
+	authHeaders := authResponseHeaders(c.ExtAuth)      // extauth.go
+	snippet, overridden, err := snippetProxyHeaders(c) // snippets.go
+	if err != nil {
+		return err
+	}
+	if p.UpstreamVhost == "" && p.ConnectionHeader == "" && c.Rewrite.ForwardedPrefix == "" && len(authHeaders) == 0 && len(snippet) == 0 {
 		return nil
 	}
 	set := "proxy_set_header"
@@ -205,6 +226,9 @@ func headerLines(c annotations.Config, add func(string, ...any)) error {
 	for _, h := range proxyHeaders {
 		if set == "grpc_set_header" && (h[0] == "Upgrade" || h[0] == "Connection") {
 			continue // hop-by-hop headers do not exist in HTTP/2
+		}
+		if set == "proxy_set_header" && overridden[strings.ToLower(h[0])] {
+			continue // the configuration-snippet sets it
 		}
 		val := h[1]
 		switch {
@@ -229,6 +253,12 @@ func headerLines(c annotations.Config, add func(string, ...any)) error {
 			return fmt.Errorf("x-forwarded-prefix: %w", err)
 		}
 		add("%s X-Forwarded-Prefix %s;", set, q)
+	}
+	for _, h := range authHeaders {
+		add("%s %s %s;", set, h[0], h[1])
+	}
+	for _, line := range snippet {
+		add("%s", line)
 	}
 	return nil
 }

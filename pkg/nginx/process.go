@@ -243,6 +243,19 @@ func (p *Process) Stop(timeout time.Duration) error {
 	}
 }
 
+// ReopenLogs asks nginx to reopen its log files (SIGUSR1), after one was
+// renamed for rotation.
+func (p *Process) ReopenLogs() error {
+	pid := p.PID()
+	if pid == 0 {
+		return fmt.Errorf("reopen nginx logs: nginx is not running")
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("reopen nginx logs: %w", err)
+	}
+	return nil
+}
+
 // PID is the master's process id (0 when not running).
 func (p *Process) PID() int {
 	if p.cmd == nil || p.cmd.Process == nil {

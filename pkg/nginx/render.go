@@ -30,12 +30,29 @@ type Settings struct {
 	User string
 	// AccessLog is a file path, or "" for WorkDir/logs/access.log.
 	AccessLog string
+	// Resolvers are the name servers that resolve auth-url host names
+	// (extauth.go), usually SystemResolvers().
+	Resolvers []string
 }
 
 // SocketPath is where the Lua control socket listens.
 // It lives in WorkDir/run, a directory only tidegate's user may enter:
 // nginx itself always makes unix sockets world-writable.
 func (s Settings) SocketPath() string { return filepath.Join(s.WorkDir, "run", "tidegate.sock") }
+
+// MetricsLogPath is the buffered log of request metrics nginx writes and
+// the controller reads (one line per request; see nginx.tmpl).
+func (s Settings) MetricsLogPath() string { return filepath.Join(s.WorkDir, "logs", "metrics.log") }
+
+// unavailableSocket is where the server answering 503 for backends without
+// endpoints listens, for the scheme the location proxies with ("" for
+// plain HTTP). lua/tidegate/balancer.lua derives the same paths from
+// nginx's prefix (the working directory).
+func (s Settings) unavailableSocket(scheme string) string {
+	// short names: a unix socket path has at most 107 bytes
+	name := map[string]string{"": "503.sock", "https": "503-tls.sock", "grpc": "503-h2c.sock", "grpcs": "503-h2.sock"}[scheme]
+	return "unix:" + filepath.Join(s.WorkDir, "run", name)
+}
 
 // ConfPath is the live nginx.conf.
 func (s Settings) ConfPath() string { return filepath.Join(s.WorkDir, "nginx.conf") }
@@ -71,13 +88,17 @@ const generationPlaceholder = "TIDEGATE_GENERATION_PLACEHOLDER"
 
 // view is what the template sees: only pre-computed, quoted strings.
 type view struct {
-	User                string
-	WorkerProcesses     string
-	PidFile, ErrorLog   string
-	AccessLog           string
-	LuaPath             string
-	Temp                struct{ Body, Proxy, Fastcgi, Uwsgi, Scgi string }
-	Socket              string
+	User              string
+	WorkerProcesses   string
+	PidFile, ErrorLog string
+	AccessLog         string
+	LuaPath           string
+	Temp              struct{ Body, Proxy, Fastcgi, Uwsgi, Scgi string }
+	Socket            string
+	MetricsLog        string
+	// Unavailable are the sockets of the server answering 503 for backends
+	// without endpoints: plain, https, grpc (h2c) and grpcs.
+	Unavailable         struct{ HTTP, HTTPS, GRPC, GRPCS string }
 	DefaultCert         string
 	DefaultKey          string
 	Generation          string
@@ -109,6 +130,14 @@ type view struct {
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
+	// httpHeaders are the http-level add_header lines (snippets.go).
+	httpHeaders []string
+	// resolvers are the quoted name servers; extras the internal and named
+	// locations the current server's locations need (extauth.go,
+	// errorpages.go).
+	resolvers []string
+	extras    []locationView
+	extraSeen map[string]bool
 }
 
 // redirectView is a server answering every request with a 308 to Target.
@@ -122,6 +151,8 @@ type serverView struct {
 	VHost     string
 	Default   bool
 	Locations []locationView
+	// Lines are server-level directives (server-snippet).
+	Lines []string
 }
 
 type locationView struct {
@@ -163,6 +194,11 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	paths[filepath.Join(tmp, "scgi")] = &v.Temp.Scgi
 	paths[filepath.Join(set.WorkDir, "lua", "?.lua")+";;"] = &v.LuaPath
 	paths["unix:"+set.SocketPath()] = &v.Socket
+	paths[set.MetricsLogPath()] = &v.MetricsLog
+	paths[set.unavailableSocket("")] = &v.Unavailable.HTTP
+	paths[set.unavailableSocket("https")] = &v.Unavailable.HTTPS
+	paths[set.unavailableSocket("grpc")] = &v.Unavailable.GRPC
+	paths[set.unavailableSocket("grpcs")] = &v.Unavailable.GRPCS
 	paths[filepath.Join(set.WorkDir, "default.crt")] = &v.DefaultCert
 	paths[filepath.Join(set.WorkDir, "default.key")] = &v.DefaultKey
 	paths[accessLog] = &v.AccessLog
@@ -183,10 +219,16 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		return nil, err
 	}
 	v.authDir = filepath.Join(set.WorkDir, "auth")
+	resolvers, err := resolverAddrs(set.Resolvers)
+	if err != nil {
+		return nil, err
+	}
+	v.resolvers = resolvers
 	v.RedirectPrefix = "https://$host"
 	if set.HTTPSPort != 443 {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
 	}
+	v.httpHeaders = httpHeaderLines(g.Settings) // snippets.go
 	for _, s := range st.Servers {
 		sv, err := v.newServerView(s)
 		if err != nil {
@@ -258,6 +300,7 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
 	sv := serverView{Name: name, VHost: vhost, Default: s.Host == ""}
+	v.extras, v.extraSeen = nil, nil
 	for _, nl := range nginxLocations(s.Locations) {
 		p := nl.path
 		if nl.modifier == "~* " {
@@ -272,6 +315,17 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 			return serverView{}, fmt.Errorf("host %q path %q: %w", s.Host, nl.path, err)
 		}
 		sv.Locations = append(sv.Locations, locationView{Match: nl.modifier, Path: path, Lines: lines})
+	}
+	sv.Locations = append(sv.Locations, v.extras...)
+	// add_header inheritance (snippets.go): a level with headers of its
+	// own repeats those of the levels above.
+	lines, inherited, err := serverHeaderLevel(s, v.httpHeaders)
+	if err != nil {
+		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
+	}
+	sv.Lines = lines
+	for i := range sv.Locations {
+		sv.Locations[i].Lines = inheritHeaders(sv.Locations[i].Lines, inherited)
 	}
 	return sv, nil
 }

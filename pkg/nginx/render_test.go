@@ -67,6 +67,31 @@ func TestRenderGolden(t *testing.T) {
 		"server-names": {web,
 			fixture.Ingress("alias").Annotate("nginx.ingress.kubernetes.io/server-alias", "b.io,*.c.io").Host("a.io").Prefix("/", "web:80"),
 			fixture.Ingress("www").Annotate("nginx.ingress.kubernetes.io/from-to-www-redirect", "true").Host("www.shop.io").Prefix("/", "web:80")},
+		"extauth-and-errors": {web, fixture.Service("errors", "8080"), fixture.Service("empty", "80"), fixture.Service("notfound", "80"),
+			fixture.ConfigMap("tidegate/tidegate", "custom-http-errors=502"),
+			fixture.Ingress("default").Default("notfound:80"),
+			fixture.Ingress("guarded").Host("auth.io").Prefix("/", "web:80").Prefix("/api", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/auth-url", "http://auth.ns.svc.cluster.local:8080/verify?u=$request_uri").
+				Annotate("nginx.ingress.kubernetes.io/auth-method", "post").
+				Annotate("nginx.ingress.kubernetes.io/auth-signin", "https://$host/oauth2/start").
+				Annotate("nginx.ingress.kubernetes.io/auth-response-headers", "X-Auth-User, X-Auth-Email").
+				Annotate("nginx.ingress.kubernetes.io/custom-http-errors", "401,404,503").
+				Annotate("nginx.ingress.kubernetes.io/default-backend", "errors"),
+			fixture.Ingress("dynamic-host").Host("oauth.io").Prefix("/", "empty:80").
+				Annotate("nginx.ingress.kubernetes.io/auth-url", "https://$host/oauth2/auth").
+				Annotate("nginx.ingress.kubernetes.io/default-backend", "errors"),
+			fixture.Ingress("global-errors").Host("plain.io").Prefix("/", "web:80")},
+		// add_header inheritance: every level with headers of its own
+		// repeats HSTS (and the server-snippet's headers).
+		"headers-and-snippets": {web,
+			fixture.ConfigMap("tidegate/tidegate", "allow-snippet-annotations=true", "global-allowed-response-headers=X-Frame-Options,X-Note"),
+			fixture.ConfigMap("default/hdrs", "X-Frame-Options=DENY", `X-Note=costs $5 "each"`),
+			fixture.Ingress("hdrs").Host("h.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/custom-headers", "default/hdrs").
+				Annotate("nginx.ingress.kubernetes.io/enable-cors", "true").
+				Annotate("nginx.ingress.kubernetes.io/server-snippet", "add_header X-Server s;\nrewrite ^/old/(.*)$ /new/$1 permanent;"),
+			fixture.Ingress("snip").Host("s.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/configuration-snippet", "add_header X-Snip \"$request_id\" always;\nproxy_set_header X-Forwarded-Host example.io;\nproxy_set_header X-From-Snippet yes;\nproxy_hide_header Server;\nexpires 1h;")},
 		"quotes-in-paths": {web,
 			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
 	}
@@ -78,7 +103,7 @@ func TestRenderGolden(t *testing.T) {
 	for name, objs := range tests {
 		t.Run(name, func(t *testing.T) {
 			m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
-			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443}
+			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443, Resolvers: []string{"10.96.0.10", "fd00::a"}}
 			r, err := nginx.Render(m.Structure, set)
 			if err != nil {
 				t.Fatal(err)
@@ -97,7 +122,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("nginx.conf differs from %s (run with -update after checking the diff):\n%s", golden, diff(t, want, r.Conf))
 			}
 			// The same structure rendered for a real directory must pass nginx -t.
-			rc, err := nginx.Render(m.Structure, nginx.Settings{WorkDir: checkDir, HTTPPort: 18080, HTTPSPort: 18443})
+			rc, err := nginx.Render(m.Structure, nginx.Settings{WorkDir: checkDir, HTTPPort: 18080, HTTPSPort: 18443, Resolvers: set.Resolvers})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,6 +21,7 @@ func (w *Writer) recordProblems(snap *snapshot.Snapshot) {
 		return
 	}
 	m := model.Build(snap, w.cfg.Model)
+	w.recordReports(snap, m) // report.go
 	now := map[string]bool{}
 	for _, p := range m.Problems {
 		if p.Kind != "Ingress" {

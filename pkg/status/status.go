@@ -74,6 +74,9 @@ type Writer struct {
 	// emitted are the problems already recorded as Events during this term
 	// of leadership: a standing problem is recorded once, not per sync.
 	emitted map[string]bool
+	// reports are the annotation report messages already recorded per
+	// Ingress during this term (events.go): one Event per change.
+	reports map[string]string
 	// lastAddrs is logged when the published addresses change.
 	lastAddrs string
 }
@@ -103,7 +106,7 @@ func New(cfg Config) (*Writer, error) {
 		return nil, err
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger.With("component", "status"), metrics: newMetrics(),
-		wake: make(chan struct{}, 1), emitted: map[string]bool{}}, nil
+		wake: make(chan struct{}, 1), emitted: map[string]bool{}, reports: map[string]string{}}, nil
 }
 
 // Metrics returns the writer's Prometheus collector for the caller to
@@ -128,6 +131,7 @@ func (w *Writer) Update(snap *snapshot.Snapshot) {
 // and every Resync.
 func (w *Writer) lead(ctx context.Context) {
 	w.emitted = map[string]bool{}
+	w.reports = map[string]string{}
 	tick := time.NewTicker(w.cfg.Resync)
 	defer tick.Stop()
 	for {

@@ -381,7 +381,7 @@ func writeReport(cfg *config, res *results) error {
 	p := res.Push
 	w("## 5. Push cost")
 	w("")
-	w("With the %d-Ingress fleet loaded, %d full pushes of all %d backends / %d endpoints (%.1f MiB of JSON; every endpoint's weight changed, so Lua stores every backend anew and each worker rebuilds all of them) go straight to the control socket with `pkg/dynamic` (`PushBackendsResult`), 600 ms apart, while two clients send requests back to back to the route under test. The push time is the round trip of the POST: body read, `cjson` decode, schema check, shared-dict writes. Requests “during a push” are those started between the push's start and 200 ms after it returned (the first request on a worker after a push rebuilds the changed backends).",
+	w("With the %d-Ingress fleet loaded, %d full pushes of all %d backends / %d endpoints (%.1f MiB of JSON; every endpoint's weight changed, so Lua stores every backend anew and each worker rebuilds all of them) go straight to the control socket with `pkg/dynamic` (`PushBackendsResult`), 600 ms apart, while two clients send requests back to back to the route under test. The push goes as one JSON line per backend: Lua recognises a line it stored before by its digest and skips it, and decodes, checks and stores every other one by itself, yielding to the traffic every 2 ms of CPU; the push time is the round trip of the POST. Requests “during a push” are those started between the push's start and 200 ms after it returned (meanwhile each worker rebuilds the changed backends in a timer that yields every 2 ms, and a request whose own backend is not rebuilt yet rebuilds just that one).",
 		res.Large.Ingresses, p.Pushes, p.Backends, p.Endpoints, float64(p.JSONBytes)/(1<<20))
 	w("")
 	w("| | value |")
@@ -395,8 +395,8 @@ func writeReport(cfg *config, res *results) error {
 	for _, d := range p.Unchanged {
 		unchanged = append(unchanged, ms(d))
 	}
-	w("| the same full push when nothing changed (decode, check, re-encode, compare; nothing stored or rebuilt) | %s (%s) |", ms(medianDur(p.Unchanged)), strings.Join(unchanged, ", "))
-	w("| Go-side JSON encode (json-iterator), median | %s |", ms(p.Encode))
+	w("| the same full push when nothing changed (a digest per line; nothing decoded, stored or rebuilt) | %s (%s) |", ms(medianDur(p.Unchanged)), strings.Join(unchanged, ", "))
+	w("| Go-side JSON encode of the lines (json-iterator), median | %s |", ms(p.Encode))
 	w("| request latency, quiet: p50 / p99 / max (n) | %s / %s / %s (%d) |", ms(p.Base.P50), ms(p.Base.P99), ms(p.Base.Max), p.Base.N)
 	w("| request latency, during a push: p50 / p99 / max (n) | %s / %s / %s (%d) |", ms(p.During.P50), ms(p.During.P99), ms(p.During.Max), p.During.N)
 	w("")
@@ -715,12 +715,12 @@ func pushAnalysis(res *results) string {
 	p := res.Push
 	var b strings.Builder
 	full, same := medianDur(p.Push), medianDur(p.Unchanged)
-	fmt.Fprintf(&b, "**Reading it.** A full push of %d endpoints takes %s; the same push when nothing changed still takes %s, so about %.0f %% of the cost is receiving, `cjson`-decoding, schema-checking and re-encoding every backend to compare it with the stored JSON — before anything is stored. ",
+	fmt.Fprintf(&b, "**Reading it.** A full push of %d endpoints with every backend changed takes %s round trip; the same push when nothing changed takes %s (%.0f %%): a line Lua stored before is recognised by its digest and neither decoded, checked nor stored again. ",
 		p.Endpoints, ms(full), ms(same), 100*float64(same)/float64(full))
-	fmt.Fprintf(&b, "With one nginx worker the push is served by the same event loop as the traffic, and the first request after it rebuilds every changed backend in `balancer.sync()`: requests started during a push wait for it (max %s vs %s quiet; p99 %s vs %s). With several workers only the worker that takes the push stalls for the push itself, but every worker pays the rebuild. ",
+	fmt.Fprintf(&b, "With one nginx worker the push is served by the same event loop as the traffic, but it and the rebuild in `balancer.sync()` work in slices of at most about 2 ms of CPU: requests started during a push see max %s vs %s quiet (p99 %s vs %s). ",
 		ms(p.During.Max), ms(p.Base.Max), ms(p.During.P99), ms(p.Base.P99))
-	b.WriteString("Normal operation pushes only the backends that changed (a few endpoints), so this is the cost of a full push after an nginx (re)start or a lost push. " +
-		"**Ours to improve (lua/, described for its owner):** have Go send each backend's canonical JSON with a hash so Lua compares hashes instead of decoding, validating and re-encoding unchanged backends; yield (`ngx.sleep(0)`) every few hundred backends while applying; rebuild a worker's balancer lazily per backend on first use instead of all changed backends in the request that notices the new version.")
+	b.WriteString("Normal operation pushes only the backends that changed (a few endpoints), so a full push happens after an nginx (re)start or a lost push. " +
+		"Before these changes (one `cjson` call for the whole body, every backend checked and re-encoded, and the first request after a push rebuilding every changed backend) the same bench measured 55 ms for a changed push, 91 ms for an unchanged one and a 152 ms maximum request latency during pushes.")
 	return b.String()
 }
 

@@ -176,6 +176,61 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		}
 	})
 
+	t.Run("the annotation report is an Event naming each annotation's verdict, once per change", func(t *testing.T) {
+		c.apply(t, ns, strings.Replace(ingressYAML("annotated", "annotated.test", "Prefix / web:80"), "  name: annotated\n",
+			"  name: annotated\n  annotations:\n    nginx.ingress.kubernetes.io/proxy-body-size: 8m\n    nginx.ingress.kubernetes.io/proxy-bufer-size: 8k\n", 1))
+		list := func() []corev1.Event {
+			evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
+				FieldSelector: fields.Set{"involvedObject.name": "annotated", "reason": "AnnotationsReport"}.String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return evs.Items
+		}
+		waitFor(t, 15*time.Second, "an AnnotationsReport Event on traffic/annotated", func() string {
+			if len(list()) == 0 {
+				return "no event"
+			}
+			return ""
+		})
+		ev := list()[0]
+		if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "applied: proxy-body-size") ||
+			!strings.Contains(ev.Message, "unknown: proxy-bufer-size (not an ingress-nginx annotation tidegate knows; check the spelling)") {
+			t.Errorf("event = %s %q, want a Warning naming proxy-body-size applied and proxy-bufer-size unknown", ev.Type, ev.Message)
+		}
+		if log := grepLines(tg.logText(), "annotation compatibility report"); !strings.Contains(log, "traffic/annotated") || !(strings.Contains(log, "unknown=1") || strings.Contains(log, `"unknown":1`)) {
+			t.Errorf("structured log line: %q", log)
+		}
+		// Syncs that do not change the report do not repeat it.
+		c.apply(t, ns, hostSliceYAML("web-1", "web", a[0]))
+		time.Sleep(1500 * time.Millisecond)
+		if evs := list(); len(evs) != 1 || evs[0].Count > 1 {
+			t.Errorf("report events after more syncs: %d, want 1 recorded once", len(evs))
+		}
+	})
+
+	t.Run("custom-headers reads a ConfigMap of the Ingress's namespace, referenced late and edited", func(t *testing.T) {
+		hdrs := func(v string) string {
+			return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hdrs}\ndata: {X-Team: %q}\n", v)
+		}
+		// The ConfigMap exists before any Ingress names it: cached without
+		// its data, then fetched once referenced.
+		c.apply(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate}\ndata: {global-allowed-response-headers: X-Team}\n", hdrs("blue"))
+		c.apply(t, ns, strings.Replace(ingressYAML("headers", "headers.test", "Prefix / web:80"), "  name: headers\n",
+			"  name: headers\n  annotations:\n    nginx.ingress.kubernetes.io/custom-headers: hdrs\n", 1))
+		header := func(want string) func() string {
+			return func() string {
+				if st, h, _ := tg.fetch("http", "headers.test", "/"); st != 200 || h.Get("X-Team") != want {
+					return fmt.Sprintf("%d X-Team %q", st, h.Get("X-Team"))
+				}
+				return ""
+			}
+		}
+		tg.Eventually("X-Team blue", header("blue"))
+		c.apply(t, ns, hdrs("green"))
+		tg.Eventually("X-Team green after the ConfigMap changed", header("green"))
+	})
+
 	if n := tg.metric(`tidegate_informer_events_total{event="update",kind="EndpointSlice"}`); n < 1 {
 		t.Errorf("tidegate_informer_events_total for EndpointSlice updates = %v, want >= 1", n)
 	}

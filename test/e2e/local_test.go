@@ -171,6 +171,32 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 	}
 }
 
+// TestNoEndpointIs503ForEveryProtocol: a backend without endpoints answers
+// 503 (as ingress-nginx does) whatever protocol the location proxies with,
+// and the other hosts are unaffected.
+func TestNoEndpointIs503ForEveryProtocol(t *testing.T) {
+	live := startBackends(t, "live")
+	files := map[string]string{
+		"svc.yaml":  serviceYAML("web", 80) + "---\n" + serviceYAML("other", 80),
+		"eps.yaml":  sliceYAML("other-1", "other", live.Port, live.Addrs),
+		"live.yaml": ingressYAML("live", "live.test", "Prefix / other:80"),
+	}
+	for _, proto := range []string{"HTTP", "HTTPS", "GRPC", "GRPCS"} {
+		name := strings.ToLower(proto)
+		files[name+".yaml"] = annotatedIngress(name, name+".test", "Prefix", "/", "backend-protocol="+proto)
+	}
+	tg := startTidegate(t, files)
+	for _, proto := range []string{"HTTP", "HTTPS", "GRPC", "GRPCS"} {
+		host := strings.ToLower(proto) + ".test"
+		if r := tg.Get(host, "/x"); r.Status != 503 {
+			t.Errorf("%s backend with no endpoint: status %d, want 503 (%s)", proto, r.Status, r.Body)
+		}
+	}
+	if r := tg.Get("live.test", "/"); r.Status != 200 || r.Name != "live" {
+		t.Errorf("the host with endpoints: %d from %q", r.Status, r.Name)
+	}
+}
+
 // TestNewHostReloadsWithoutDroppingTraffic: a structural change reloads
 // nginx; other hosts answer throughout.
 func TestNewHostReloadsWithoutDroppingTraffic(t *testing.T) {

@@ -61,7 +61,8 @@ type field struct {
 
 func scenario(mutate func(ing *fixture.IngressBuilder) *fixture.IngressBuilder, extra ...any) []any {
 	ing := fixture.Ingress("shop/target")
-	objs := []any{fixture.Service("shop/web", "80", "http=8080"), fixture.Slice("shop/web-1", "web", "8080").Ready("10.0.0.1"), mutate(ing)}
+	objs := []any{fixture.Service("shop/web", "80", "http=8080"), fixture.Slice("shop/web-1", "web", "8080").Ready("10.0.0.1"),
+		fixture.Service("shop/errors", "80"), mutate(ing)}
 	return append(objs, extra...)
 }
 
@@ -120,11 +121,42 @@ func fields() []field {
 				if key == "limit-whitelist" || key == "limit-burst-multiplier" {
 					i = i.Annotate(annotations.Prefix+"limit-rps", "5")
 				}
+				// The external-auth keys act only with an auth-url, custom
+				// errors only with somewhere to send them.
+				if strings.HasPrefix(key, "auth-") && key != "auth-url" && annotationPrefix["auth-url"] != "" {
+					i = i.Annotate(annotations.Prefix+"auth-url", annotationPrefix["auth-url"])
+				}
+				if key == "custom-http-errors" {
+					i = i.Annotate(annotations.Prefix+"default-backend", "errors")
+				}
+				if key == "default-backend" {
+					i = i.Annotate(annotations.Prefix+"custom-http-errors", "404,503")
+				}
 				return i.Host("a.io").Specific("/a", "web:80")
 			})
 		}})
 	}
-	for _, key := range []string{"worker-processes", "proxy-body-size", "proxy-read-timeout", "upstream-keepalive-connections", "ssl-redirect", "ssl-ciphers", "ssl-protocols", "proxy-real-ip-cidr", "hsts-max-age", "proxy-next-upstream", "log-format-upstream"} {
+	// Snippets with allow-snippet-annotations on: each directive is checked
+	// against the allow-list and re-emitted, never pasted.
+	for _, key := range []string{annotations.ConfigurationSnippet, annotations.ServerSnippet} {
+		key := key
+		fs = append(fs, field{name: "allowed " + key, prefix: "add_header X-A 1;", build: func(v string) []any {
+			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder {
+				return i.Annotate(annotations.Prefix+key, v).Host("a.io").Specific("/a", "web:80")
+			}, fixture.ConfigMap("tidegate/tidegate", "allow-snippet-annotations=true"))
+		}})
+	}
+	// custom-headers: the referenced ConfigMap's keys and values.
+	customHeaders := func(k, v string) []any {
+		return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder {
+			return i.Annotate(annotations.Prefix+"custom-headers", "hdrs").Host("a.io").Specific("/a", "web:80")
+		}, fixture.ConfigMap("tidegate/tidegate", "global-allowed-response-headers=X-A,"+k), fixture.ConfigMap("shop/hdrs", k+"="+v))
+	}
+	fs = append(fs,
+		field{name: "custom-headers value", prefix: "v", build: func(v string) []any { return customHeaders("X-A", v) }},
+		field{name: "custom-headers name", prefix: "X-A", build: func(v string) []any { return customHeaders(v, "v") }})
+	for _, key := range []string{"worker-processes", "proxy-body-size", "proxy-read-timeout", "upstream-keepalive-connections", "ssl-redirect", "ssl-ciphers", "ssl-protocols", "proxy-real-ip-cidr", "hsts-max-age", "proxy-next-upstream", "log-format-upstream",
+		"global-allowed-response-headers", "allow-snippet-annotations", "custom-http-errors"} {
 		key := key
 		fs = append(fs, field{name: "configmap " + key, prefix: "1", build: func(v string) []any {
 			return scenario(func(i *fixture.IngressBuilder) *fixture.IngressBuilder { return i.Host("a.io").Prefix("/", "web:80") },
@@ -142,6 +174,11 @@ var annotationPrefix = map[string]string{
 	"denylist-source-range": "10.0.0.0/8,", "cors-allow-origin": "https://a.io,", "cors-allow-methods": "GET,",
 	"cors-allow-headers": "X-A,", "upstream-vhost": "a.io", "backend-protocol": "HTTP", "proxy-next-upstream": "error ",
 	"limit-whitelist": "10.0.0.0/8,", "connection-proxy-header": "close",
+	"custom-headers": "shop/hdrs", "service-upstream": "true",
+	"auth-url": "http://auth.io/check", "auth-signin": "https://sso.io/start", "auth-response-headers": "X-User,",
+	"auth-method": "GET", "auth-request-redirect": "/back", "auth-signin-redirect-param": "rd",
+	"custom-http-errors": "404,", "default-backend": "errors",
+	"configuration-snippet": "add_header X-A 1;", "server-snippet": "add_header X-A 1;",
 }
 
 // allowedHome lists the directives a user value may legitimately appear in.
@@ -149,6 +186,10 @@ var allowedHome = map[string]bool{
 	"server_name": true, "location": true, "set": true, "rewrite": true, "return": true, "if": true,
 	"proxy_set_header": true, "grpc_set_header": true, "add_header": true, "allow": true, "deny": true,
 	"client_max_body_size": true, "client_body_buffer_size": true, "proxy_buffer_size": true,
+	// auth-response-headers names become $upstream_http_<name>.
+	"auth_request_set": true,
+	// Allow-listed snippet directives take user header names by design.
+	"proxy_hide_header": true, "proxy_pass_header": true, "expires": true,
 	// The access log format is text by definition: quoted, never a directive.
 	"log_format": true,
 }
@@ -189,7 +230,8 @@ func TestHostileCorpus(t *testing.T) {
 			confparse.Walk(tree, func(d confparse.Directive) { known[d.Name] = true })
 		}
 	}
-	for _, extra := range []string{"limit_req", "limit_req_zone", "limit_conn", "limit_conn_zone", "geo", "map", "grpc_pass", "grpc_set_header"} {
+	for _, extra := range []string{"limit_req", "limit_req_zone", "limit_conn", "limit_conn_zone", "geo", "map", "grpc_pass", "grpc_set_header",
+		"expires", "proxy_hide_header", "proxy_pass_header"} {
 		known[extra] = true // emitted only for some valid values
 	}
 

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -40,8 +41,9 @@ type Nginx struct {
 	// HTTP and HTTPS are the "127.0.0.1:port" addresses of the proxy.
 	HTTP, HTTPS string
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	workers int
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Locations maps a request path of the test server to a backend name.
@@ -52,6 +54,12 @@ type Locations map[string]string
 // backend.
 func New(t testing.TB, locs Locations) *Nginx {
 	t.Helper()
+	return NewWorkers(t, locs, Workers)
+}
+
+// NewWorkers is New with the given number of nginx workers.
+func NewWorkers(t testing.TB, locs Locations, workers int) *Nginx {
+	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
 		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
 			t.Skip("nginx is not installed")
@@ -59,7 +67,8 @@ func New(t testing.TB, locs Locations) *Nginx {
 	}
 	dir := t.TempDir()
 	addrs := freeAddrs(t, 2)
-	n := &Nginx{Dir: dir, Socket: filepath.Join(dir, "run", "tidegate.sock"), HTTP: addrs[0], HTTPS: addrs[1]}
+	n := &Nginx{Dir: dir, Socket: filepath.Join(dir, "run", "tidegate.sock"), HTTP: addrs[0], HTTPS: addrs[1],
+		workers: workers}
 	// The socket's directory is private: nginx creates unix sockets 0666.
 	must(t, os.MkdirAll(filepath.Join(dir, "run"), 0o700))
 	for _, d := range []string{"logs", "tmp"} {
@@ -92,7 +101,7 @@ func New(t testing.TB, locs Locations) *Nginx {
 	var conf bytes.Buffer
 	must(t, confTmpl.Execute(&conf, map[string]any{
 		"Dir": dir, "Socket": n.Socket, "HTTP": n.HTTP, "HTTPS": n.HTTPS,
-		"Root": os.Geteuid() == 0, "Workers": Workers, "Paths": paths, "Locs": locs,
+		"Root": os.Geteuid() == 0, "Workers": workers, "Paths": paths, "Locs": locs,
 	}))
 	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), conf.Bytes(), 0o644))
 	return n
@@ -129,7 +138,7 @@ func (n *Nginx) Start(t testing.TB) {
 		c, err := net.DialTimeout("tcp", n.HTTP, time.Second)
 		if err == nil {
 			c.Close()
-			if len(n.WorkerPIDs()) == Workers {
+			if len(n.WorkerPIDs()) == n.workers {
 				return
 			}
 		}
@@ -179,6 +188,12 @@ func (n *Nginx) Get(t testing.TB, path string) (int, string) {
 // Control sends a raw request to the control socket.
 func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, string) {
 	t.Helper()
+	return n.ControlType(t, method, path, "", body)
+}
+
+// ControlType is Control with a Content-Type header (none if empty).
+func (n *Nginx) ControlType(t testing.TB, method, path, contentType string, body []byte) (int, string) {
+	t.Helper()
 	c := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", n.Socket)
@@ -186,6 +201,9 @@ func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, st
 	}, Timeout: 10 * time.Second}
 	req, err := http.NewRequest(method, "http://tidegate"+path, bytes.NewReader(body))
 	must(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -193,6 +211,33 @@ func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, st
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// WorkerState is what one nginx worker applied of the pushed backends.
+type WorkerState struct {
+	ID      int   `json:"id"`
+	Version int64 `json:"version"`
+	// Rebuilds counts the backend objects the worker built since it
+	// started.
+	Rebuilds int `json:"rebuilds"`
+}
+
+// Workers returns the stored backends version and what every worker
+// applied (GET /tidegate/workers on the control socket).
+func (n *Nginx) Workers(t testing.TB) (int64, []WorkerState) {
+	t.Helper()
+	st, body := n.Control(t, "GET", "/tidegate/workers", nil)
+	if st != 200 {
+		t.Fatalf("GET /tidegate/workers: %d %s", st, body)
+	}
+	var ans struct {
+		Version int64         `json:"version"`
+		Workers []WorkerState `json:"workers"`
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatalf("GET /tidegate/workers: %v: %s", err, body)
+	}
+	return ans.Version, ans.Workers
 }
 
 // ServedCertificate does a TLS handshake with the given SNI name and
@@ -338,7 +383,6 @@ http {
   lua_shared_dict tidegate_certificates 16m;
   init_by_lua_block { require("tidegate.init").init() }
   init_worker_by_lua_block { require("tidegate.init").init_worker() }
-  header_filter_by_lua_block { require("tidegate.balancer").header_filter() }
   log_by_lua_block { require("tidegate.balancer").log() }
 
   ssl_certificate {{.Dir}}/default.crt;
@@ -355,7 +399,14 @@ http {
     listen unix:{{.Socket}};
     location = /configuration/backends     { client_max_body_size 64m; client_body_buffer_size 64m; content_by_lua_block { require("tidegate.configuration").backends() } }
     location = /configuration/certificates { client_max_body_size 16m; client_body_buffer_size 16m; content_by_lua_block { require("tidegate.configuration").certificates() } }
-    location / { return 404; }
+    location = /tidegate/workers { content_by_lua_block { require("tidegate.configuration").workers() } }
+    location / { set $tidegate_scheme ""; return 404; }
+  }
+
+  server {
+    listen unix:{{.Dir}}/run/503.sock;
+    log_by_lua_block { }
+    location / { return 503; }
   }
 
   server {
@@ -371,7 +422,6 @@ http {
     location = {{.}} {
       set $tidegate_backend "{{index $.Locs .}}";
       set $tidegate_hash_key $http_x_hash_key;
-      rewrite_by_lua_block { require("tidegate.balancer").rewrite() }
       proxy_pass http://tidegate_upstream;
     }
 {{- end}}

@@ -623,3 +623,89 @@ func TestWatchMissingDirectory(t *testing.T) {
 		t.Fatalf("Watch = %v, want an error naming the directory", err)
 	}
 }
+
+// TestWatchMatchesLoad makes a series of changes that the watcher handles by
+// re-reading only the files the events name (and some that make it walk the
+// directory again), and wants every update to equal a fresh Load of the
+// directory: objects, duplicates and problems alike.
+func TestWatchMatchesLoad(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	write(t, dir, "a.yaml", configMap("", "a", "1"))
+	write(t, outside, "target.yaml", configMap("", "linked", "1"))
+	must(t, os.Symlink(filepath.Join(outside, "target.yaml"), filepath.Join(dir, "link.yaml")))
+	updates := watch(t, dir, WatchOptions{Debounce: 10 * time.Millisecond})
+	<-updates
+	steps := []struct {
+		name   string
+		change func()
+	}{
+		{"file in a new subdirectory, a duplicate and a broken document", func() {
+			write(t, dir, "sub/b.yaml", configMap("", "a", "dup")+"---\nkind: [broken\n")
+		}},
+		{"written in place", func() { write(t, dir, "a.yaml", configMap("", "a", "2")) }},
+		{"renamed within its directory", func() {
+			must(t, os.Rename(filepath.Join(dir, "sub/b.yaml"), filepath.Join(dir, "sub/c.yaml")))
+		}},
+		{"duplicate's winner removed", func() { must(t, os.Remove(filepath.Join(dir, "a.yaml"))) }},
+		{"symlink target written in place", func() { write(t, outside, "target.yaml", configMap("", "linked", "2")) }},
+		{"a List and a second document", func() {
+			write(t, dir, "list.yaml", "apiVersion: v1\nkind: List\nitems:\n"+
+				"- {apiVersion: v1, kind: ConfigMap, metadata: {name: l1}, data: {v: '1'}}\n"+
+				"- {apiVersion: v1, kind: ConfigMap, metadata: {name: l2}, bad: 1}\n---\n"+configMap("x", "second", "1"))
+		}},
+		{"atomic save over a file with a same document elsewhere", func() {
+			write(t, dir, ".list.yaml.tmp", configMap("x", "second", "1"))
+			must(t, os.Rename(filepath.Join(dir, ".list.yaml.tmp"), filepath.Join(dir, "list.yaml")))
+		}},
+		{"subdirectory removed", func() { must(t, os.RemoveAll(filepath.Join(dir, "sub"))) }},
+		{"symlink removed", func() { must(t, os.Remove(filepath.Join(dir, "link.yaml"))) }},
+	}
+	for _, st := range steps {
+		st.change()
+		s, problems := Load(dir)
+		want := update{objects: objects(s)}
+		for _, p := range problems {
+			want.problems = append(want.problems, p.String())
+		}
+		waitFor(t, updates, st.name, func(u update) bool { return reflect.DeepEqual(u, want) })
+	}
+}
+
+// TestWatchKeepsCreationTime edits an Ingress without a creationTimestamp
+// and wants the time it was first read to stay, while other files change.
+func TestWatchKeepsCreationTime(t *testing.T) {
+	dir := t.TempDir()
+	ingress := func(host string) string {
+		return "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules:\n  - host: " + host + "\n"
+	}
+	write(t, dir, "web.yaml", ingress("a.example.com"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	snaps := make(chan *snapshot.Snapshot, 100)
+	go func() {
+		_ = Watch(ctx, dir, WatchOptions{Debounce: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+			func(s *snapshot.Snapshot, _ []model.Problem) { snaps <- s })
+	}()
+	next := func() *snapshot.Snapshot {
+		select {
+		case s := <-snaps:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no update")
+			return nil
+		}
+	}
+	first := next().Ingresses[0].CreationTimestamp
+	if first.IsZero() {
+		t.Fatal("Ingress without creationTimestamp was not stamped")
+	}
+	write(t, dir, "other.yaml", configMap("", "o", "1"))
+	if got := next().Ingresses[0].CreationTimestamp; !got.Equal(&first) {
+		t.Errorf("after another file changed: creationTimestamp %v, want %v", got, first)
+	}
+	write(t, dir, "web.yaml", ingress("b.example.com"))
+	s := next()
+	if got := s.Ingresses[0].CreationTimestamp; !got.Equal(&first) || s.Ingresses[0].Spec.Rules[0].Host != "b.example.com" {
+		t.Errorf("after the Ingress changed: creationTimestamp %v host %s, want %v b.example.com", got, s.Ingresses[0].Spec.Rules[0].Host, first)
+	}
+}

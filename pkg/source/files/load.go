@@ -11,8 +11,6 @@ package files
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -84,61 +81,10 @@ var supported = map[string]schema.GroupVersion{
 // symlinks. Files that do not decode, unknown fields and duplicate objects are
 // returned as problems; the rest still loads.
 func Load(dir string) (*snapshot.Snapshot, []model.Problem) {
-	r := load(dir, slog.Default(), nil)
+	t := newTree(dir, slog.Default())
+	t.rescan()
+	r := t.assemble()
 	return r.snap, r.problems
-}
-
-// decodeCache keeps the decoded objects of each document by content hash
-// from one read of the directory to the next: a change to one file then
-// costs one decode, not one per document of the directory (decoding is most
-// of a reload's time at 1,000 Ingresses). Objects are shared between
-// snapshots, which never modify them.
-type decodeCache struct {
-	prev, next map[[sha256.Size]byte]decoded
-}
-
-type decoded struct {
-	obj runtime.Object
-	gvk *schema.GroupVersionKind
-	err error
-}
-
-// rotate starts a new read: entries not used by it are dropped after it.
-func (c *decodeCache) rotate() {
-	if c == nil {
-		return
-	}
-	c.prev, c.next = c.next, map[[sha256.Size]byte]decoded{}
-}
-
-func (c *decodeCache) decode(data []byte) (runtime.Object, *schema.GroupVersionKind, error) {
-	if c == nil {
-		return codec.Decode(data, nil, nil)
-	}
-	sum := sha256.Sum256(data)
-	if d, ok := c.prev[sum]; ok {
-		c.next[sum] = d
-		return d.obj, d.gvk, d.err
-	}
-	if d, ok := c.next[sum]; ok {
-		return d.obj, d.gvk, d.err
-	}
-	obj, gvk, err := codec.Decode(data, nil, nil)
-	c.next[sum] = decoded{obj, gvk, err}
-	return obj, gvk, err
-}
-
-// result is one read of the directory: what Load returns plus what Watch
-// needs to skip identical reloads and to watch the right directories.
-type result struct {
-	snap     *snapshot.Snapshot
-	problems []model.Problem
-	// digest hashes every file name and content read.
-	digest [sha256.Size]byte
-	// dirs are the directories that were walked or that hold the target of a
-	// symlinked file, by real path.
-	dirs  map[string]bool
-	files int
 }
 
 // source names where an object was read, for duplicate reports.
@@ -149,87 +95,19 @@ type source struct {
 
 func (s source) String() string { return fmt.Sprintf("%s document %d", s.file, s.doc) }
 
-// loader accumulates one Load.
+// seenKey is an object's kind and namespace/name, for duplicate reports.
+type seenKey struct{ kind, key string }
+
+// loader accumulates the snapshot of one read.
 type loader struct {
 	log      *slog.Logger
 	snap     *snapshot.Snapshot
 	problems []model.Problem
-	seen     map[string]source
-	cache    *decodeCache
-}
-
-func load(dir string, log *slog.Logger, cache *decodeCache) result {
-	cache.rotate()
-	l := &loader{log: log, snap: &snapshot.Snapshot{}, seen: map[string]source{}, cache: cache}
-	w := walker{visited: map[string]bool{}, watch: map[string]bool{}}
-	w.walk(dir, "")
-	l.problems = append(l.problems, w.problems...)
-
-	// Sort by relative path so "first wins" for duplicates does not depend on
-	// the order the file system or the walk produced.
-	sort.Slice(w.files, func(i, j int) bool { return w.files[i].rel < w.files[j].rel })
-	h := sha256.New()
-	// Walk problems (a broken symlink appearing) change the result too.
-	for _, p := range w.problems {
-		h.Write([]byte(p.String() + "\x00"))
-	}
-	var n [8]byte
-	for _, f := range w.files {
-		data, err := os.ReadFile(f.abs)
-		if err != nil {
-			reason := fmt.Sprintf("read: %v", cause(err))
-			h.Write([]byte(f.rel + "\x00" + reason + "\x00"))
-			l.fileProblem(f.rel, "", reason)
-			continue
-		}
-		h.Write([]byte(f.rel))
-		binary.BigEndian.PutUint64(n[:], uint64(len(data)))
-		h.Write(n[:])
-		h.Write(data)
-		l.file(f.rel, data)
-	}
-	r := result{snap: l.snap.Index(), problems: l.problems, dirs: w.watch, files: len(w.files)}
-	h.Sum(r.digest[:0])
-	return r
+	seen     map[seenKey]source
 }
 
 func (l *loader) fileProblem(rel, field, reason string) {
 	l.problems = append(l.problems, model.Problem{Kind: ProblemKind, Object: rel, Field: field, Reason: reason})
-}
-
-// file decodes every document of one file.
-func (l *loader) file(rel string, data []byte) {
-	docs := []document{{line: 1, data: data}}
-	if !strings.EqualFold(filepath.Ext(rel), ".json") {
-		docs = splitYAML(data)
-	}
-	for i, d := range docs {
-		if blank(d.data) {
-			continue
-		}
-		l.document(source{file: rel, doc: i + 1}, d)
-	}
-}
-
-// document decodes one YAML document, a List of objects or a single object.
-func (l *loader) document(src source, d document) {
-	obj, gvk, err := l.cache.decode(d.data)
-	if err != nil {
-		l.decodeError(src, d.line, gvk, "", err)
-		return
-	}
-	if list, ok := obj.(*corev1.List); ok {
-		for i, item := range list.Items {
-			itemObj, itemGVK, err := codec.Decode(item.Raw, nil, nil)
-			if err != nil {
-				l.decodeError(src, d.line, itemGVK, fmt.Sprintf("items[%d]: ", i), err)
-				continue
-			}
-			l.add(src, itemObj)
-		}
-		return
-	}
-	l.add(src, obj)
 }
 
 // yamlLine finds the line number in a go-yaml error message.
@@ -280,8 +158,9 @@ func (l *loader) decodeError(src source, start int, gvk *schema.GroupVersionKind
 }
 
 // add files a decoded object under its kind, defaulting the namespace and
-// skipping duplicates and kinds a snapshot does not hold.
-func (l *loader) add(src source, obj runtime.Object) {
+// skipping duplicates and kinds a snapshot does not hold; it reports whether
+// the object was kept.
+func (l *loader) add(src source, obj runtime.Object) bool {
 	var (
 		kind string
 		meta *metav1.ObjectMeta
@@ -305,7 +184,7 @@ func (l *loader) add(src source, obj runtime.Object) {
 		gvk := obj.GetObjectKind().GroupVersionKind()
 		l.log.Debug("skipping object of a kind tidegate does not read",
 			"file", src.file, "document", src.doc, "apiVersion", gvk.GroupVersion().String(), "kind", gvk.Kind)
-		return
+		return false
 	}
 	switch {
 	case kind == "IngressClass":
@@ -319,21 +198,22 @@ func (l *loader) add(src source, obj runtime.Object) {
 	}
 	if meta.Name == "" {
 		l.fileProblem(src.file, fmt.Sprintf("document %d", src.doc), kind+" has no metadata.name")
-		return
+		return false
 	}
 	key := meta.Name
 	if meta.Namespace != "" {
 		key = snapshot.Key(meta.Namespace, meta.Name)
 	}
-	if first, dup := l.seen[kind+" "+key]; dup {
+	if first, dup := l.seen[seenKey{kind, key}]; dup {
 		l.problems = append(l.problems, model.Problem{
 			Kind: kind, Object: key,
 			Reason: fmt.Sprintf("defined again in %s; the one in %s is used", src, first),
 		})
-		return
+		return false
 	}
-	l.seen[kind+" "+key] = src
+	l.seen[seenKey{kind, key}] = src
 	keep()
+	return true
 }
 
 // mergeStringData folds stringData into data the way the API server does on
@@ -418,7 +298,16 @@ type walker struct {
 	visited map[string]bool
 	// watch holds the directories a watcher needs: those walked and those
 	// holding the target of a symlinked file.
-	watch    map[string]bool
+	watch map[string]bool
+	// dirs maps the real path of every directory walked to its path
+	// relative to the root.
+	dirs map[string]string
+	// special holds the real paths (walked directory + name) of the
+	// symlinks and subdirectories found.
+	special map[string]bool
+	// targets maps the real path of a symlinked file's target to the files
+	// read through it.
+	targets  map[string][]string
 	problems []model.Problem
 }
 
@@ -449,6 +338,9 @@ func (w *walker) walk(abs, rel string) {
 	}
 	w.visited[real] = true
 	w.watch[real] = true
+	if w.dirs != nil {
+		w.dirs[real] = rel
+	}
 	entries, err := os.ReadDir(abs)
 	if err != nil {
 		w.problem(rel, fmt.Sprintf("read directory: %v", cause(err)))
@@ -464,6 +356,9 @@ func (w *walker) walk(abs, rel string) {
 		}
 		childAbs, childRel := filepath.Join(abs, name), path(rel, name)
 		mode := e.Type()
+		if w.special != nil && (mode&fs.ModeSymlink != 0 || mode.IsDir()) {
+			w.special[filepath.Join(real, name)] = true
+		}
 		if mode&fs.ModeSymlink != 0 {
 			info, err := os.Stat(childAbs)
 			if err != nil {
@@ -478,6 +373,9 @@ func (w *walker) walk(abs, rel string) {
 				// write to the target is seen.
 				if target, err := filepath.EvalSymlinks(childAbs); err == nil {
 					w.watch[filepath.Dir(target)] = true
+					if w.targets != nil {
+						w.targets[target] = append(w.targets[target], childRel)
+					}
 				}
 			}
 		}

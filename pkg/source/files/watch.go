@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidegate/tidegate/pkg/model"
@@ -77,16 +78,21 @@ func Watch(ctx context.Context, dir string, opts WatchOptions, onChange func(*sn
 	if err := fw.Add(root); err != nil {
 		return fmt.Errorf("watch manifests %s: %w", dir, err)
 	}
+	log := opts.Logger.With("dir", dir)
 	w := &watcher{
-		dir: dir, root: root, log: opts.Logger.With("dir", dir), fw: fw,
+		root: root, log: log, fw: fw, tree: newTree(dir, log),
 		watched: map[string]bool{root: true}, onChange: onChange,
 	}
-	w.sync(true)
+	w.sync(nil, true)
 
 	var (
 		timer   = time.NewTimer(time.Hour)
 		pending bool
 		first   time.Time
+		// paths are what the events since the last read named; full is
+		// set when events were lost.
+		paths = map[string]bool{}
+		full  bool
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -115,6 +121,7 @@ func Watch(ctx context.Context, dir string, opts WatchOptions, onChange func(*sn
 			if ev.Op == fsnotify.Chmod {
 				continue
 			}
+			paths[filepath.Clean(ev.Name)] = true
 			schedule()
 		case err, ok := <-fw.Errors:
 			if !ok {
@@ -123,52 +130,57 @@ func Watch(ctx context.Context, dir string, opts WatchOptions, onChange func(*sn
 			w.log.Warn("manifest watch error", "err", err)
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				// Events were lost: read everything again.
+				full = true
 				schedule()
 			}
 		case <-timer.C:
 			pending = false
-			w.sync(false)
+			w.sync(paths, full)
+			paths, full = map[string]bool{}, false
 		}
 	}
 }
 
 // watcher is the state Watch keeps between reads.
 type watcher struct {
-	dir, root string
-	log       *slog.Logger
-	fw        *fsnotify.Watcher
+	root string
+	log  *slog.Logger
+	fw   *fsnotify.Watcher
+	// tree is the directory as last read.
+	tree *tree
 	// watched are the directories given to fw, by real path.
-	watched  map[string]bool
-	last     [sha256.Size]byte
-	onChange func(*snapshot.Snapshot, []model.Problem)
+	watched   map[string]bool
+	delivered bool
+	last      [sha256.Size]byte
+	onChange  func(*snapshot.Snapshot, []model.Problem)
 	// firstSeen is when each Ingress without a creationTimestamp was first
 	// read: manifests rarely carry one, and "the oldest Ingress wins a
 	// conflict" must not let a file added later take over a served path.
 	firstSeen map[string]metav1.Time
-	// cache keeps decoded documents between reads.
-	cache *decodeCache
 }
 
-// sync reads the directory, follows its directories with fw and calls
-// onChange unless the content is the same as last time.
-func (w *watcher) sync(initial bool) {
-	if w.cache == nil {
-		w.cache = &decodeCache{}
+// sync re-reads the files the events named, or the whole directory when
+// they may have changed more (or full is set), follows its directories with
+// fw and calls onChange unless the content is the same as last time.
+func (w *watcher) sync(paths map[string]bool, full bool) {
+	if full || !w.tree.refresh(paths) {
+		w.tree.rescan()
+		if w.updateWatches(w.tree.watch) {
+			// A directory appeared: read again now that it is watched,
+			// so a file written into it between the read and the Add is
+			// not lost.
+			w.tree.rescan()
+			w.updateWatches(w.tree.watch)
+		}
 	}
-	r := load(w.dir, w.log, w.cache)
-	if w.updateWatches(r.dirs) {
-		// A directory appeared: read again now that it is watched, so a
-		// file written into it between the read and the Add is not lost.
-		r = load(w.dir, w.log, w.cache)
-		w.updateWatches(r.dirs)
-	}
-	if !initial && r.digest == w.last {
+	r := w.tree.assemble()
+	if w.delivered && r.digest == w.last {
 		w.log.Debug("manifests unchanged", "files", r.files)
 		return
 	}
-	w.last = r.digest
+	w.delivered, w.last = true, r.digest
 	s := r.snap
-	w.stampCreation(s)
+	w.stampCreation(s, r.ingressItems)
 	objects := len(s.Ingresses) + len(s.IngressClasses) + len(s.Services) +
 		len(s.EndpointSlices) + len(s.Secrets) + len(s.ConfigMaps)
 	w.log.Info("manifests reloaded", "files", r.files, "objects", objects, "problems", len(r.problems))
@@ -206,26 +218,32 @@ func (w *watcher) updateWatches(dirs map[string]bool) bool {
 
 // stampCreation gives Ingresses without a creationTimestamp the time they
 // were first read (stable across reloads), as the API server would have.
-func (w *watcher) stampCreation(s *snapshot.Snapshot) {
-	if w.firstSeen == nil {
-		w.firstSeen = map[string]metav1.Time{}
-	}
+// The stamp is written into the decoded object itself, once, before any
+// snapshot holding it is handed out (objects are shared between snapshots
+// and read by other goroutines afterwards), so unchanged Ingresses cost
+// neither a copy nor memory on later reads.
+func (w *watcher) stampCreation(s *snapshot.Snapshot, items map[*networkingv1.Ingress]*item) {
 	now := metav1.Now()
-	seen := make(map[string]metav1.Time, len(s.Ingresses))
+	seen := make(map[string]metav1.Time, len(w.firstSeen))
 	for i, ing := range s.Ingresses {
-		if !ing.CreationTimestamp.IsZero() {
+		it := items[ing]
+		switch {
+		case it != nil && it.stamped:
+			// Stamped by an earlier read.
+		case ing.CreationTimestamp.IsZero() && it != nil:
+			t, ok := w.firstSeen[snapshot.Key(ing.Namespace, ing.Name)]
+			if !ok {
+				// Several Ingresses read at once keep their name order.
+				t = metav1.NewTime(now.Add(time.Duration(i) * time.Nanosecond))
+			}
+			// Decoded by this read: no snapshot holds it yet.
+			ing.CreationTimestamp = t
+			it.stamped = true
+		default:
+			// The manifest gives one.
 			continue
 		}
-		key := snapshot.Key(ing.Namespace, ing.Name)
-		t, ok := w.firstSeen[key]
-		if !ok {
-			// Several Ingresses read at once keep their name order.
-			t = metav1.NewTime(now.Add(time.Duration(i) * time.Nanosecond))
-		}
-		seen[key] = t
-		c := ing.DeepCopy()
-		c.CreationTimestamp = t
-		s.Ingresses[i] = c
+		seen[snapshot.Key(ing.Namespace, ing.Name)] = ing.CreationTimestamp
 	}
 	w.firstSeen = seen
 }

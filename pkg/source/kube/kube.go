@@ -64,7 +64,9 @@ type Source struct {
 	log     *slog.Logger
 	metrics *Metrics
 	secrets *secretKeeper
-	wake    chan struct{}
+	// cms keeps the data of ConfigMaps Ingresses reference (configmaps.go).
+	cms  *configMapKeeper
+	wake chan struct{}
 
 	ingresses  cache.SharedIndexInformer
 	classes    cache.SharedIndexInformer
@@ -72,6 +74,9 @@ type Source struct {
 	slices     []cache.SharedIndexInformer
 	secretInf  cache.SharedIndexInformer
 	configMaps cache.SharedIndexInformer // nil without --configmap
+	// refConfigMaps are the watched namespaces' ConfigMaps, whole only
+	// when an Ingress references them (custom-headers).
+	refConfigMaps cache.SharedIndexInformer
 }
 
 // New builds the informers; nothing talks to the API server before Run.
@@ -93,6 +98,7 @@ func New(opts Options) (*Source, error) {
 	}
 	s := &Source{opts: opts, log: opts.Logger.With("source", "kube"), metrics: NewMetrics(), wake: make(chan struct{}, 1)}
 	s.secrets = newSecretKeeper(opts.Client, s.log)
+	s.cms = newConfigMapKeeper(opts.Client, s.log, opts.Model.ConfigMap)
 
 	c, ns := opts.Client, opts.Namespace
 	s.ingresses = networkingv1informers.NewFilteredIngressInformer(c, ns, 0, cache.Indexers{}, nil)
@@ -103,6 +109,7 @@ func New(opts Options) (*Source, error) {
 	withServiceLabel := func(o *metav1.ListOptions) { o.LabelSelector = snapshot.ServiceNameLabel }
 	s.slices = []cache.SharedIndexInformer{discoveryv1informers.NewFilteredEndpointSliceInformer(c, ns, 0, cache.Indexers{}, withServiceLabel)}
 	s.secretInf = corev1informers.NewFilteredSecretInformer(c, ns, 0, cache.Indexers{}, nil)
+	s.refConfigMaps = corev1informers.NewFilteredConfigMapInformer(c, ns, 0, cache.Indexers{}, nil)
 
 	if opts.Model.ConfigMap != "" {
 		cmNS, cmName, err := splitKey("--configmap", opts.Model.ConfigMap)
@@ -126,7 +133,7 @@ func New(opts Options) (*Source, error) {
 	}
 
 	for _, w := range s.all() {
-		if err := w.inf.SetTransform(transform(s.secrets)); err != nil {
+		if err := w.inf.SetTransform(transform(s.secrets, s.cms)); err != nil {
 			return nil, fmt.Errorf("kube source: %s informer: %w", w.kind, err)
 		}
 		if _, err := w.inf.AddEventHandler(s.handler(w.kind)); err != nil {
@@ -159,6 +166,7 @@ func (s *Source) all() []watched {
 	if s.configMaps != nil {
 		ws = append(ws, watched{"ConfigMap", s.configMaps})
 	}
+	ws = append(ws, watched{"ConfigMap", s.refConfigMaps})
 	return ws
 }
 
@@ -202,6 +210,7 @@ func (s *Source) Run(ctx context.Context, onChange func(*snapshot.Snapshot, []mo
 				return s.syncErr(ctx, ws[:2])
 			}
 			s.secrets.setReferenced(referencedSecrets(s.list(false), s.opts.Model))
+			s.cms.setReferenced(referencedConfigMaps(s.list(false), s.opts.Model))
 		}
 		go w.inf.RunWithContext(ctx)
 	}
@@ -282,6 +291,11 @@ func (s *Source) snapshot(ctx context.Context) (*snapshot.Snapshot, []model.Prob
 	s.secrets.setReferenced(refs)
 	var problems []model.Problem
 	snap.Secrets, problems = s.secrets.resolve(ctx, refs, listAs[*corev1.Secret](s.secretInf))
+	cmRefs := referencedConfigMaps(snap, s.opts.Model)
+	s.cms.setReferenced(cmRefs)
+	cms, cmProblems := s.cms.resolve(ctx, cmRefs, listAs[*corev1.ConfigMap](s.refConfigMaps))
+	snap.ConfigMaps = append(snap.ConfigMaps, cms...)
+	problems = append(problems, cmProblems...)
 	return snap.Index(), problems
 }
 
@@ -332,9 +346,9 @@ func referencedSecrets(snap *snapshot.Snapshot, opts model.Options) map[string]b
 }
 
 // transform trims objects before they enter a cache: managed fields and
-// kubectl's last-applied copy everywhere, and the data of every Secret no
-// Ingress of ours references.
-func transform(keep *secretKeeper) cache.TransformFunc {
+// kubectl's last-applied copy everywhere, and the data of every Secret and
+// ConfigMap (but the --configmap one) no Ingress of ours references.
+func transform(keep *secretKeeper, cms *configMapKeeper) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		m, ok := obj.(metav1.Object)
 		if !ok {
@@ -346,6 +360,9 @@ func transform(keep *secretKeeper) cache.TransformFunc {
 		}
 		if sec, ok := obj.(*corev1.Secret); ok && !keep.isReferenced(snapshot.Key(sec.Namespace, sec.Name)) {
 			strip(sec)
+		}
+		if cm, ok := obj.(*corev1.ConfigMap); ok && !cms.keepWhole(snapshot.Key(cm.Namespace, cm.Name)) {
+			stripConfigMap(cm)
 		}
 		return obj, nil
 	}

@@ -1,0 +1,219 @@
+package annotations
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// ExtAuth is external authentication (auth-url and friends), with
+// ingress-nginx's semantics: every request is first sent, without its body,
+// to URL; a 2xx lets it through, a 401 or 403 is returned to the client (a
+// 401 becomes a redirect to Signin when set), anything else is a 500.
+type ExtAuth struct {
+	// URL is an absolute http(s) URL; it may read the variables in
+	// extAuthVars (e.g. "https://$host/oauth2/auth").
+	URL string
+	// Method is the auth request's method; empty means GET (nginx's
+	// auth_request; X-Original-Method carries the client's).
+	Method string
+	// Signin is where a 401 redirects to, with RedirectParam ("rd" by
+	// default) set to the URL the client asked for.
+	Signin        string
+	RedirectParam string
+	// ResponseHeaders are copied from the auth answer to the upstream
+	// request.
+	ResponseHeaders []string
+	// RequestRedirect is the X-Auth-Request-Redirect sent to the auth
+	// service; empty means the client's request URI.
+	RequestRedirect string
+}
+
+// extAuthVars are the nginx variables an auth URL, a signin URL or
+// auth-request-redirect may read: the ones ingress-nginx users write
+// ("https://$host/oauth2/start?rd=$escaped_request_uri" is rendered with
+// $request_uri escaped by the signin location itself).
+var extAuthVars = map[string]bool{"host": true, "scheme": true, "request_uri": true, "uri": true, "args": true, "is_args": true, "server_port": true}
+
+// reservedAuthHeaders are request headers tidegate sets for every
+// upstream request, or hop-by-hop ones: auth-response-headers may not
+// override them.
+var reservedAuthHeaders = map[string]bool{
+	"host": true, "connection": true, "upgrade": true, "keep-alive": true, "te": true, "trailer": true,
+	"transfer-encoding": true, "content-length": true, "x-real-ip": true, "x-forwarded-for": true,
+	"x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-port": true, "x-request-id": true,
+}
+
+// extAuthMethods are the methods auth-method accepts.
+var extAuthMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
+
+func init() {
+	register("auth-url", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if err := extAuthURL(v, false); err != nil {
+			return err
+		}
+		c.ExtAuth.URL = v
+		return nil
+	}))
+	register("auth-signin", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if err := extAuthURL(v, true); err != nil {
+			return err
+		}
+		c.ExtAuth.Signin = v
+		return nil
+	}))
+	register("auth-signin-redirect-param", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if v == "" || len(v) > 64 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			return fmt.Errorf("%q is not a query parameter name (1 to 64 of A-Z, a-z, 0-9, '_', '-')", v)
+		}
+		c.ExtAuth.RedirectParam = v
+		return nil
+	}))
+	register("auth-method", applied(func(v string, c *Config) error {
+		m := strings.ToUpper(strings.TrimSpace(v))
+		if !extAuthMethods[m] {
+			return fmt.Errorf("%q is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)", v)
+		}
+		c.ExtAuth.Method = m
+		return nil
+	}))
+	register("auth-response-headers", applied(func(v string, c *Config) error {
+		var out []string
+		seen := map[string]bool{}
+		for _, h := range strings.Split(v, ",") {
+			h = strings.TrimSpace(h)
+			if h == "" {
+				continue
+			}
+			// nginx reads the answer's header as $upstream_http_<name>:
+			// only letters, digits and '-' make a variable name.
+			if len(h) > 128 || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+				return fmt.Errorf("header name %q may only hold letters, digits and '-' (up to 128)", h)
+			}
+			if reservedAuthHeaders[strings.ToLower(h)] {
+				return fmt.Errorf("header %q is set by tidegate itself (or is hop-by-hop) and cannot come from the auth service", h)
+			}
+			if k := strings.ToLower(h); !seen[k] {
+				seen[k] = true
+				out = append(out, h)
+			}
+		}
+		if len(out) == 0 {
+			return fmt.Errorf("no header name given")
+		}
+		if len(out) > 32 {
+			return fmt.Errorf("%d header names; at most 32 are allowed", len(out))
+		}
+		c.ExtAuth.ResponseHeaders = out
+		return nil
+	}))
+	register("auth-request-redirect", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if err := extAuthText(v, false); err != nil {
+			return fmt.Errorf("auth-request-redirect: %v", err)
+		}
+		c.ExtAuth.RequestRedirect = v
+		return nil
+	}))
+}
+
+// finish reports the auth-* keys that have no effect without auth-url.
+func (a *ExtAuth) finish(report *[]Entry) {
+	if a.URL != "" {
+		return
+	}
+	for i, e := range *report {
+		switch e.Key {
+		case "auth-signin", "auth-signin-redirect-param", "auth-method", "auth-response-headers", "auth-request-redirect":
+			if e.Status == Applied {
+				(*report)[i].Status, (*report)[i].Detail = Different, "has no effect without auth-url"
+			}
+		}
+	}
+	*a = ExtAuth{}
+}
+
+// ExtAuthRedirectParam is the signin URL's query parameter that carries the
+// original URL: the annotation's, else ingress-nginx's "rd".
+func ExtAuthRedirectParam(a ExtAuth) string {
+	if a.RedirectParam != "" {
+		return a.RedirectParam
+	}
+	return "rd"
+}
+
+// extAuthURL accepts an absolute http:// or https:// URL: a host name, an
+// IP address or $host, an optional port, and a path and query of URL
+// characters; '$' only as one of extAuthVars. No user information, no
+// fragment.
+func extAuthURL(v string, signin bool) error {
+	if err := extAuthText(v, signin); err != nil {
+		return err
+	}
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return fmt.Errorf("%q is not an absolute http:// or https:// URL", v)
+	}
+	hostport := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		hostport = rest[:i]
+	}
+	if strings.Contains(hostport, "@") {
+		return fmt.Errorf("%q: user information in the URL is not allowed", v)
+	}
+	if hostport == "$host" {
+		return nil
+	}
+	u, err := url.Parse(scheme + "://" + hostport)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("%q: %q is not host[:port]", v, hostport)
+	}
+	h := u.Hostname()
+	if p := u.Port(); p != "" {
+		if _, err := intRange(p, 1, 65535); err != nil {
+			return fmt.Errorf("%q: port %q is not 1 to 65535", v, p)
+		}
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	if strings.Contains(h, "$") {
+		return fmt.Errorf("%q: the host may be a name, an address or exactly $host", v)
+	}
+	if err := hostHeader(h); err != nil || strings.Trim(strings.ToLower(h), "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
+		return fmt.Errorf("%q: %q is not a DNS name or an IP address", v, h)
+	}
+	return nil
+}
+
+// extAuthText accepts printable URL characters where '$' only starts one of
+// extAuthVars (a longer name such as "$hostx" is refused: nginx would read
+// the variable "hostx"). signin also allows $escaped_request_uri, which
+// the signin location computes (ingress-nginx's oauth2-proxy examples use it).
+func extAuthText(v string, signin bool) error {
+	if v == "" || len(v) > 2048 {
+		return fmt.Errorf("must be 1 to 2048 characters")
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"\\{};#'`<>|^", c) >= 0 {
+			return fmt.Errorf("%q contains %q; spaces, quotes, braces, ';' and '#' are not allowed", v, rune(c))
+		}
+		if c != '$' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && (v[j] >= 'a' && v[j] <= 'z' || v[j] >= 'A' && v[j] <= 'Z' || v[j] >= '0' && v[j] <= '9' || v[j] == '_') {
+			j++
+		}
+		if name := v[i+1 : j]; !extAuthVars[name] && !(signin && name == "escaped_request_uri") {
+			return fmt.Errorf("%q reads the variable $%s; only $host, $scheme, $request_uri, $uri, $args, $is_args and $server_port are allowed", v, name)
+		}
+		i = j - 1
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package annotations
+
+import (
+	"fmt"
+	"strings"
+)
+
+// CustomHeaders is the custom-headers annotation: a ConfigMap whose
+// key/value pairs are added as response headers on the Ingress's
+// locations. The model resolves the ConfigMap (pkg/model/headers.go).
+type CustomHeaders struct {
+	// Namespace is "" when the annotation names the ConfigMap without one
+	// (the Ingress's namespace is meant).
+	Namespace string
+	Name      string
+}
+
+// customHeadersDifference is what an ingress-nginx user should know.
+const customHeadersDifference = "the ConfigMap must be in the Ingress's namespace; only header names listed in the controller ConfigMap's global-allowed-response-headers are accepted (as in ingress-nginx); " +
+	"headers are added with add_header ... always, so a backend header of the same name is sent too (ingress-nginx replaces it), and values are sent literally ('$' is not a variable)"
+
+func init() {
+	register("custom-headers", func(v string, c *Config) (Status, string, error) {
+		v = strings.TrimSpace(v)
+		ns, name, qualified := strings.Cut(v, "/")
+		if !qualified {
+			ns, name = "", v
+		}
+		if qualified {
+			if err := dnsLabel(ns); err != nil {
+				return "", "", fmt.Errorf("%q: namespace %v; write NAMESPACE/CONFIGMAP", v, err)
+			}
+		}
+		if err := dnsSubdomain(name); err != nil {
+			return "", "", fmt.Errorf("%q: ConfigMap name %v; write NAMESPACE/CONFIGMAP", v, err)
+		}
+		c.Headers = CustomHeaders{Namespace: ns, Name: name}
+		return Different, customHeadersDifference, nil
+	})
+}
+
+// dnsLabel accepts a Kubernetes namespace name.
+func dnsLabel(s string) error {
+	if s == "" || len(s) > 63 {
+		return fmt.Errorf("must be 1 to 63 characters")
+	}
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return fmt.Errorf("%q must be a DNS label (a-z, 0-9, '-')", s)
+	}
+	return nil
+}
+
+// dnsSubdomain accepts a Kubernetes object name.
+func dnsSubdomain(s string) error {
+	if s == "" || len(s) > 253 {
+		return fmt.Errorf("must be 1 to 253 characters")
+	}
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
+		return fmt.Errorf("%q must be a DNS subdomain (a-z, 0-9, '-', '.')", s)
+	}
+	return nil
+}
+
+// HeaderName reports whether v is an HTTP token (RFC 9110) usable as a
+// header name; the model checks ConfigMap keys with it.
+func HeaderName(v string) error { return headerName(v) }

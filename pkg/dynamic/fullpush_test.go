@@ -1,0 +1,163 @@
+package dynamic
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/pkg/dynamic/dynamictest"
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// fleet returns n backends of per endpoints each on 10.0.0.0/8 (never
+// connected to), all with the given weight.
+func fleet(n, per, weight int) []model.Backend {
+	bs := make([]model.Backend, 0, n)
+	for i := range n {
+		b := model.Backend{Name: fmt.Sprintf("ns%d/svc:80", i), Algorithm: model.DefaultAlgorithm}
+		for k := range per {
+			j := i*per + k
+			b.Endpoints = append(b.Endpoints, model.Endpoint{
+				Address: fmt.Sprintf("10.%d.%d.%d", j>>16&255, j>>8&255, j&255), Port: 8080, Weight: weight})
+		}
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// caughtUp waits until every worker applied the stored version and returns
+// what they report.
+func caughtUp(t *testing.T, ng *dynamictest.Nginx) []dynamictest.WorkerState {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, ws := ng.Workers(t)
+		done := len(ws) == dynamictest.Workers
+		for _, w := range ws {
+			done = done && w.Version == v
+		}
+		if done {
+			return ws
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers did not apply version %d: %+v", v, ws)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFullPushOfTenThousandEndpointsKeepsServing pushes 1,000 backends of
+// 10 endpoints each in full, all changed and then unchanged, while clients
+// send requests to another backend: every request is answered, a push that
+// changes nothing rebuilds nothing in any worker, and a push that changes
+// one backend rebuilds that one only.
+func TestFullPushOfTenThousandEndpointsKeepsServing(t *testing.T) {
+	ng, c := start(t)
+	a := dynamictest.StartBackend(t, "a")
+	withKibana := func(bs []model.Backend) []model.Backend {
+		return append(bs, backend(kibana, ep{b: a}))
+	}
+	push(t, c, withKibana(fleet(1000, 10, 1))...)
+
+	stop := make(chan struct{})
+	collect := latencies(t, ng, "/kibana", 4, stop) // fails the test on any non-200
+	changed := withKibana(fleet(1000, 10, 2))
+	res, err := c.PushBackendsResult(ctx(t), true, changed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 1000 {
+		t.Errorf("full push with every weight changed: %d changed, want 1000", res.Changed)
+	}
+	before := caughtUp(t, ng)
+	res, err = c.PushBackendsResult(ctx(t), true, changed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 0 {
+		t.Errorf("the same full push again: %d changed, want 0", res.Changed)
+	}
+	after := caughtUp(t, ng)
+	close(stop)
+	if n := len(collect()); n == 0 {
+		t.Error("no request was answered during the pushes")
+	}
+	for i := range after {
+		if after[i].Rebuilds != before[i].Rebuilds {
+			t.Errorf("worker %d rebuilt %d backends for a push that changed nothing",
+				after[i].ID, after[i].Rebuilds-before[i].Rebuilds)
+		}
+	}
+
+	changed[7].Endpoints[0].Weight = 5
+	res, err = c.PushBackendsResult(ctx(t), true, changed, nil)
+	if err != nil || res.Changed != 1 {
+		t.Fatalf("full push with one backend changed: %+v %v, want 1 changed", res, err)
+	}
+	one := caughtUp(t, ng)
+	for i := range one {
+		if d := one[i].Rebuilds - after[i].Rebuilds; d != 1 {
+			t.Errorf("worker %d rebuilt %d backends for a push that changed one", one[i].ID, d)
+		}
+	}
+	if got := count(t, ng, "/kibana", 10); got["a"] != 10 {
+		t.Errorf("after the pushes: %v, want all on a", got)
+	}
+}
+
+// TestLinePushIsCheckedLikeADocument sends pushes in the line format by
+// hand: a bad line anywhere rejects the whole push with its index, and a
+// line nginx has seen before is recognised only while the backend it
+// stored from it is unchanged.
+func TestLinePushIsCheckedLikeADocument(t *testing.T) {
+	ng, c := start(t)
+	a, b := dynamictest.StartBackend(t, "a"), dynamictest.StartBackend(t, "b")
+	push(t, c, backend(kibana, ep{b: a}))
+	v, _ := ng.Workers(t)
+	line := func(bk model.Backend) string {
+		j, err := json.Marshal(bk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(j)
+	}
+	post := func(body string) (int, string) {
+		return ng.ControlType(t, "POST", BackendsPath, "application/x-ndjson", []byte(body))
+	}
+
+	bad := map[string]struct{ body, want string }{
+		"bad header":      {`{"version":` + "\n" + line(backend(kibana, ep{b: b})), "first line: invalid JSON"},
+		"backends in it":  {fmt.Sprintf(`{"version":%d,"backends":[]}`, v+1), `unknown key \"backends\"`},
+		"bad second line": {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: b})) + "\n" + `{"name":"x","endpoints":[{"address":"10.0.0.1","port":0}]}`, `backend \"x\" endpoints[0].port`},
+		"blank line":      {fmt.Sprintf(`{"version":%d}`, v+1) + "\n\n" + line(backend(kibana, ep{b: b})), "backends[0] (line 2): invalid JSON"},
+		"listed twice":    {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: a})) + "\n" + line(backend(kibana, ep{b: a})), "listed twice"},
+		"pushed, removed": {fmt.Sprintf(`{"version":%d,"removed":[%q]}`, v+1, kibana) + "\n" + line(backend(kibana, ep{b: a})), "both pushed and removed"},
+	}
+	for name, tc := range bad {
+		st, body := post(tc.body)
+		if st != 400 || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want 400 with %q", name, st, body, tc.want)
+		}
+	}
+	if got := count(t, ng, "/kibana", 10); got["a"] != 10 {
+		t.Fatalf("after rejected pushes: %v, want all still on a", got)
+	}
+
+	// The same backend through a JSON document: the line it was pushed as
+	// before no longer stands for what is stored.
+	doc := fmt.Sprintf(`{"version":%d,"full":true,"backends":[%s]}`, v+1, line(backend(kibana, ep{b: b})))
+	if st, body := ng.Control(t, "POST", BackendsPath, []byte(doc)); st != 200 {
+		t.Fatalf("JSON document push: %d %s", st, body)
+	}
+	if got := count(t, ng, "/kibana", 10); got["b"] != 10 {
+		t.Fatalf("after the document push: %v, want all on b", got)
+	}
+	res, err := c.PushBackendsResult(ctx(t), true, []model.Backend{backend(kibana, ep{b: a})}, nil)
+	if err != nil || res.Changed != 1 {
+		t.Fatalf("line push back to a: %+v %v, want 1 changed", res, err)
+	}
+	if got := count(t, ng, "/kibana", 10); got["a"] != 10 {
+		t.Fatalf("after the line push: %v, want all on a", got)
+	}
+}

@@ -1,0 +1,196 @@
+package nginx
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
+)
+
+// External authentication (auth-url) uses nginx's auth_request module,
+// which Debian's nginx-light carries: the location asks an internal
+// location of the same server first, which proxies to the auth URL without
+// the request body. A 2xx lets the request through (auth_request_set copies
+// the auth-response-headers to the upstream request), 401 and 403 go back
+// to the client (a 401 becomes a redirect to auth-signin), anything else,
+// the auth service being down included, is a 500: ingress-nginx's
+// semantics.
+//
+// The auth URL is proxied through a variable, as ingress-nginx does: a
+// host name is then resolved per request by `resolver` (the controller's
+// /etc/resolv.conf name servers, Settings.Resolvers), so a cluster name
+// such as auth.ns.svc.cluster.local neither needs DNS when nginx loads the
+// configuration nor stays pinned to an old address; an IP address needs no
+// resolver at all. Search domains do not apply: write the full name.
+
+// authLocation is the internal location that asks the auth service.
+func authLocation(a annotations.ExtAuth, v *view) (uri string, lines []string, err error) {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%q", a.URL, a.Method, a.RequestRedirect)))
+	uri = "/_tidegate_auth_" + hex.EncodeToString(sum[:6])
+	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	target, err := Quote(a.URL)
+	if err != nil {
+		return "", nil, fmt.Errorf("auth-url: %w", err)
+	}
+	add("internal;")
+	if len(v.resolvers) > 0 {
+		add("resolver %s valid=30s;", strings.Join(v.resolvers, " "))
+		add("resolver_timeout 5s;")
+	}
+	if strings.Contains(strings.SplitN(a.URL, "/", 4)[2], "$host") {
+		// proxy_pass with a variable looks the host up among the upstream
+		// blocks first: a client-chosen Host such as "tidegate_upstream"
+		// would send the auth request to the application itself.
+		add(`if ($host !~ "^[a-z0-9.-]+$") {`)
+		add("    return 500;")
+		add("}")
+	}
+	add("proxy_pass_request_body off;")
+	add(`proxy_set_header Content-Length "";`)
+	add(`proxy_set_header X-Forwarded-Proto "";`)
+	add("proxy_set_header X-Request-ID $request_id;")
+	add("proxy_set_header X-Original-URI $request_uri;")
+	add("proxy_set_header X-Scheme $scheme;")
+	add("proxy_set_header X-Original-URL $scheme://$tidegate_host$request_uri;")
+	add("proxy_set_header X-Original-Method $request_method;")
+	add(`proxy_set_header X-Sent-From "nginx-ingress-controller";`)
+	add("proxy_set_header X-Real-IP $remote_addr;")
+	add("proxy_set_header X-Forwarded-For $tidegate_xff;")
+	add("proxy_set_header X-Forwarded-Host $tidegate_host;")
+	redirect := "$request_uri"
+	if a.RequestRedirect != "" {
+		if redirect, err = Quote(a.RequestRedirect); err != nil {
+			return "", nil, fmt.Errorf("auth-request-redirect: %w", err)
+		}
+	}
+	add("proxy_set_header X-Auth-Request-Redirect %s;", redirect)
+	if a.Method != "" {
+		add("proxy_method %s;", a.Method)
+	}
+	add("proxy_ssl_server_name on;")
+	add("proxy_buffering off;")
+	add("proxy_intercept_errors off;")
+	add("set $tidegate_auth_url %s;", target)
+	add("proxy_pass $tidegate_auth_url;")
+	return uri, lines, nil
+}
+
+// signinLocation is the named location a 401 goes to with auth-signin: a
+// 302 to the signin URL carrying the original URL in the redirect
+// parameter (unless the signin URL sets it itself), as ingress-nginx builds
+// it: rd=$scheme://$host$escaped_request_uri.
+func signinLocation(a annotations.ExtAuth) (name string, lines []string, err error) {
+	sum := sha256.Sum256([]byte(a.Signin + "|" + a.RedirectParam))
+	name = "@tidegate_signin_" + hex.EncodeToString(sum[:6])
+	param := annotations.ExtAuthRedirectParam(a)
+	u := strings.ReplaceAll(a.Signin, "$escaped_request_uri", "$tidegate_escaped_request_uri")
+	if !strings.Contains(a.Signin, param+"=") {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + param + "=$scheme://$tidegate_host$tidegate_escaped_request_uri"
+	}
+	target, err := Quote(u)
+	if err != nil {
+		return "", nil, fmt.Errorf("auth-signin: %w", err)
+	}
+	lines = []string{
+		// nginx has no URL-escaping variable; ngx.escape_uri is
+		// ingress-nginx's $escaped_request_uri.
+		"set_by_lua_block $tidegate_escaped_request_uri { return ngx.escape_uri(ngx.var.request_uri) }",
+		"return 302 " + target + ";",
+	}
+	return name, lines, nil
+}
+
+// extAuthLines guards a location with its auth-url and registers the
+// internal locations it needs in its server.
+func extAuthLines(a annotations.ExtAuth, v *view, add func(string, ...any)) error {
+	uri, lines, err := authLocation(a, v)
+	if err != nil {
+		return err
+	}
+	v.extraLocation("= ", uri, lines)
+	add("auth_request %s;", uri)
+	for i, h := range a.ResponseHeaders {
+		add("auth_request_set $tidegate_auth_h%d $upstream_http_%s;", i, strings.ReplaceAll(strings.ToLower(h), "-", "_"))
+	}
+	if a.Signin != "" {
+		name, lines, err := signinLocation(a)
+		if err != nil {
+			return err
+		}
+		v.extraLocation("", name, lines)
+		add("error_page 401 = %s;", name)
+	}
+	return nil
+}
+
+// authResponseHeaders are the upstream request headers set from the auth
+// answer (auth-response-headers), for headerLines.
+func authResponseHeaders(a annotations.ExtAuth) [][2]string {
+	if a.URL == "" {
+		return nil
+	}
+	out := make([][2]string, 0, len(a.ResponseHeaders))
+	for i, h := range a.ResponseHeaders {
+		out = append(out, [2]string{h, fmt.Sprintf("$tidegate_auth_h%d", i)})
+	}
+	return out
+}
+
+// extraLocation adds an internal or named location to the server being
+// rendered, once.
+func (v *view) extraLocation(match, path string, lines []string) {
+	if v.extraSeen == nil {
+		v.extraSeen = map[string]bool{}
+	}
+	if v.extraSeen[match+path] {
+		return
+	}
+	v.extraSeen[match+path] = true
+	v.extras = append(v.extras, locationView{Match: match, Path: path, Lines: lines})
+}
+
+// SystemResolvers returns the name servers of /etc/resolv.conf, for
+// Settings.Resolvers; nil when there are none.
+func SystemResolvers() []string {
+	f, err := os.Open("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "nameserver" {
+			out = append(out, fields[1])
+		}
+	}
+	return out
+}
+
+// resolverAddrs validates name server addresses for the resolver
+// directive.
+func resolverAddrs(in []string) ([]string, error) {
+	var out []string
+	for _, s := range in {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("resolver %q is not an IP address", s)
+		}
+		if a.Is6() && !a.Is4In6() {
+			out = append(out, "["+a.String()+"]")
+			continue
+		}
+		out = append(out, a.Unmap().String())
+	}
+	return out, nil
+}

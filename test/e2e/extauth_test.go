@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// authServer is an external auth service on 127.0.0.1: 200 with
+// X-Auth-User for requests whose Authorization is "Bearer good", 401
+// otherwise. It records the headers of the last request it saw.
+type authServer struct {
+	URL  string
+	ln   net.Listener
+	mu   sync.Mutex
+	last http.Header
+	meth string
+	body int64
+}
+
+func startAuthServer(t *testing.T) *authServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authServer{URL: "http://" + ln.Addr().String(), ln: ln}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.last, a.meth, a.body = r.Header.Clone(), r.Method, r.ContentLength
+		a.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer good" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("X-Auth-User", "alice")
+		w.Header().Set("X-Not-Copied", "secret")
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return a
+}
+
+func (a *authServer) seen() (http.Header, string, int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last, a.meth, a.body
+}
+
+// TestExternalAuth: auth-url asks an auth service before every request:
+// 401 without a token, 200 with one and the backend sees the
+// auth-response-headers; auth-signin turns the 401 into a 302 with rd=;
+// the auth service sees X-Original-URL and X-Original-Method and no body;
+// an auth service that is down gives 500, as in ingress-nginx; a refused
+// auth-url refuses requests.
+func TestExternalAuth(t *testing.T) {
+	be := startBackends(t, "app")
+	auth := startAuthServer(t)
+	down := fmt.Sprintf("http://127.0.0.1:%d/auth", freePort(t))
+	tg := startTidegate(t, map[string]string{
+		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+			annotatedIngress("guarded", "guarded.test", "Prefix", "/", "auth-url="+auth.URL+"/verify?orig=$request_uri",
+				"auth-response-headers=X-Auth-User"),
+			annotatedIngress("signin", "signin.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-method=POST",
+				"auth-signin=https://sso.test/login"),
+			annotatedIngress("oauth2", "oauth2.test", "Prefix", "/", "auth-url="+auth.URL+"/verify",
+				"auth-signin=https://sso.test/start?rd=$escaped_request_uri"),
+			annotatedIngress("down", "down.test", "Prefix", "/", "auth-url="+down),
+			annotatedIngress("bad", "bad.test", "Prefix", "/", "auth-url=http://auth.test/$remote_addr"),
+		}, "---\n"),
+	})
+	do := func(method, host, path, token, body string) (*http.Response, reply) {
+		t.Helper()
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), strings.NewReader(body))
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("X-Auth-User", "mallory") // a client may not choose it
+		resp, err := tg.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := reply{Status: resp.StatusCode, Body: readBody(resp)}
+		_ = json.Unmarshal([]byte(r.Body), &r.Reply)
+		return resp, r
+	}
+
+	t.Run("no token is refused", func(t *testing.T) {
+		resp, r := do("GET", "guarded.test", "/page", "", "")
+		if r.Status != 401 || r.Name == "app" {
+			t.Fatalf("got %d %q, want 401 from nginx", r.Status, r.Body)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="test"` {
+			t.Errorf("WWW-Authenticate of the auth service not passed on: %q", got)
+		}
+	})
+	t.Run("a good token reaches the backend with the auth headers", func(t *testing.T) {
+		_, r := do("POST", "guarded.test", "/page?x=1", "good", "payload")
+		if r.Status != 200 || r.Name != "app" {
+			t.Fatalf("got %d %q, want 200 from app", r.Status, r.Body)
+		}
+		if got := r.Headers["X-Auth-User"]; got != "alice" {
+			t.Errorf("backend saw X-Auth-User %q, want the auth service's %q", got, "alice")
+		}
+		if _, ok := r.Headers["X-Not-Copied"]; ok {
+			t.Errorf("a header not in auth-response-headers reached the backend")
+		}
+		h, m, n := auth.seen()
+		if want := "http://guarded.test/page?x=1"; h.Get("X-Original-URL") != want {
+			t.Errorf("auth service saw X-Original-URL %q, want %q", h.Get("X-Original-URL"), want)
+		}
+		if h.Get("X-Original-Method") != "POST" || m != "GET" {
+			t.Errorf("auth service saw X-Original-Method %q and method %q, want POST and GET (auth_request's, without auth-method)", h.Get("X-Original-Method"), m)
+		}
+		if h.Get("X-Sent-From") != "nginx-ingress-controller" || h.Get("X-Auth-Request-Redirect") != "/page?x=1" {
+			t.Errorf("auth service headers: %v", h)
+		}
+		if n > 0 {
+			t.Errorf("auth service got a body of %d bytes; the request body must not be sent", n)
+		}
+	})
+	t.Run("auth-signin redirects a 401 with rd; auth-method is the auth request's", func(t *testing.T) {
+		resp, r := do("GET", "signin.test", "/a/b?c=d", "", "")
+		if r.Status != 302 {
+			t.Fatalf("got %d, want 302", r.Status)
+		}
+		loc := resp.Header.Get("Location")
+		u, err := url.Parse(loc)
+		if err != nil || u.Host != "sso.test" || u.Path != "/login" || u.Query().Get("rd") != "http://signin.test/a/b?c=d" {
+			t.Errorf("Location %q, want the signin URL with rd=http://signin.test/a/b?c=d (escaped)", loc)
+		}
+		if _, r := do("DELETE", "signin.test", "/a", "good", ""); r.Status != 200 || r.Name != "app" {
+			t.Errorf("with a token: %d %q", r.Status, r.Body)
+		}
+		if h, m, _ := auth.seen(); m != "POST" || h.Get("X-Original-Method") != "DELETE" {
+			t.Errorf("auth-method POST: the auth service saw %s (X-Original-Method %q) for a DELETE", m, h.Get("X-Original-Method"))
+		}
+	})
+	t.Run("auth-signin may place $escaped_request_uri itself", func(t *testing.T) {
+		resp, r := do("GET", "oauth2.test", "/a/b?c=d", "", "")
+		if want := "https://sso.test/start?rd=%2Fa%2Fb%3Fc%3Dd"; r.Status != 302 || resp.Header.Get("Location") != want {
+			t.Errorf("got %d Location %q, want 302 to %q", r.Status, resp.Header.Get("Location"), want)
+		}
+	})
+	t.Run("auth service down is a 500", func(t *testing.T) {
+		if _, r := do("GET", "down.test", "/", "good", ""); r.Status != 500 {
+			t.Errorf("got %d %q, want 500", r.Status, r.Body)
+		}
+	})
+	t.Run("a refused auth-url is reported and fails closed", func(t *testing.T) {
+		if _, r := do("GET", "bad.test", "/", "good", ""); r.Status != 403 {
+			t.Errorf("got %d %q, want 403: a path whose auth-url was refused must not be served", r.Status, r.Body)
+		}
+		if log := readFile(t, tg.logPath); !strings.Contains(log, "default/bad") || !strings.Contains(log, "$remote_addr") {
+			t.Errorf("the rejected auth-url must be reported with the Ingress's name")
+		}
+	})
+}
