@@ -155,6 +155,7 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 			if _, err := c.dataplane.log.poll(); err != nil {
 				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)
 			}
+			c.dataplane.log.forgetEndpoints(liveEndpoints(c.page.model.Load()))
 		case <-c.proc.Done():
 			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
 			c.met.nginxRestarts.Inc()

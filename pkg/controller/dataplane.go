@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidegate/tidegate/pkg/model"
 )
 
 // The data-plane metrics: nginx logs every request to a buffered metrics
@@ -168,6 +170,25 @@ func newRoute(ingress, host, path, backend string) route {
 		name = ingress
 	}
 	return route{namespace: ns, ingress: name, service: svc, host: host, path: path}
+}
+
+// liveEndpoints reports which "ns/svc" + "addr:port" pairs m balances to.
+func liveEndpoints(m *model.Model) func(ns, svc, addr string) bool {
+	live := map[[3]string]bool{}
+	if m != nil {
+		for _, b := range m.Dynamic.Backends {
+			ns, svc := splitBackend(b.Name)
+			for _, e := range b.Endpoints {
+				live[[3]string{ns, svc, endpointAddr(e)}] = true
+			}
+		}
+	}
+	return func(ns, svc, addr string) bool { return live[[3]string{ns, svc, addr}] }
+}
+
+// endpointAddr is how nginx writes the endpoint in $upstream_addr.
+func endpointAddr(e model.Endpoint) string {
+	return net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port)))
 }
 
 func histogram(desc *prometheus.Desc, counts [12]uint64, sum float64, labels []string) prometheus.Metric {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/pkg/model"
 )
 
 func TestParseStubStatus(t *testing.T) {
@@ -96,5 +98,18 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".1"); err == nil {
 		t.Errorf("the rotated file is still there after its drain period")
+	}
+
+	// Endpoints that left every backend lose their series.
+	m.forgetEndpoints(liveEndpoints(&model.Model{Dynamic: model.Dynamic{Backends: []model.Backend{
+		{Name: "shop/web:80", Endpoints: []model.Endpoint{{Address: "10.0.0.1", Port: 8080}}}}}}))
+	s, _ = m.poll()
+	for k := range s.endpoints {
+		if k[2] != "10.0.0.1:8080" {
+			t.Errorf("series of a removed endpoint kept: %v", k)
+		}
+	}
+	if len(s.endpoints) == 0 {
+		t.Errorf("the live endpoint's series were dropped too")
 	}
 }

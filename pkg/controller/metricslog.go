@@ -319,6 +319,19 @@ func logValue(s string) string {
 	return b.String()
 }
 
+// forgetEndpoints drops the per-endpoint series of endpoints that are no
+// longer in any backend (pods come and go: kept forever, their series would
+// grow without bound). live reports whether "ns/svc" has endpoint addr.
+func (m *metricsLog) forgetEndpoints(live func(ns, svc, addr string) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.counts.endpoints {
+		if !live(k[0], k[1], k[2]) {
+			delete(m.counts.endpoints, k)
+		}
+	}
+}
+
 // clone copies the counts, so a scrape can emit them without the lock.
 func (s *dataplaneSnapshot) clone() *dataplaneSnapshot {
 	c := newDataplaneSnapshot()

@@ -190,10 +190,7 @@ func (c *Controller) pageData() pageData {
 		pb := pageBackend{Name: b.Name, Algorithm: b.Algorithm, Canaries: b.Canaries}
 		ns, svc := splitBackend(b.Name)
 		for _, e := range b.Endpoints {
-			addr := fmt.Sprintf("%s:%d", e.Address, e.Port)
-			if strings.Contains(e.Address, ":") {
-				addr = fmt.Sprintf("[%s]:%d", e.Address, e.Port)
-			}
+			addr := endpointAddr(e)
 			pe := pageEndpoint{Addr: addr, Weight: e.Weight, Draining: e.Draining}
 			o := outcomes[ns+"/"+svc+" "+addr]
 			var keys []string
