@@ -161,3 +161,34 @@ func TestLinePushIsCheckedLikeADocument(t *testing.T) {
 		t.Fatalf("after the line push: %v, want all on a", got)
 	}
 }
+
+// FuzzLinePush posts random bodies in the line format to a real nginx, as
+// test/hostile's FuzzLuaSchema does with JSON documents: the answer is 200,
+// 400 or 409, a 400 carries a reason, and nginx keeps serving.
+//
+//	go test ./pkg/dynamic -run XXX -fuzz FuzzLinePush -fuzztime 30s
+func FuzzLinePush(f *testing.F) {
+	f.Add("{\"version\":1,\"full\":true}\n{\"name\":\"default/kibana:5601\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":1}]}\n")
+	f.Add("{\"version\":2,\"removed\":[\"default/kibana:5601\"]}")
+	f.Add("{\"version\":3}\n{\"name\":\"a\"}\n{\"name\":\"a\"}")
+	f.Add("{\"version\":4,\"full\":true}\n\n{}\n")
+	f.Add("\n\n\n")
+	f.Add("{\"version\":5}\n[1,2]\n{\"name\":\"b\",\"canaries\":[{\"backend\":\"c\",\"header_pattern\":\"(\"}]}")
+	ng := dynamictest.New(f, dynamictest.Locations{"/kibana": kibana})
+	ng.Start(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		status, answer := ng.ControlType(t, "POST", BackendsPath, contentLines, []byte(body))
+		switch status {
+		case 200, 409:
+		case 400:
+			if !strings.Contains(answer, `"error"`) {
+				t.Fatalf("400 without a reason: %q", answer)
+			}
+		default:
+			t.Fatalf("POST %q: status %d %q", body, status, answer)
+		}
+		if st, _ := ng.Get(t, "/kibana"); st != 200 && st != 502 && st != 503 {
+			t.Fatalf("nginx stopped serving after %q: %d", body, st)
+		}
+	})
+}

@@ -20,13 +20,18 @@ import (
 // one nginx worker pinned to CPU 0 while two clients send requests to
 // another backend back to back, as BENCHMARKS.md §5 does, and prints push
 // round trips and request latencies (quiet, during changed pushes, during
-// unchanged ones). It asserts nothing and runs only when asked:
+// unchanged ones). On a busy machine those wall-clock figures mostly show
+// the other processes, so it also prints two that do not: the longest the
+// worker's event loop was held, in CPU time (probeLua), and the worker CPU
+// one push costs, rebuilds included. It asserts nothing and runs only when
+// asked:
 //
 //	TIDEGATE_PUSHCOST=1 taskset -c 1 go test ./pkg/dynamic -run TestPushCost -v
 //
 // With TIDEGATE_PUSHCOST_BEFORE=DIR (a copy of an older lua/ directory) it
 // first measures that Lua, fed single JSON documents as the older client
 // sent them, so both figures come from one run on one machine.
+// TIDEGATE_PUSHCOST_STALLS=1 also lists every stall over 2 ms.
 func TestPushCost(t *testing.T) {
 	if os.Getenv("TIDEGATE_PUSHCOST") == "" {
 		t.Skip("measurement: set TIDEGATE_PUSHCOST=1")

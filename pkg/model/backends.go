@@ -1,9 +1,10 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,10 +109,22 @@ func servicePort(svc *corev1.Service, ref networkingv1.ServiceBackendPort) (core
 // Ready endpoints serve; serving-but-terminating ones are kept as draining
 // (used only when no ready endpoint is left, as kube-proxy does); the rest
 // are dropped. Duplicates across slices collapse, ready winning.
-func endpointsFor(slices []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []Endpoint {
-	seen := map[string]int{}
-	out := []Endpoint{}
-	for _, es := range slices {
+func endpointsFor(list []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []Endpoint {
+	// Sized up front and keyed by value: at 10,000 endpoints this runs
+	// 10,000 times per build (it was the largest part of Build).
+	n := 0
+	for _, es := range list {
+		for _, ep := range es.Endpoints {
+			n += len(ep.Addresses)
+		}
+	}
+	type key struct {
+		addr netip.Addr
+		port int32
+	}
+	seen := make(map[key]int, n)
+	out := make([]Endpoint, 0, n)
+	for _, es := range list {
 		if es.AddressType == discoveryv1.AddressTypeFQDN {
 			continue
 		}
@@ -139,8 +152,7 @@ func endpointsFor(slices []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []
 				if err != nil {
 					continue
 				}
-				e := Endpoint{Address: addr.String(), Port: port, Weight: 1, Draining: draining}
-				k := e.Address + "|" + strconv.Itoa(int(port))
+				k := key{addr, port}
 				if i, dup := seen[k]; dup {
 					if out[i].Draining && !draining {
 						out[i].Draining = false
@@ -148,17 +160,28 @@ func endpointsFor(slices []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []
 					continue
 				}
 				seen[k] = len(out)
-				out = append(out, e)
+				out = append(out, Endpoint{Address: canonicalAddr(a, addr), Port: port, Weight: 1, Draining: draining})
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Address != out[j].Address {
-			return out[i].Address < out[j].Address
+	slices.SortFunc(out, func(x, y Endpoint) int {
+		if c := strings.Compare(x.Address, y.Address); c != 0 {
+			return c
 		}
-		return out[i].Port < out[j].Port
+		return cmp.Compare(x.Port, y.Port)
 	})
 	return out
+}
+
+// canonicalAddr is addr.String() without formatting it again when the
+// slice already has it in that form: ParseAddr accepts dotted-quad IPv4
+// only in canonical form (no leading zeros, four parts), so an IPv4
+// address is kept as written.
+func canonicalAddr(written string, addr netip.Addr) string {
+	if addr.Is4() {
+		return written
+	}
+	return addr.String()
 }
 
 // slicePort finds the port of a slice that carries the Service port: the

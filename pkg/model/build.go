@@ -115,7 +115,7 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 					Reason: e.Detail + "; the annotation is ignored"})
 			}
 		}
-		if cfg.Rewrite.UseRegex {
+		if cfg.Rewrite.UseRegex && !skip {
 			for _, r := range ing.Spec.Rules {
 				b.regexHosts[lower(r.Host)] = true
 			}

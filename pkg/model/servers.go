@@ -163,12 +163,13 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	bal, _ := ParseBalancing(ing.Annotations, b.defaultAlgorithm())
 	loc := Location{Path: path, Match: match, Backend: b.withFallback(ing, backend), Ingress: key, Config: b.anns[key], HashBy: bal.HashBy}
 	loc.CustomErrors.Backend = b.defaultBackendAnnotation(ing) // errors.go
-	if keys, refused := b.extAuthRefused(key); refused { // extauth.go
+	// extauth.go: a refused auth-* value fails closed.
+	if keys, refused := b.extAuthRefused(key); refused {
 		b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations",
 			Reason: "external authentication (" + keys + ") was refused; requests to " + path + " are refused (403) until it is fixed"})
 		loc.AuthDenied = true
 	}
-	loc.ResponseHeaders = b.customHeaders(ing)                 // headers.go
+	loc.ResponseHeaders = b.customHeaders(ing) // headers.go
 	if loc.Config.Auth.Basic {
 		id, err := b.authFile(ing, loc.Config.Auth)
 		if err != nil {

@@ -186,3 +186,23 @@ func TestServiceUpstream(t *testing.T) {
 		t.Errorf("report: %+v", e)
 	}
 }
+
+// The admission webhook refuses an Ingress whose snippet is refused, only
+// while snippets are allowed (otherwise they are merely ignored).
+func TestValidateIngressSnippets(t *testing.T) {
+	lua := fixture.Ingress("lua").Host("lua.io").Prefix("/", "web:80").
+		Annotate(annotations.Prefix+"configuration-snippet", "include /etc/passwd;").Ingress
+	for allow, wantDeny := range map[string]bool{"true": true, "false": false} {
+		snap := fixture.Snapshot(fixture.Service("default/web", "80"), fixture.ConfigMap("tidegate/tidegate", "allow-snippet-annotations="+allow))
+		ps, ours := model.ValidateIngress(snap, lua, model.DefaultOptions())
+		deny := false
+		for _, p := range ps {
+			if !p.Warning {
+				deny = true
+			}
+		}
+		if !ours || deny != wantDeny {
+			t.Errorf("allow-snippet-annotations=%s: problems %v, want deny=%v", allow, ps, wantDeny)
+		}
+	}
+}

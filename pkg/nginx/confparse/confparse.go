@@ -64,12 +64,14 @@ func (p *parser) block(depth int) ([]Directive, error) {
 				start = p.line
 			}
 			words = append(words, tok)
-			if len(words) == 1 && strings.HasSuffix(tok, "_by_lua_block") {
+			// set_by_lua_block names its variable before the block.
+			if len(words) == 1 && strings.HasSuffix(tok, "_by_lua_block") && tok != "set_by_lua_block" ||
+				len(words) == 2 && words[0] == "set_by_lua_block" {
 				body, err := p.luaBlock()
 				if err != nil {
 					return nil, err
 				}
-				out = append(out, Directive{Name: tok, Args: []string{body}, Line: start})
+				out = append(out, Directive{Name: words[0], Args: append(words[1:], body), Line: start})
 				words = nil
 			}
 		case tokSemi:

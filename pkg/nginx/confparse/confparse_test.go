@@ -7,6 +7,7 @@ func TestParse(t *testing.T) {
 http {
     server_name "a;b" 'c}d' e\;f;
     init_by_lua_block { local t = { a = 1 } }
+    set_by_lua_block $v { return ngx.var.a }
     location = "/x" { return 200 "ok # not a comment"; }
 }
 `
@@ -14,7 +15,7 @@ http {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "http/0 {\n server_name/3\n init_by_lua_block/1\n location/2 {\n  return/2\n }\n}\n"
+	want := "http/0 {\n server_name/3\n init_by_lua_block/1\n set_by_lua_block/2\n location/2 {\n  return/2\n }\n}\n"
 	if got := Shape(ds); got != want {
 		t.Errorf("shape:\n%s\nwant:\n%s", got, want)
 	}

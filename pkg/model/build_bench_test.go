@@ -1,0 +1,56 @@
+package model_test
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/snapshot"
+)
+
+// fleet is n Ingresses, each with its own host, Service and a slice of 10
+// endpoints: the shape of test/bench's structural-scale fleet.
+func fleet(n int) *snapshot.Snapshot {
+	objs := []any{fixture.ConfigMap("tidegate/tidegate", "worker-processes=1")}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%05d", i)
+		addrs := make([]string, 10)
+		for k := range addrs {
+			addrs[k] = fmt.Sprintf("10.%d.%d.%d", 1+i/250, i%250, 1+k)
+		}
+		objs = append(objs,
+			fixture.Ingress("default/"+name).Host(name+".example.com").Prefix("/", name+":80"),
+			fixture.Service("default/"+name, "80"),
+			fixture.Slice("default/"+name, name, "8080").Ready(addrs...))
+	}
+	return fixture.Snapshot(objs...)
+}
+
+func benchmarkBuild(b *testing.B, size int) {
+	snap := fleet(size)
+	opts := model.DefaultOptions()
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		model.Build(snap, opts)
+		n++
+	}
+	// CPU time (all threads, the collector included) is steadier than
+	// wall time on a shared machine.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func BenchmarkBuild1k(b *testing.B)  { benchmarkBuild(b, 1000) }
+func BenchmarkBuild10k(b *testing.B) { benchmarkBuild(b, 10000) }
