@@ -40,6 +40,10 @@ func TestParseReport(t *testing.T) {
 			anns:       map[string]string{Prefix + "permanent-redirect": "https://new.io$request_uri", Prefix + "temporal-redirect": "https://x.io/$remote_addr"},
 			wantStatus: map[string]Status{"permanent-redirect": Applied, "temporal-redirect": Rejected},
 		},
+		"a known variable name followed by more letters is another variable": {
+			anns:       map[string]string{Prefix + "permanent-redirect": "https://new.io/$hostx", Prefix + "temporal-redirect": "https://x.io/$host/$uri?$args"},
+			wantStatus: map[string]Status{"permanent-redirect": Rejected, "temporal-redirect": Applied},
+		},
 		"rewrite target allows only capture references": {
 			anns:       map[string]string{Prefix + "rewrite-target": "/$2$host"},
 			wantStatus: map[string]Status{"rewrite-target": Rejected},

@@ -75,10 +75,7 @@ func init() {
 // redirectURL accepts an absolute http(s) URL made of URL characters, with
 // '$' only as one of redirectVars.
 func redirectURL(v string) error {
-	rest := v
-	for _, name := range redirectVars {
-		rest = strings.ReplaceAll(rest, name, "")
-	}
+	rest := withoutVars(v, redirectVars)
 	if strings.ContainsAny(rest, "$\"\\ {};#'`<>") {
 		return fmt.Errorf("%q: a redirect URL may not contain spaces, quotes, braces, ';', '#' or variables other than %s", v, strings.Join(redirectVars, " "))
 	}
@@ -87,6 +84,33 @@ func redirectURL(v string) error {
 		return fmt.Errorf("%q is not an absolute http:// or https:// URL", v)
 	}
 	return nil
+}
+
+// withoutVars removes the variables of vars from v. A name counts only as
+// a whole: "$hostx" is nginx's (unknown) variable $hostx, not $host and an
+// "x", so it stays, and its "$" makes the caller refuse it.
+func withoutVars(v string, vars []string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '$' {
+			if n := varAt(v[i:], vars); n > 0 {
+				i += n - 1
+				continue
+			}
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// varAt returns the length of the variable of vars that s starts with, or 0.
+func varAt(s string, vars []string) int {
+	for _, name := range vars {
+		if strings.HasPrefix(s, name) && (len(s) == len(name) || !isVarChar(s[len(name)])) {
+			return len(name)
+		}
+	}
+	return 0
 }
 
 // absPath accepts an absolute URI path with RFC 3986 path characters only.
