@@ -10,8 +10,9 @@ import (
 type Redirect struct {
 	// SSLRedirect overrides the global ssl-redirect for TLS hosts (nil: global).
 	SSLRedirect *bool
-	// ForceSSLRedirect redirects to https even when the host has no TLS section.
-	ForceSSLRedirect bool
+	// ForceSSLRedirect redirects to https even when the host has no TLS
+	// section (nil: the ConfigMap's force-ssl-redirect).
+	ForceSSLRedirect *bool
 	// URL and Code answer every request with a redirect (permanent-redirect,
 	// temporal-redirect); URL may use $request_uri, $uri, $args, $host, $scheme.
 	URL  string
@@ -31,7 +32,7 @@ func init() {
 	}))
 	register("force-ssl-redirect", applied(func(v string, c *Config) error {
 		b, err := boolValue(v)
-		c.Redirect.ForceSSLRedirect = b
+		c.Redirect.ForceSSLRedirect = &b
 		return err
 	}))
 	register("permanent-redirect", applied(func(v string, c *Config) error {

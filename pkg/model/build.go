@@ -216,7 +216,7 @@ func (b *builder) finish() *Model {
 	}
 	sort.Strings(hosts)
 	for _, h := range hosts {
-		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect))
+		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect, b.global.ForceSSLRedirect))
 	}
 	m.Structure.Redirects = b.finishNames(m.Structure.Servers)
 	b.finishErrors(m.Structure.Servers) // errors.go

@@ -13,6 +13,9 @@ import (
 type globalSettings struct {
 	Global
 	SSLRedirect bool
+	// ForceSSLRedirect redirects plain HTTP to https on every host, TLS
+	// section or not (force-ssl-redirect; the annotation overrides it).
+	ForceSSLRedirect bool
 	// snippets are allow-snippet-annotations and
 	// global-allowed-response-headers (snippets.go, headers.go).
 	snippets snippetSettings
@@ -125,6 +128,13 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.SSLRedirect = bv
+		case "force-ssl-redirect":
+			bv, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(k, v, `"true" or "false"`)
+				continue
+			}
+			g.ForceSSLRedirect = bv
 		case "allow-snippet-annotations", "global-allowed-response-headers":
 			if err := g.snippets.parse(k, v); err != nil { // snippets.go
 				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default is used"})

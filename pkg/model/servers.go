@@ -192,14 +192,17 @@ func displayHost(h string) string {
 // server freezes the builder into a sorted Server. Every server gets a
 // fallback "/" location (a Prefix "/" that the rules did not define): the
 // Ingress defaultBackend, else the global default backend, else 404.
-func (s *serverBuilder) server(globalDefault string, sslRedirect bool) Server {
+func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedirect bool) Server {
 	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases}
 	redirect := func(c annotations.Config) bool {
-		on := sslRedirect
+		on, force := sslRedirect, forceSSLRedirect
 		if c.Redirect.SSLRedirect != nil {
 			on = *c.Redirect.SSLRedirect
 		}
-		return (s.tls && on) || c.Redirect.ForceSSLRedirect
+		if c.Redirect.ForceSSLRedirect != nil {
+			force = *c.Redirect.ForceSSLRedirect
+		}
+		return (s.tls && on) || force
 	}
 	for _, l := range s.locations {
 		l.SSLRedirect = redirect(l.Config)
