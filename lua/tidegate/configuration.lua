@@ -334,6 +334,8 @@ end
 -- apply_items stores a checked push: changed backends first (yielding every
 -- WRITES writes), then the names, then the global version; memory of the
 -- removed backends is freed last, when no worker looks for them any more.
+-- It returns 200, the number of changed backends and the version, or the
+-- error status and reason.
 local function apply_items(dict, current, items, hdr, yield)
   local version = hdr.version
   local next_names = {}
@@ -400,11 +402,13 @@ local function push_lines(dict, body)
   if not items then
     return 400, err
   end
-  local ok, stored, reason = check_items(items, hdr.removed)
+  local ok
+  ok, err = check_items(items, hdr.removed)
   if not ok then
-    return 400, stored
+    return 400, err
   end
   -- a bad body is reported as such even when its version is stale too
+  local stored, reason
   ok, stored, reason = check_version(dict, hdr)
   if not ok then
     return 409, reason, stored
@@ -468,16 +472,21 @@ function _M.backends()
   if not ok then
     return fail(503, "lock: " .. err)
   end
-  local status, res, stored
+  -- pcall: whatever happens, the lock is released (LuaJIT yields across it)
+  local done, status, res, stored
   if lines then
-    status, res, stored = push_lines(backends_dict, body)
+    done, status, res, stored = pcall(push_lines, backends_dict, body)
   else
-    status, res, stored = push_document(backends_dict, doc)
+    done, status, res, stored = pcall(push_document, backends_dict, doc)
   end
   unlock(backends_dict)
+  if not done then
+    return fail(500, "push failed: " .. tostring(status))
+  end
   if status ~= 200 then
     return fail(status, res, stored)
   end
+  -- on success stored is the version just stored
   return respond(200, str_format('{"version":%.0f,"changed":%d}', stored, res))
 end
 
