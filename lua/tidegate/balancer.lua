@@ -20,7 +20,6 @@ local ngx_var = ngx.var
 local ngx_log = ngx.log
 local ngx_exit = ngx.exit
 local ngx_now = ngx.now
-local ngx_header = ngx.header
 local ngx_ERR = ngx.ERR
 local ngx_WARN = ngx.WARN
 local ngx_ERROR = ngx.ERROR
@@ -45,11 +44,11 @@ local get_last_failure = ngx_balancer.get_last_failure
 local cjson = require("cjson.safe")
 local store = require("tidegate.store")
 local schema = require("tidegate.schema")
-local hash = require("tidegate.hash").hash
 local round_robin = require("tidegate.balancers.round_robin")
 local ewma = require("tidegate.balancers.ewma")
 local chash = require("tidegate.balancers.chash")
 local canary = require("tidegate.canary")
+local sticky = require("tidegate.balancers.sticky")
 
 local dict = ngx.shared[store.BACKENDS_DICT]
 
@@ -61,7 +60,6 @@ local stats = {}    -- name -> peer key -> statistics (kept across rebuilds)
 local synced = nil  -- global version last applied
 
 local SYNC_INTERVAL = 0.01 -- seconds; idle workers catch up this fast
-local KEY_TRIES = 16       -- random sticky keys drawn to avoid a draining or tried peer
 
 local function new_stat()
   return { ewma = 0, t = 0, pending = 0, fails = 0, fails_5xx = 0,
@@ -70,25 +68,6 @@ end
 
 -- peer_id is the value a persistent sticky cookie holds for a peer: stable
 -- across workers, pushes and controller restarts, and not the address.
-local function peer_id(key)
-  return str_format("%08x%08x", hash(key), hash(key .. "~"))
-end
-
--- cookie_suffix renders the constant attributes of a sticky cookie.
-local function cookie_suffix(a)
-  local s = "; Path=" .. (a.path ~= "" and a.path or "/")
-  if a.domain ~= "" then
-    s = s .. "; Domain=" .. a.domain
-  end
-  if a.max_age > 0 then
-    s = s .. "; Max-Age=" .. a.max_age
-  end
-  if a.samesite ~= "" then
-    s = s .. "; SameSite=" .. a.samesite
-  end
-  return s .. "; HttpOnly"
-end
-
 -- build turns the stored JSON of a backend into a balancer object. Ready
 -- endpoints serve; draining (serving but terminating) ones only when no
 -- ready endpoint is left, as kube-proxy does, and for sticky clients that
@@ -140,26 +119,8 @@ local function build(json, old_stats, yield)
     end
   end
 
-  local a = b.affinity
-  if a and #peers > 0 then
-    local aff = { mode = a.mode, name = a.name, cookie_var = "cookie_" .. a.name,
-      suffix = cookie_suffix(a), expires = a.expires, secure = a.secure or a.samesite == "None",
-      change_on_failure = a.change_on_failure }
-    if a.mode == "persistent" then
-      local by_id = {}
-      for _, p in ipairs(all) do
-        p.id = peer_id(p.key)
-        by_id[p.id] = p
-      end
-      aff.by_id = by_id
-    else
-      -- the ring over every peer, draining ones included: a key keeps the
-      -- peer it had before that peer began to drain (the draining peer's
-      -- points are where they were), and new keys are drawn to avoid them
-      aff.ring = chash.new(all, yield)
-      aff.all_draining = #ready == 0
-    end
-    obj.affinity = aff
+  if b.affinity and #peers > 0 then
+    obj.affinity = sticky.new(b.affinity, all, #ready == 0, yield)
   end
 
   obj.canaries = canary.build(b.canaries)
@@ -392,53 +353,6 @@ local function choose(b, addrs)
   return fallback or impl:pick()
 end
 
--- new_key draws a balanced sticky key whose peer is neither draining
--- (unless every peer is) nor tried by this request.
-local function new_key(aff, addrs)
-  local key, p
-  for _ = 1, KEY_TRIES do
-    key = str_format("%08x%08x", random(0, 0x7fffffff), random(0, 0x7fffffff))
-    p = aff.ring:find(key)
-    if (aff.all_draining or not p.draining) and not tried(addrs, p.key) then
-      break
-    end
-  end
-  return key, p
-end
-
--- sticky returns the peer of a sticky request and, when the client needs a
--- new cookie, its value. Persistent cookies hold a peer id: the client stays
--- while the peer exists (ready or draining) and gets a new cookie once it is
--- gone. Balanced cookies hold a random key placed on the ring: a scale-up
--- moves about 1/(N+1) of the clients to the new peer.
-local function sticky(b, addrs)
-  local aff = b.affinity
-  local v = ngx_var[aff.cookie_var]
-  local p = nil
-  if v and not addrs then
-    if aff.by_id then
-      p = aff.by_id[v]
-    elseif #v <= 64 then
-      p = aff.ring:find(v)
-    end
-    if p and p.st.until_t <= ngx_now() then
-      return p, nil
-    end
-    if p and not aff.change_on_failure then
-      return choose(b, addrs), nil -- ejected: elsewhere for now, same cookie
-    end
-  elseif addrs and not aff.change_on_failure then
-    return choose(b, addrs), nil -- a retry: elsewhere, same cookie
-  end
-  if aff.by_id then
-    p = choose(b, addrs)
-    return p, p.id
-  end
-  local key
-  key, p = new_key(aff, addrs)
-  return p, key
-end
-
 -- unavailable answers requests whose backend has no usable endpoint: a
 -- server of this nginx on a unix socket beside the control socket
 -- (nginx.tmpl; nginx runs with the working directory as its prefix) that
@@ -453,20 +367,6 @@ do
   UNAVAILABLE.https = run .. "503-tls.sock"
   UNAVAILABLE.grpc = run .. "503-h2c.sock"
   UNAVAILABLE.grpcs = run .. "503-h2.sock"
-end
-
--- set_cookie adds the sticky cookie to the response. Upstream headers are
--- not there yet in the balancer phase, so a retry that picks another peer
--- just replaces the cookie of the earlier try.
-local function set_cookie(aff, v)
-  local c = aff.name .. "=" .. v .. aff.suffix
-  if aff.expires > 0 then
-    c = c .. "; Expires=" .. ngx.http_time(ngx.time() + aff.expires)
-  end
-  if aff.secure or ngx_var.https == "on" then
-    c = c .. "; Secure"
-  end
-  ngx_header["Set-Cookie"] = c
 end
 
 -- balance picks the peer for this try of the request. On the first try it
@@ -516,9 +416,9 @@ function _M.balance()
   local peer
   if b.affinity then
     local cookie
-    peer, cookie = sticky(b, addrs)
+    peer, cookie = sticky.pick(b, addrs, choose, tried)
     if cookie then
-      set_cookie(b.affinity, cookie)
+      sticky.set_cookie(b.affinity, cookie)
     end
   else
     peer = choose(b, addrs)
