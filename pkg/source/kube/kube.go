@@ -63,9 +63,9 @@ type Source struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
-	secrets *secretKeeper
+	secrets *keeper[*corev1.Secret]
 	// cms keeps the data of ConfigMaps Ingresses reference (configmaps.go).
-	cms  *configMapKeeper
+	cms  *keeper[*corev1.ConfigMap]
 	wake chan struct{}
 
 	ingresses  cache.SharedIndexInformer
@@ -348,7 +348,7 @@ func referencedSecrets(snap *snapshot.Snapshot, opts model.Options) map[string]b
 // transform trims objects before they enter a cache: managed fields and
 // kubectl's last-applied copy everywhere, and the data of every Secret and
 // ConfigMap (but the --configmap one) no Ingress of ours references.
-func transform(keep *secretKeeper, cms *configMapKeeper) cache.TransformFunc {
+func transform(keep *keeper[*corev1.Secret], cms *keeper[*corev1.ConfigMap]) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		m, ok := obj.(metav1.Object)
 		if !ok {
@@ -358,7 +358,7 @@ func transform(keep *secretKeeper, cms *configMapKeeper) cache.TransformFunc {
 		if a := m.GetAnnotations(); a[lastApplied] != "" {
 			delete(a, lastApplied)
 		}
-		if sec, ok := obj.(*corev1.Secret); ok && !keep.isReferenced(snapshot.Key(sec.Namespace, sec.Name)) {
+		if sec, ok := obj.(*corev1.Secret); ok && !keep.keepWhole(snapshot.Key(sec.Namespace, sec.Name)) {
 			strip(sec)
 		}
 		if cm, ok := obj.(*corev1.ConfigMap); ok && !cms.keepWhole(snapshot.Key(cm.Namespace, cm.Name)) {
