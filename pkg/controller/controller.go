@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,6 +247,7 @@ func (c *Controller) start(ctx context.Context) error {
 	c.healthy.Store(true)
 	c.met.inSync.Set(1)
 	c.setStatus(false)
+	releaseMemory()
 	return nil
 }
 
@@ -405,7 +407,17 @@ func (c *Controller) sync(ctx context.Context) {
 	c.met.inSync.Set(1)
 	c.setStatus(true)
 	c.log.Info("nginx reloaded", "generation", r.Generation, "servers", len(next.Structure.Servers), "took", took.Round(time.Millisecond))
+	releaseMemory()
 }
+
+// releaseMemory collects and returns freed memory to the OS after a reload
+// (and the start). A reload is rare and leaves the most garbage behind: the
+// previous model, the rendered nginx.conf and the render's scratch space, tens
+// of MiB at 10,000 Ingresses. Left to the collector's pace, that memory stays
+// resident and the next reload's garbage stacks on top of it (the process's
+// peak RSS); the forced collection costs far less than the reload itself.
+// Endpoint pushes, the frequent path, never pay it.
+func releaseMemory() { debug.FreeOSMemory() }
 
 // applyKeepingStructure pushes next's dynamic part while nginx keeps its
 // live structure: endpoint changes of the hosts already served still apply.

@@ -122,7 +122,16 @@ func endpointsFor(list []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []En
 		addr netip.Addr
 		port int32
 	}
-	seen := make(map[key]int, n)
+	// A Service's few endpoints are told apart by a linear scan; a map
+	// only pays off for many.
+	var (
+		small [16]key
+		keys  = small[:0]
+		seen  map[key]int
+	)
+	if n > len(small) {
+		seen = make(map[key]int, n)
+	}
 	out := make([]Endpoint, 0, n)
 	for _, es := range list {
 		if es.AddressType == discoveryv1.AddressTypeFQDN {
@@ -153,13 +162,30 @@ func endpointsFor(list []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []En
 					continue
 				}
 				k := key{addr, port}
-				if i, dup := seen[k]; dup {
-					if out[i].Draining && !draining {
-						out[i].Draining = false
+				dup := -1
+				if seen != nil {
+					if i, ok := seen[k]; ok {
+						dup = i
+					}
+				} else {
+					for i := range keys {
+						if keys[i] == k {
+							dup = i
+							break
+						}
+					}
+				}
+				if dup >= 0 {
+					if out[dup].Draining && !draining {
+						out[dup].Draining = false
 					}
 					continue
 				}
-				seen[k] = len(out)
+				if seen != nil {
+					seen[k] = len(out)
+				} else {
+					keys = append(keys, k)
+				}
 				out = append(out, Endpoint{Address: canonicalAddr(a, addr), Port: port, Weight: 1, Draining: draining})
 			}
 		}

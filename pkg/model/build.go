@@ -98,7 +98,7 @@ type builder struct {
 // parseAnnotations parses the annotations of every Ingress up front: regex
 // mode is decided per host, across Ingresses.
 func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
-	b.anns = map[string]annotations.Config{}
+	b.anns = make(map[string]annotations.Config, len(ings))
 	b.compat = map[string][]annotations.Entry{}
 	b.regexHosts = map[string]bool{}
 	for _, ing := range ings {
@@ -187,9 +187,31 @@ func (b *builder) ourIngresses() []*networkingv1.Ingress {
 		if !ti.Equal(&tj) {
 			return ti.Before(&tj)
 		}
-		return snapshot.Key(out[i].Namespace, out[i].Name) < snapshot.Key(out[j].Namespace, out[j].Name)
+		return keyLess(out[i].Namespace, out[i].Name, out[j].Namespace, out[j].Name)
 	})
 	return out
+}
+
+// keyLess reports snapshot.Key(ans, an) < snapshot.Key(bns, bn) without
+// building either string (this sort compares every pair of Ingresses
+// created at the same time, often all of them).
+func keyLess(ans, an, bns, bn string) bool {
+	if ans == bns {
+		return an < bn
+	}
+	n := min(len(ans), len(bns))
+	if ans[:n] != bns[:n] {
+		return ans[:n] < bns[:n]
+	}
+	// One namespace is a prefix of the other: its "/" meets the other's
+	// next byte.
+	switch {
+	case len(ans) < len(bns) && bns[n] != '/':
+		return '/' < bns[n]
+	case len(bns) < len(ans) && ans[n] != '/':
+		return ans[n] < '/'
+	}
+	return snapshot.Key(ans, an) < snapshot.Key(bns, bn)
 }
 
 func (b *builder) classExists(name string) bool {
@@ -215,6 +237,7 @@ func (b *builder) finish() *Model {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
+	m.Structure.Servers = make([]Server, 0, len(hosts))
 	for _, h := range hosts {
 		m.Structure.Servers = append(m.Structure.Servers, b.servers[h].server(b.defaultB, b.global.SSLRedirect, b.global.ForceSSLRedirect))
 	}

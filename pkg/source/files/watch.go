@@ -57,7 +57,10 @@ func (o WatchOptions) withDefaults() WatchOptions {
 // place, created, removed or renamed into dir or any subdirectory (new ones
 // included), and the "..data" symlink swap of a mounted ConfigMap or Secret
 // all count; a read whose files are byte-identical to the last one delivered
-// is dropped, so touching a file costs a read but no onChange.
+// is dropped, so touching a file costs a read but no onChange. Only the files
+// the events name are read again (a change costs the same with 10 files or
+// 10,000); an event on a directory or a symlink, or lost events, read the
+// whole directory again.
 //
 // onChange is called from Watch's goroutine, never concurrently; while it
 // runs, events queue up. Watch returns nil when ctx is done, or an error if
