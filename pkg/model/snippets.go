@@ -86,6 +86,17 @@ func (b *builder) snippetPolicy(key string, cfg *annotations.Config, report []an
 // finishSnippets gives each server the server-snippet of the oldest
 // Ingress that serves a path of it; younger ones are reported.
 func (b *builder) finishSnippets(servers []Server) {
+	// the Ingresses with a server-snippet, oldest first: usually none, and
+	// never worth a walk over every Ingress for every server
+	var withSnippet []string
+	for _, k := range b.order {
+		if len(b.anns[k].Snippets.Server) > 0 {
+			withSnippet = append(withSnippet, k)
+		}
+	}
+	if len(withSnippet) == 0 {
+		return
+	}
 	for i := range servers {
 		owners := map[string]bool{}
 		for _, l := range servers[i].Locations {
@@ -94,8 +105,8 @@ func (b *builder) finishSnippets(servers []Server) {
 			}
 		}
 		chosen := ""
-		for _, k := range b.order {
-			if !owners[k] || len(b.anns[k].Snippets.Server) == 0 {
+		for _, k := range withSnippet {
+			if !owners[k] {
 				continue
 			}
 			if chosen == "" {
