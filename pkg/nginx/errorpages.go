@@ -22,7 +22,7 @@ import (
 // errorPageLines makes a location send its custom error codes to the
 // error backend and registers the named locations in its server. skip401
 // leaves 401 to auth-signin.
-func errorPageLines(l model.Location, grpc, skip401 bool, v *view, add func(string, ...any)) error {
+func errorPageLines(l *model.Location, grpc, skip401 bool, v *view, add func(string, ...any)) error {
 	ce := l.CustomErrors
 	if len(ce.Codes) == 0 || ce.Backend == "" {
 		return nil

@@ -392,7 +392,7 @@ func (v *view) sortHTTPLines() { sort.Strings(v.HTTPLines) }
 // ("namespace/name", "" for a fallback location) and its path pattern as
 // written in the Ingress, never the request path, so the number of label
 // values is bounded by the configuration.
-func labelLines(l model.Location, add func(string, ...any)) error {
+func labelLines(l *model.Location, add func(string, ...any)) error {
 	ing, err := QuoteVarFree(l.Ingress)
 	if err != nil {
 		return fmt.Errorf("ingress name: %w", err)

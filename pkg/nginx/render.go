@@ -335,7 +335,9 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 type nginxLocation struct {
 	modifier string
 	path     string
-	loc      model.Location
+	// loc points into the model's slice: a Location is big (its
+	// annotations), and copying it per nginx location showed in profiles.
+	loc *model.Location
 }
 
 // nginxLocations expands model locations into nginx locations. A Prefix path
@@ -348,7 +350,7 @@ func nginxLocations(locs []model.Location) []nginxLocation {
 	type key struct{ mod, path string }
 	chosen := map[key]nginxLocation{}
 	var order []key
-	add := func(mod, path string, l model.Location) {
+	add := func(mod, path string, l *model.Location) {
 		k := key{mod, path}
 		if old, ok := chosen[k]; ok {
 			if rank[l.Match] < rank[old.loc.Match] {
@@ -359,7 +361,8 @@ func nginxLocations(locs []model.Location) []nginxLocation {
 		chosen[k] = nginxLocation{mod, path, l}
 		order = append(order, k)
 	}
-	for _, l := range locs {
+	for i := range locs {
+		l := &locs[i]
 		switch l.Match {
 		case model.MatchExact:
 			add("= ", l.Path, l)

@@ -88,7 +88,7 @@ func snippetProxyHeaders(c annotations.Config) (lines []string, names map[string
 
 // responseHeaderLines adds the custom-headers of a location and the rest of
 // its configuration-snippet (proxy_set_header goes through headerLines).
-func responseHeaderLines(l model.Location, add func(string, ...any)) error {
+func responseHeaderLines(l *model.Location, add func(string, ...any)) error {
 	for _, h := range l.ResponseHeaders {
 		if err := annotations.HeaderName(h.Name); err != nil {
 			return fmt.Errorf("custom-headers: %w", err)

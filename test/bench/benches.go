@@ -660,14 +660,17 @@ func oneSSLContext(conf []byte) []byte {
 		out = append(out, l)
 	}
 	var res []string
-	inDefault := false
+	inDefault, inserted := false, false
 	for _, l := range out {
 		t := strings.TrimSpace(l)
 		if t == "server {" {
-			inDefault = false
+			inDefault, inserted = false, false
 		}
-		if strings.HasPrefix(t, "listen ") && strings.Contains(t, " ssl") && strings.Contains(t, "default_server") {
-			inDefault = true
+		// the default server, and tidegate's internal 503 server (unix
+		// sockets), which listens with ssl for HTTPS backends
+		if strings.HasPrefix(t, "listen ") && strings.Contains(t, " ssl") &&
+			(strings.Contains(t, "default_server") || strings.HasPrefix(t, "listen unix:")) && !inserted {
+			inDefault, inserted = true, true
 			res = append(res, l)
 			res = append(res, moved...)
 			continue
