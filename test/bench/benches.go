@@ -669,7 +669,7 @@ func oneSSLContext(conf []byte) []byte {
 		// the default server, and tidegate's internal 503 server (unix
 		// sockets), which listens with ssl for HTTPS backends
 		if strings.HasPrefix(t, "listen ") && strings.Contains(t, " ssl") &&
-			(strings.Contains(t, "default_server") || strings.HasPrefix(t, "listen unix:")) && !inserted {
+			(strings.Contains(t, "default_server") || strings.Contains(t, "unix:")) && !inserted {
 			inDefault, inserted = true, true
 			res = append(res, l)
 			res = append(res, moved...)

@@ -603,9 +603,9 @@ func propagationAnalysis(res *results) string {
 		ms(ps.FilesLoad), ms(ps.Build), ms(pct(append([]time.Duration(nil), ps.Samples...), 50)), res.Settings.ProxyCPU)
 	p50 := pct(append([]time.Duration(nil), pl.Samples...), 50)
 	if p50 > 30*time.Millisecond {
-		fmt.Fprintf(&b, "\n\n**Missed with %d Ingresses:** p50 %s is %.0f× the 30 ms target. **What limits it:** every change still walks, reads and hashes every manifest and rebuilds the whole model; decoding, which was most of it (a cold `files.Load` of this directory, profiled below, takes %s), is now done only for documents whose content changed (a decoded-document cache keyed by content hash, added after the first run cut p50 from 856 ms to this figure). `model.Build` of the result takes %s. "+
-			"**Next (pkg/source/files, pkg/model):** re-read only the files fsnotify named, and rebuild only the backends whose Service or EndpointSlice changed. With the kube source the informer delivers the one changed object, so only `model.Build` (%s here) remains.",
-			pl.Ingresses, ms(p50), float64(p50)/float64(30*time.Millisecond), ms(pl.FilesLoad), ms(pl.Build), ms(pl.Build))
+		fmt.Fprintf(&b, "\n\n**Missed with %d Ingresses:** p50 %s is %.1f× the 30 ms target. **What limits it:** the watcher now re-reads only the file fsnotify named (a full walk only for directories, symlink swaps and overflow; a one-file change → snapshot takes about 3 ms at 1,000 Ingresses in `BenchmarkChange1k`, against 27 ms for the full walk of the previous run, and a cold `files.Load` of this directory %s), so what remains is the 10 ms debounce, `model.Build` of everything (%s here; its garbage is most of the variance), the reload-or-push decision and the push. The first run measured 856 ms, the previous one 148 ms. "+
+			"**Next (pkg/model):** rebuild only the backends whose Service or EndpointSlice changed (an incremental path beside the pure `Build`, checked against it), and make `annotations.Config` a pointer in the model (it is copied by value per location, most of `Build`'s allocation). With the kube source the informer delivers the one changed object, so only `model.Build` remains there too.",
+			pl.Ingresses, ms(p50), float64(p50)/float64(30*time.Millisecond), ms(pl.FilesLoad), ms(pl.Build))
 	}
 	return b.String()
 }
@@ -613,7 +613,7 @@ func propagationAnalysis(res *results) string {
 func churnAnalysis(res *results) string {
 	c := res.Churn
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Reading it.** %d file writes became %.0f syncs and %.0f pushes (the 10 ms debounce coalesces writes that land together) and **no reload**: nginx kept its configuration and workers and answered every request with 2xx. During churn the tidegate process used %.0f %% of a CPU (re-reading the directory and rebuilding the model on every sync) on the same CPU as the nginx worker (%.0f %% busy).",
+	fmt.Fprintf(&b, "**Reading it.** %d file writes became %.0f syncs and %.0f pushes (the 10 ms debounce coalesces writes that land together) and **no reload**: nginx kept its configuration and workers and answered every request with 2xx. During churn the tidegate process used %.0f %% of a CPU (re-reading the changed file and rebuilding the model on every sync) on the same CPU as the nginx worker (%.0f %% busy).",
 		c.Writes, c.Syncs, c.Pushes, 100*c.CtlCPUChurn, 100*c.NginxCPUChurn)
 	if c.Ratio() < 0.95 {
 		lo := func(rs []wrkResult) (float64, float64) {
@@ -625,7 +625,7 @@ func churnAnalysis(res *results) string {
 		}
 		qa, qz := lo(c.Quiet)
 		ca, cz := lo(c.Churned)
-		fmt.Fprintf(&b, " **Missed:** req/s with churn is %.3f of quiet, %.1f %% short of 0.95. wrk's connections pause between requests, so the rate falls when latency rises (p99 %s quiet, %s with churn). On this run's machine the chunks spread from %.0f to %.0f req/s quiet and %.0f to %.0f with churn, so the difference is within the noise of other jobs; what churn itself adds is the controller's %.0f %% of the proxy's CPU (it re-reads the manifest directory and rebuilds the model on every sync — the cost that grows with the Ingress count, benchmark 2) and the rebuild of one backend in the worker per push.",
+		fmt.Fprintf(&b, " **Missed:** req/s with churn is %.3f of quiet, %.1f %% short of 0.95. wrk's connections pause between requests, so the rate falls when latency rises (p99 %s quiet, %s with churn). On this run's machine the chunks spread from %.0f to %.0f req/s quiet and %.0f to %.0f with churn, so the difference is within the noise of other jobs; what churn itself adds is the controller's %.0f %% of the proxy's CPU (it rebuilds the model on every sync — the cost that grows with the Ingress count, benchmark 2) and the rebuild of one backend in the worker per push.",
 			c.Ratio(), pctOff(c.Ratio(), 0.95), ms(c.Base.P99), ms(c.Churn.P99), qa, qz, ca, cz, 100*c.CtlCPUChurn)
 	}
 	return b.String()
@@ -638,7 +638,7 @@ func scaleAnalysis(cfg *config, res *results) string {
 	if last.CPU > 250*time.Millisecond {
 		fmt.Fprintf(&b, "Missed by %.0f %%. ", pctOff(float64(last.CPU), float64(250*time.Millisecond)))
 	}
-	fmt.Fprintf(&b, "Time grows linearly with the Ingress count (plot); the profile below shows where it goes: `model.endpointsFor` (a `netip.ParseAddr` + `String()` + key string and a map entry per endpoint) and the garbage collector dominate `model.Build`; `nginx.Render` is `text/template` execution. Cheap wins if the 10,000 figure needs headroom (pkg/model, not changed here): keep the address string when `netip.ParseAddr(a).String() == a` instead of re-formatting, size the per-backend maps, and build `Endpoints` for unchanged EndpointSlices once (memoise by slice UID + resourceVersion).\n\n")
+	fmt.Fprintf(&b, "Time grows linearly with the Ingress count (plot); the profile below shows where it goes: allocation and the garbage collector in `model.Build` (mostly copies of each location's annotations), `text/template` execution in `nginx.Render`. Since the previous run `model.endpointsFor` keeps canonical address strings and sizes its maps, and `nginx.Render` points at the model's locations instead of copying them (`BenchmarkRender10k`: 99 → 88 ms, 52 → 29 MB allocated). Next if more headroom is needed: `annotations.Config` by pointer in the model.\n\n")
 
 	var l1, l10 *scaleLive
 	for i := range res.Live {
@@ -701,7 +701,7 @@ func scaleAnalysis(cfg *config, res *results) string {
 			if peak > 300<<20 {
 				fmt.Fprintf(&b, ", over by %.0f %%", pctOff(float64(peak), float64(300<<20)))
 			}
-			fmt.Fprintf(&b, "; %s right after start, the peak comes during the reloads). Not profiled in this run; what it holds at that point: the decoded Kubernetes objects of %d files (30,000 objects, %d endpoints), the model being applied and the next one, the rendered %.1f MiB conf, and what each re-read of the directory allocates before the GC runs (decoded documents are now kept between reads, so only changed files are decoded again). A heap profile (`pprof` on the status port would make this a one-liner) is the next step, and `GOMEMLIMIT` bounds the GC headroom", mib(l10.RSSStart), l10.Ingresses+2, l10.Endpoints, float64(l10.ConfBytes)/(1<<20))
+			fmt.Fprintf(&b, "; %s right after start). What it holds: the decoded Kubernetes objects of %d files (30,000 objects, %d endpoints; kept once, by content hash, with the raw bytes dropped and EndpointSlice lists trimmed), the model being applied and the next one, and the rendered %.1f MiB conf. After start and after each reload the controller collects and returns freed memory to the OS (the previous run peaked at 339 MiB during reloads); `GOMEMLIMIT` can bound the GC headroom further", mib(l10.RSSStart), l10.Ingresses+2, l10.Endpoints, float64(l10.ConfBytes)/(1<<20))
 		}
 		fmt.Fprintf(&b, ". nginx is heavier: master + worker hold %s at %d Ingresses", mib(l1.NginxRSS), l1.Ingresses)
 		if l10 != nil && l10.NginxRSS > 0 {
