@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -428,6 +429,22 @@ http {
   }
 }
 `))
+
+// CheckControlAnswer fails t unless the control socket took a push (200),
+// refused it as stale (409), or refused it with a reason (400 with an
+// "error"): what any body, however broken, must get.
+func CheckControlAnswer(t testing.TB, body string, status int, answer string) {
+	t.Helper()
+	switch status {
+	case 200, 409:
+	case 400:
+		if !strings.Contains(answer, `"error"`) {
+			t.Fatalf("400 without a reason: %q", answer)
+		}
+	default:
+		t.Fatalf("POST %q: status %d %q", body, status, answer)
+	}
+}
 
 // String describes the instance, for logs.
 func (n *Nginx) String() string {
