@@ -4,12 +4,12 @@ local rr = require("tidegate.balancers.round_robin")
 
 local failures = 0
 
-local function sequence(weights, n)
+local function sequence(weights, n, start)
   local peers = {}
   for i, w in ipairs(weights) do
     peers[i] = { name = string.char(96 + i), weight = w }
   end
-  local b = rr.new(peers)
+  local b = rr.new(peers, start)
   local out = {}
   for i = 1, n do
     out[i] = b:pick().name
@@ -29,6 +29,9 @@ expect("5,1,1", sequence({ 5, 1, 1 }, 14), "aabacaaaabacaa")
 expect("equal weights rotate", sequence({ 1, 1, 1 }, 7), "abcabca")
 expect("equal weights above 1 rotate", sequence({ 4, 4 }, 4), "abab")
 expect("single peer", sequence({ 7 }, 3), "aaa")
+expect("equal weights begin after start", sequence({ 1, 1, 1 }, 4, 1), "bcab")
+expect("start wraps", sequence({ 1, 1, 1 }, 2, 5), "ca")
+expect("weighted ignores start", sequence({ 5, 1, 1 }, 3, 2), "aab")
 expect("3,1", sequence({ 3, 1 }, 8), "aabaaaba")
 expect("2,3", sequence({ 2, 3 }, 5), "babab")
 

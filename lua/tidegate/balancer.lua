@@ -113,9 +113,9 @@ local function build(json, old_stats, yield)
       obj.impl = chash.new(peers, yield)
       -- requests whose hash key is empty (a location without
       -- upstream-hash-by sharing the backend) are spread evenly
-      obj.fallback = round_robin.new(peers)
+      obj.fallback = round_robin.new(peers, random(#peers))
     else
-      obj.impl = round_robin.new(peers)
+      obj.impl = round_robin.new(peers, random(#peers))
     end
   end
 

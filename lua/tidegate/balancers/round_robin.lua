@@ -12,8 +12,10 @@ local mt = { __index = _M }
 
 -- new returns a balancer over peers, an array of tables with at least a
 -- positive integer `weight`; pick() returns one of these tables. peers must
--- not be empty.
-function _M.new(peers)
+-- not be empty. With equal weights the rotation begins after peer `start`
+-- (0 when nil): each nginx worker passes its own random start, so that
+-- workers do not all send their first requests to the same peer.
+function _M.new(peers, start)
   local n = #peers
   local current = {}
   local equal = true
@@ -31,7 +33,7 @@ function _M.new(peers)
     -- equal weights make the smooth sequence a plain rotation; skip the
     -- O(n) scan then
     equal = equal,
-    last = 0,
+    last = equal and n > 0 and (start or 0) % n or 0,
   }, mt)
 end
 
