@@ -197,22 +197,10 @@ var allowedHome = map[string]bool{
 // markers are strings that only a payload can bring into nginx.conf.
 var markers = []string{"pwned", "/etc/passwd", "os.execute", "etc%2f", "lookahead"}
 
-type outcome struct {
-	name     string
-	rejected bool
-	failure  string
-}
-
-func TestHostileCorpus(t *testing.T) {
-	payloads := loadPayloads(t)
-	fs := fields()
-	set := nginx.Settings{WorkDir: t.TempDir(), HTTPPort: 18080, HTTPSPort: 18443}
-	proc, err := nginx.NewProcess(set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The template's own directives: anything else in a rendering is an
-	// injection.
+// vocabulary is the template's own directives: those of an empty
+// configuration and of a benign value in every field. Anything else in a
+// rendering is an injection.
+func vocabulary(t testing.TB, set nginx.Settings, fs []field) map[string]bool {
 	base, _ := nginx.Render(model.Build(fixture.Snapshot(), model.DefaultOptions()).Structure, set)
 	baseTree, err := confparse.Parse(string(base.Conf))
 	if err != nil {
@@ -234,6 +222,24 @@ func TestHostileCorpus(t *testing.T) {
 		"expires", "proxy_hide_header", "proxy_pass_header"} {
 		known[extra] = true // emitted only for some valid values
 	}
+	return known
+}
+
+type outcome struct {
+	name     string
+	rejected bool
+	failure  string
+}
+
+func TestHostileCorpus(t *testing.T) {
+	payloads := loadPayloads(t)
+	fs := fields()
+	set := nginx.Settings{WorkDir: t.TempDir(), HTTPPort: 18080, HTTPSPort: 18443}
+	proc, err := nginx.NewProcess(set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := vocabulary(t, set, fs)
 
 	type job struct {
 		name string
