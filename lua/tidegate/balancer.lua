@@ -315,6 +315,17 @@ _M.usable = usable
 -- choose picks with the backend's algorithm a peer that is usable and not
 -- yet tried by this request; it gives up on usability, then on the
 -- algorithm, before it gives up on "never the same peer twice".
+--
+-- The ring walk of consistent hashing needs a closure; it lives in its own
+-- function because a closure over choose()'s locals would make every
+-- return from choose() close upvalues, which LuaJIT cannot compile: the
+-- whole balancer would run in the interpreter (seen with jit.v).
+local function walk_ring(b, addrs, key, now)
+  return b.impl:walk(key, function(q)
+    return not tried(addrs, q.key) and usable(b, q, now)
+  end)
+end
+
 local function choose(b, addrs)
   local impl = b.impl
   local now = ngx_now()
@@ -323,9 +334,7 @@ local function choose(b, addrs)
   if b.hashed then
     local key = ngx_var.tidegate_hash_key
     if key and key ~= "" then
-      local p = impl:walk(key, function(q)
-        return not tried(addrs, q.key) and usable(b, q, now)
-      end)
+      local p = walk_ring(b, addrs, key, now)
       if p then
         return p
       end
