@@ -148,15 +148,22 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 	// never grows far past its rotation size.
 	metricsTick := time.NewTicker(5 * time.Second)
 	defer metricsTick.Stop()
+	// the endpoints the applied model balances to, rebuilt only when the
+	// applied model changes
+	var live func(ns, svc, addr string) bool
+	var liveOf *model.Model
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-metricsTick.C:
-			if _, err := c.dataplane.log.poll(); err != nil {
+			if err := c.dataplane.log.read(); err != nil {
 				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)
 			}
-			c.dataplane.log.forgetEndpoints(liveEndpoints(c.page.model.Load()))
+			if m := c.page.model.Load(); live == nil || m != liveOf {
+				live, liveOf = liveEndpoints(m), m
+			}
+			c.dataplane.log.forgetEndpoints(live)
 		case <-c.proc.Done():
 			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
 			c.met.nginxRestarts.Inc()

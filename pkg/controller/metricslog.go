@@ -38,6 +38,7 @@ type metricsLog struct {
 	counts   *dataplaneSnapshot
 	lines    uint64
 	bad      uint64
+	buf      []byte // read buffer, kept between reads
 }
 
 // rotateDrain is how long the renamed file is still read after nginx was
@@ -59,8 +60,15 @@ func newDataplaneSnapshot() *dataplaneSnapshot {
 	return &dataplaneSnapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
 }
 
-// poll reads what nginx wrote since the last call and rotates the file
-// when it is big. It returns a copy of the counts so far.
+// read counts what nginx wrote since the last call and rotates the file
+// when it is big.
+func (m *metricsLog) read() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.readNew()
+}
+
+// poll reads like read and returns a copy of the counts so far.
 func (m *metricsLog) poll() (*dataplaneSnapshot, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -133,7 +141,10 @@ func (m *metricsLog) readNew() error {
 // drain reads f from *off to its end, counts the complete lines and
 // moves *off.
 func (m *metricsLog) drain(f *os.File, off *int64) error {
-	buf := make([]byte, 256<<10)
+	if m.buf == nil {
+		m.buf = make([]byte, 256<<10)
+	}
+	buf := m.buf
 	for {
 		n, err := f.ReadAt(buf, *off)
 		*off += int64(n)

@@ -110,6 +110,19 @@ func writeFleet(dir string, n, port int, benchAddrs []string) error {
 	return nil
 }
 
+// tempPaths are the http-level temp directories of a bench nginx under dir.
+func tempPaths(dir string) string {
+	var b strings.Builder
+	for _, k := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		name := k
+		if k == "client_body" {
+			name = "body"
+		}
+		fmt.Fprintf(&b, "    %s_temp_path %s/tmp/%s;\n", k, dir, name)
+	}
+	return b.String()
+}
+
 // backendConf is the fast backend: one nginx worker answering a fixed body
 // on every live address, and "A"/"B" on the propagation addresses.
 func backendConf(dir string, port int) string {
@@ -119,17 +132,12 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
 events { worker_connections 16384; multi_accept on; }
 http {
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    access_log off;
+%[2]s    access_log off;
     default_type text/plain;
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     server {
-`, dir)
+`, dir, tempPaths(dir))
 	for _, a := range liveAddrs {
 		fmt.Fprintf(&b, "        listen %s:%d backlog=4096;\n", a, port)
 	}
@@ -153,12 +161,7 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log notice;
 events { worker_connections 16384; multi_accept on; }
 http {
-    client_body_temp_path %[1]s/tmp/body;
-    proxy_temp_path %[1]s/tmp/proxy;
-    fastcgi_temp_path %[1]s/tmp/fastcgi;
-    uwsgi_temp_path %[1]s/tmp/uwsgi;
-    scgi_temp_path %[1]s/tmp/scgi;
-    default_type application/octet-stream;
+%[3]s    default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -194,7 +197,7 @@ http {
         server_name _;
         location / { set $tidegate_backend ""; return 404; }
     }
-`, dir, listen)
+`, dir, listen, tempPaths(dir))
 	route := func(name, host string, addrs []string) {
 		fmt.Fprintf(&b, "    upstream u_%s {\n", name)
 		for _, a := range addrs {
