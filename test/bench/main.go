@@ -67,6 +67,8 @@ func main() {
 	fleetDir := flag.String("write-fleet", "", "write the manifests of -fleet-size Ingresses to this directory and exit (to reproduce by hand)")
 	fleetSize := flag.Int("fleet-size", 1000, "Ingresses for -write-fleet")
 	fleetPort := flag.Int("fleet-port", 8081, "backend port for -write-fleet")
+	propOnly := flag.Int("propagation", 0, "measure only endpoint propagation with this many Ingresses (-changes of them), print the figures and exit; the report is not written")
+	propChanges := flag.Int("changes", 60, "changes for -propagation")
 	flag.Parse()
 	if *fleetDir != "" {
 		if err := writeFleet(*fleetDir, *fleetSize, *fleetPort, liveAddrs); err != nil {
@@ -89,6 +91,13 @@ func main() {
 		cfg.changes, cfg.changesLarge = 300, 60
 		cfg.churnDur, cfg.pushes, cfg.reloads = 30*time.Second, 10, 3
 		cfg.renderSizes, cfg.liveSizes = []int{100, 300, 1000, 3000, 10000}, []int{1000, 10000}
+	}
+	if *propOnly > 0 {
+		if err := propagationOnly(cfg, *propOnly, *propChanges); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if cfg.from != "" {
 		if err := reportFrom(cfg); err != nil {
@@ -285,6 +294,59 @@ func smallPhase(cfg *config, root string, res *results) error {
 		return err
 	}
 	logf("   quiet %.0f req/s, churn %.0f req/s (%.3f), reloads %.0f, non-2xx %d, controller CPU %.0f%%", res.Churn.Base.RPS, res.Churn.Churn.RPS, res.Churn.Ratio(), res.Churn.Reloads, res.Churn.Churn.Non2xx, 100*res.Churn.CtlCPUChurn)
+	return nil
+}
+
+// propagationOnly runs benchmark 2 alone at n Ingresses, with the same
+// setup as the full run, and prints its figures: to compare two builds of
+// tidegate side by side (-bin) without the ~7 minutes of the full run.
+func propagationOnly(cfg *config, n, changes int) error {
+	if _, err := os.Stat(cfg.bin); err != nil {
+		return fmt.Errorf("-propagation needs a built tidegate: %w", err)
+	}
+	if cfg.loadCPU != "" && haveTaskset {
+		_ = exec.Command("taskset", "-a", "-p", "-c", cfg.loadCPU, strconv.Itoa(os.Getpid())).Run()
+	}
+	root, err := os.MkdirTemp("", "tidegate-bench-")
+	if err != nil {
+		return err
+	}
+	cfg.tmp = root
+	if cfg.keep {
+		logf("working directory %s (kept)", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
+	port := freePort()
+	backend, err := startNginx("backend", filepath.Join(root, "backend"), backendConf(filepath.Join(root, "backend"), port), cfg.loadCPU)
+	if err != nil {
+		return err
+	}
+	defer backend.stop(syscall.SIGQUIT, 10*time.Second)
+	if err := waitBackend(port); err != nil {
+		return err
+	}
+	dir := filepath.Join(root, fmt.Sprintf("n%d", n))
+	if err := writeFleet(filepath.Join(dir, "manifests"), n, port, liveAddrs); err != nil {
+		return err
+	}
+	tg, err := startTidegate(cfg.bin, dir, filepath.Join(dir, "manifests"), cfg.proxyCPU)
+	if err != nil {
+		return err
+	}
+	defer tg.Stop()
+	if err := waitServes(tg.HTTP, benchHost, fixedBody[:8], 60*time.Second); err != nil {
+		return err
+	}
+	logf("2. propagation, %d Ingresses: %d changes (%s)", n, changes, cfg.bin)
+	p, err := runPropagation(tg, n, changes, port)
+	if err != nil {
+		return err
+	}
+	s := p.Samples
+	fmt.Printf("propagation n=%d changes=%d bin=%s: p50 %s p90 %s p99 %s max %s failures %d\n", n, len(s), cfg.bin,
+		pct(s, 50).Round(100*time.Microsecond), pct(s, 90).Round(100*time.Microsecond),
+		pct(s, 99).Round(100*time.Microsecond), pct(s, 100).Round(100*time.Microsecond), p.Failures)
 	return nil
 }
 
