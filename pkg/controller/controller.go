@@ -50,6 +50,11 @@ type Controller struct {
 	wake        chan struct{}
 
 	applied *model.Model // what nginx and Lua serve now
+	// built is model.Build of builtSnap, the last snapshot synced: the
+	// next snapshot's model is computed from it (model.Update), so an
+	// endpoint change costs its backends, not a Build of everything.
+	built     *model.Model
+	builtSnap *snapshot.Snapshot
 	// rejected is the last structure nginx -t refused; the same structure
 	// is not checked again, only its dynamic part applied.
 	rejected *model.Structure
@@ -216,6 +221,7 @@ func (c *Controller) take() (*snapshot.Snapshot, []model.Problem) {
 func (c *Controller) start(ctx context.Context) error {
 	snap, srcProblems := c.take()
 	m := model.Build(snap, c.cfg.Options)
+	c.built, c.builtSnap = m, snap
 	c.report(m, srcProblems)
 	r, err := c.candidate(m)
 	if err != nil {
@@ -324,7 +330,8 @@ func (c *Controller) candidate(m *model.Model) (*nginx.Rendered, error) {
 func (c *Controller) sync(ctx context.Context) {
 	snap, srcProblems := c.take()
 	c.met.syncs.Inc()
-	next := model.Build(snap, c.cfg.Options)
+	next := model.Update(c.built, c.builtSnap, snap, c.cfg.Options)
+	c.built, c.builtSnap = next, snap
 	c.report(next, srcProblems)
 	if c.needFull {
 		if err := c.pushAll(ctx, c.applied); err != nil {

@@ -89,6 +89,7 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 		return name, nil
 	}
 	be.Endpoints = endpointsFor(b.snap.EndpointSlicesFor(ing.Namespace, svcName), sp)
+	b.sources[name] = endpointSource{namespace: ing.Namespace, service: svcName, port: sp}
 	return name, nil
 }
 
@@ -262,6 +263,7 @@ func (b *builder) addDefaultBackend() {
 	bname := BackendName(ns, name, strconv.Itoa(int(sp.Port)))
 	if _, done := b.backends[bname]; !done {
 		b.backends[bname] = &Backend{Name: bname, Algorithm: DefaultAlgorithm, Endpoints: endpointsFor(b.snap.EndpointSlicesFor(ns, name), sp)}
+		b.sources[bname] = endpointSource{namespace: ns, service: name, port: sp}
 	}
 	b.defaultB = bname
 }

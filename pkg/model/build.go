@@ -45,7 +45,8 @@ func DefaultOptions() Options {
 
 // Build translates a snapshot into a model. It is pure and deterministic.
 func Build(snap *snapshot.Snapshot, opts Options) *Model {
-	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{}}
+	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{},
+		sources: map[string]endpointSource{}}
 	b.global = parseGlobal(snap, opts, b.report)
 	ours := b.validNames(b.ourIngresses())
 	b.parseAnnotations(ours)
@@ -66,7 +67,10 @@ type builder struct {
 	global   globalSettings
 	servers  map[string]*serverBuilder // by host; "" is the catch-all
 	backends map[string]*Backend
-	certs    map[string]*Certificate // by secret key
+	// sources say where the endpoints of backends come from
+	// (incremental.go).
+	sources map[string]endpointSource
+	certs   map[string]*Certificate // by secret key
 	// certByHost is the secret key each TLS host already uses.
 	certByHost map[string]string
 	defaultB   string // catch-all backend from an Ingress defaultBackend
@@ -225,7 +229,7 @@ func (b *builder) classExists(name string) bool {
 
 // finish sorts everything into the final model.
 func (b *builder) finish() *Model {
-	m := &Model{Problems: b.problems, Compat: b.compat}
+	m := &Model{Problems: b.problems, Compat: b.compat, opts: b.opts, sources: b.sources}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB
 	for id, content := range b.authFiles {

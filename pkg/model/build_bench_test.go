@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
+
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/snapshot"
@@ -54,3 +56,18 @@ func cpuTime() time.Duration {
 
 func BenchmarkBuild1k(b *testing.B)  { benchmarkBuild(b, 1000) }
 func BenchmarkBuild10k(b *testing.B) { benchmarkBuild(b, 10000) }
+
+// BenchmarkUpdate1k is one endpoint change at 1,000 Ingresses: the slice
+// of one Service replaced, the rest of the snapshot the same objects.
+func BenchmarkUpdate1k(b *testing.B) {
+	prevSnap := fleet(1000)
+	opts := model.DefaultOptions()
+	prev := model.Build(prevSnap, opts)
+	list := append([]*discoveryv1.EndpointSlice(nil), prevSnap.EndpointSlices...)
+	list[500] = fixture.Slice("default/"+list[500].Name, list[500].Labels[snapshot.ServiceNameLabel], "8080").Ready("10.200.0.1").EndpointSlice
+	next := (&snapshot.Snapshot{Ingresses: prevSnap.Ingresses, Services: prevSnap.Services, EndpointSlices: list, ConfigMaps: prevSnap.ConfigMaps}).Index()
+	b.ReportAllocs()
+	for b.Loop() {
+		model.Update(prev, prevSnap, next, opts)
+	}
+}

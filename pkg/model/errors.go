@@ -97,13 +97,19 @@ func (b *builder) withFallback(ing *networkingv1.Ingress, backend string) string
 	be := *orig
 	be.Name = name
 	be.Canaries = nil
-	src := orig.Endpoints
-	if len(src) == 0 {
-		src = b.backends[fb].Endpoints
-	}
-	be.Endpoints = append([]Endpoint{}, src...)
+	be.Endpoints = fallbackEndpoints(orig.Endpoints, b.backends[fb].Endpoints)
 	b.backends[name] = &be
+	b.sources[name] = endpointSource{fallbackOf: backend, fallbackTo: fb}
 	return name
+}
+
+// fallbackEndpoints are the endpoints of a default-backend fallback: the
+// path's own while it has some, else the default-backend's.
+func fallbackEndpoints(own, fallback []Endpoint) []Endpoint {
+	if len(own) == 0 {
+		own = fallback
+	}
+	return append([]Endpoint{}, own...)
 }
 
 // finishErrors gives every location its custom error pages: the codes of

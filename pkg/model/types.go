@@ -15,6 +15,12 @@ type Model struct {
 	// Compat is the annotation compatibility report per Ingress
 	// ("namespace/name"), for Ingresses of this controller's class.
 	Compat map[string][]annotations.Entry
+
+	// opts and sources let Update recompute endpoints alone
+	// (incremental.go): the options the model was built with, and where
+	// the endpoints of each backend came from, by backend name.
+	opts    Options
+	sources map[string]endpointSource
 }
 
 // Structure is everything that is rendered into nginx.conf.
