@@ -114,9 +114,15 @@ type view struct {
 	LogFormat    string
 	LogEscape    string
 	AccessLogOff bool
-	// ServerNamesHashMaxSize grows with the number of hosts, so nginx never
-	// has to warn or fail building its server name hash.
-	ServerNamesHashMaxSize int
+	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
+	// number of hosts and the longest name, so nginx never has to warn or
+	// fail building its server name hash; MapHash* do the same for the
+	// host maps.
+	ServerNamesHashMaxSize, ServerNamesHashBucketSize int
+	MapHashMaxSize, MapHashBucketSize                 int
+	// HostMaps give the hosts of a shared server block their own backend
+	// and Ingress label (hostgroups.go).
+	HostMaps []hostMap
 	// GlobalLines are the ConfigMap's http-level settings.
 	GlobalLines               []string
 	WorkerShutdownTimeout     int
@@ -146,13 +152,19 @@ type redirectView struct {
 }
 
 type serverView struct {
-	Name string
+	// Names are the quoted server_name arguments, one directive each: the
+	// host and its aliases, or every host of a group (hostgroups.go).
+	Names []string
 	// VHost is the quoted host for metric labels ("" for the catch-all).
 	VHost     string
 	Default   bool
 	Locations []locationView
 	// Lines are server-level directives (server-snippet).
 	Lines []string
+	// host is the model's host; groupable is true for an exact host
+	// without aliases, which may share its block (hostgroups.go).
+	host      string
+	groupable bool
 }
 
 type locationView struct {
@@ -263,10 +275,22 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	v.WorkerShutdownTimeout = g.Settings.WorkerShutdownTimeout
 	v.UpstreamKeepaliveTimeout = g.Settings.UpstreamKeepaliveTimeout
 	v.UpstreamKeepaliveRequests = g.Settings.UpstreamKeepaliveRequests
-	v.ServerNamesHashMaxSize = 4096
-	for v.ServerNamesHashMaxSize < 4*len(st.Servers) {
-		v.ServerNamesHashMaxSize *= 2
+	longest := 0
+	for _, s := range st.Servers {
+		longest = max(longest, len(s.Host))
+		for _, a := range s.Aliases {
+			longest = max(longest, len(a))
+		}
 	}
+	v.ServerNamesHashMaxSize, v.ServerNamesHashBucketSize = hashSizes(len(st.Servers), longest)
+	if err := v.groupServers(); err != nil {
+		return nil, err
+	}
+	entries := 0
+	for _, m := range v.HostMaps {
+		entries = max(entries, len(m.Entries))
+	}
+	v.MapHashMaxSize, v.MapHashBucketSize = hashSizes(entries, longest+1)
 	return v, nil
 }
 
@@ -288,18 +312,20 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
+	names := []string{name}
 	for _, a := range s.Aliases {
 		an, err := serverName(a)
 		if err != nil {
 			return serverView{}, fmt.Errorf("host %q alias %q: %w", s.Host, a, err)
 		}
-		name += " " + an
+		names = append(names, an)
 	}
 	vhost, err := QuoteVarFree(s.Host)
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
-	sv := serverView{Name: name, VHost: vhost, Default: s.Host == ""}
+	sv := serverView{Names: names, VHost: vhost, Default: s.Host == "", host: s.Host,
+		groupable: s.Host != "" && !strings.HasPrefix(s.Host, "*.") && len(s.Aliases) == 0}
 	v.extras, v.extraSeen = nil, nil
 	for _, nl := range nginxLocations(s.Locations) {
 		p := nl.path

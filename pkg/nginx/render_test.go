@@ -92,6 +92,18 @@ func TestRenderGolden(t *testing.T) {
 				Annotate("nginx.ingress.kubernetes.io/server-snippet", "add_header X-Server s;\nrewrite ^/old/(.*)$ /new/$1 permanent;"),
 			fixture.Ingress("snip").Host("s.io").Prefix("/", "web:80").
 				Annotate("nginx.ingress.kubernetes.io/configuration-snippet", "add_header X-Snip \"$request_id\" always;\nproxy_set_header X-Forwarded-Host example.io;\nproxy_set_header X-From-Snippet yes;\nproxy_hide_header Server;\nexpires 1h;")},
+		// Hosts that differ only in their backend and Ingress share a
+		// server block (hostgroups.go); a TLS host, a wildcard and a host
+		// with a setting of its own do not join it.
+		"host-groups": {web, fixture.Service("api", "80"), fixture.TLSSecret("a-tls", crt, key),
+			fixture.Ingress("one").Host("one.io").Prefix("/", "web:80"),
+			fixture.Ingress("two").Host("two.io").Prefix("/", "api:80"),
+			fixture.Ingress("three").Host("default").Prefix("/", "api:80"),
+			fixture.Ingress("pair").Host("p1.io").Prefix("/api", "api:80").Host("p2.io").Prefix("/api", "api:80"),
+			fixture.Ingress("wild").Host("*.w.io").Prefix("/", "web:80"),
+			fixture.Ingress("tls").TLS("a-tls", "a.io").Host("a.io").Prefix("/", "web:80"),
+			fixture.Ingress("slow").Host("slow.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/proxy-read-timeout", "120")},
 		"quotes-in-paths": {web,
 			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
 	}
