@@ -148,6 +148,19 @@ local function split(s)
   return set
 end
 
+-- stored_names returns the set of stored backend names. The split of the
+-- names list is kept while the list stays the same, as it does for an
+-- endpoint change: splitting ten thousand names costs milliseconds. The set
+-- is shared: callers only read it.
+local names_list, names_set
+local function stored_names(dict)
+  local s = dict:get(store.NAMES)
+  if s == nil or s ~= names_list then
+    names_list, names_set = s, split(s)
+  end
+  return names_set
+end
+
 local function join(set)
   local list = {}
   for name in pairs(set) do
@@ -331,54 +344,95 @@ local function set_digest(dict, w, name, digest)
   end
 end
 
--- apply_items stores a checked push: changed backends first (yielding every
--- WRITES writes), then the names, then the global version; memory of the
--- removed backends is freed last, when no worker looks for them any more.
--- It returns 200, the number of changed backends and the version, or the
--- error status and reason.
-local function apply_items(dict, current, items, hdr, yield)
-  local version = hdr.version
-  local next_names = {}
-  if not hdr.full then
-    for name in pairs(current) do
-      next_names[name] = true
+-- names_change reports whether a push changes the set of names: a full
+-- push may; a delta only when it adds a backend or removes a stored one.
+local function names_change(current, items, hdr)
+  if hdr.full then
+    return true
+  end
+  for _, item in ipairs(items) do
+    if not current[item.name] then
+      return true
     end
   end
+  for _, name in ipairs(hdr.removed) do
+    if current[name] then
+      return true
+    end
+  end
+  return false
+end
+
+-- apply_items stores a checked push: changed backends first (yielding every
+-- WRITES writes), then the names (when they change) and the delta, then the
+-- global version; memory of the removed backends is freed last, when no
+-- worker looks for them any more. It returns 200, the number of changed
+-- backends and the version, or the error status and reason.
+--
+-- The delta (store.DELTA) tells workers that applied the previous version
+-- which backends this push changed or removed, so that they look at those
+-- alone instead of every name (see balancer.sync). A full push has none.
+local function apply_items(dict, current, items, hdr, yield)
+  local version = hdr.version
+  local renamed = names_change(current, items, hdr)
   local w = writer(dict)
   local changed = 0
+  local delta = {}
   for n, item in ipairs(items) do
     local name = item.name
     if item.json then
       w.set(store.backend_key(name), item.json)
       w.set(store.backend_version_key(name), version)
       changed = changed + 1
+      delta[#delta + 1] = name
     end
     if item.json or item.digest then
       set_digest(dict, w, name, item.digest)
     end
-    next_names[name] = true
     if n % WRITES == 0 then
       yield()
     end
   end
-  for _, name in ipairs(hdr.removed) do
-    next_names[name] = nil
-  end
   if w.err then
     return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
   end
-  w.set(store.NAMES, join(next_names))
+  local next_names
+  if renamed then
+    next_names = {}
+    if not hdr.full then
+      for name in pairs(current) do
+        next_names[name] = true
+      end
+    end
+    for _, item in ipairs(items) do
+      next_names[item.name] = true
+    end
+    for _, name in ipairs(hdr.removed) do
+      if current[name] then
+        next_names[name] = nil
+        delta[#delta + 1] = "\t" .. name
+      end
+    end
+    w.set(store.NAMES, join(next_names))
+  end
+  if hdr.full then
+    w.delete(store.DELTA)
+  else
+    w.set(store.DELTA, str_format("%.0f %.0f\n", dict:get(store.VERSION) or 0, version) .. tbl_concat(delta, "\n"))
+  end
   w.set(store.VERSION, version)
   if w.err then
     return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
   end
   -- workers drop what is not in the names list; now free the memory
-  for name in pairs(current) do
-    if not next_names[name] then
-      w.delete(store.backend_key(name))
-      w.delete(store.backend_version_key(name))
-      set_digest(dict, w, name, nil)
-      changed = changed + 1
+  if renamed then
+    for name in pairs(current) do
+      if not next_names[name] then
+        w.delete(store.backend_key(name))
+        w.delete(store.backend_version_key(name))
+        set_digest(dict, w, name, nil)
+        changed = changed + 1
+      end
     end
   end
   return 200, changed, version
@@ -396,7 +450,7 @@ local function push_lines(dict, body)
     return 400, err
   end
   local yield = pacer()
-  local current = split(dict:get(store.NAMES))
+  local current = stored_names(dict)
   local items
   items, err = line_items(dict, current, body, nl + 1, yield)
   if not items then
@@ -424,7 +478,7 @@ local function push_document(dict, doc)
     return 409, reason, stored
   end
   local yield = pacer()
-  local current = split(dict:get(store.NAMES))
+  local current = stored_names(dict)
   local items = {}
   for i, b in ipairs(doc.backends) do
     local json = schema.encode_backend(b, quote, yield)

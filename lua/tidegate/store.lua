@@ -4,6 +4,10 @@
 -- tidegate_backends:
 --   "v"            global version (number), written last by every push
 --   "n"            names of all backends, "\n"-separated
+--   "dl"           delta of the last push if it was not full:
+--                  "<previous version> <version>\n" then one line per
+--                  backend it changed, and "\t<name>" per backend it
+--                  removed
 --   "b:<name>"     canonical JSON of one backend
 --   "bv:<name>"    version of the push that last changed the backend
 --   "r:<name>"     digest of the raw line the backend was last pushed as
@@ -26,6 +30,7 @@ local _M = {
   CERTIFICATES_DICT = "tidegate_certificates",
   VERSION = "v",
   NAMES = "n",
+  DELTA = "dl",
   LOCK = "lock",
 }
 
