@@ -189,9 +189,37 @@ local function report()
   dict:safe_set(store.worker_key(id), str_format("%.0f %d", synced or 0, rebuilds))
 end
 
+-- forget drops a backend the controller removed.
+local function forget(name)
+  backends[name] = nil
+  versions[name] = nil
+  stats[name] = nil
+end
+
+-- delta returns the names the push of version v changed (and, prefixed
+-- with "\t", removed), "\n"-separated, when that push came right after
+-- version from; nil when the worker has to look at every name (it missed
+-- a push, or the last one was full).
+local function delta(from, v)
+  if not from then
+    return nil
+  end
+  local d = dict:get(store.DELTA)
+  if not d then
+    return nil
+  end
+  local head = str_format("%.0f %.0f\n", from, v)
+  if str_sub(d, 1, #head) ~= head then
+    return nil
+  end
+  return str_sub(d, #head + 1)
+end
+
 -- sync applies a new global version: rebuilds the backends whose own
--- version changed and forgets the removed ones. The timer passes yield and
--- yields every SLICE seconds of CPU (and inside a big backend), so a full
+-- version changed and forgets the removed ones. A worker that applied the
+-- version right before looks only at the backends the push changed (the
+-- delta); otherwise at every name. The timer passes yield and yields
+-- every SLICE seconds of CPU (and inside a big backend), so a full
 -- push of a thousand backends never holds the event loop for long. A
 -- request that finds a newer version and no sync under way applies it
 -- itself for up to SLICE seconds; what is left, or a big changed backend,
@@ -204,34 +232,43 @@ local function sync(yield, all)
     return
   end
   syncing = true
-  local names = dict:get(store.NAMES) or ""
-  local seen = {}
+  local names = not all and delta(synced, v)
+  local seen
+  if not names then
+    names, seen = dict:get(store.NAMES) or "", {}
+  end
   local t0 = os_clock()
   for name in str_gmatch(names, "[^\n]+") do
-    seen[name] = true
+    if seen then
+      seen[name] = true
+    end
     if yield and os_clock() - t0 >= SLICE then
       yield()
       t0 = os_clock()
     end
-    local bv = dict:get(store.backend_version_key(name))
-    if bv ~= versions[name] then
-      local json = dict:get(store.backend_key(name))
-      if not yield and not all and (os_clock() - t0 >= SLICE or json and #json > BIG) then
-        local ok, terr = ngx.timer.at(0, deferred)
-        if ok then
-          return -- syncing stays true until the timer is done
+    if str_byte(name, 1) == 9 then -- "\t<name>": removed (delta)
+      forget(str_sub(name, 2))
+    else
+      local bv = dict:get(store.backend_version_key(name))
+      if bv ~= versions[name] then
+        local json = dict:get(store.backend_key(name))
+        if not yield and not all and (os_clock() - t0 >= SLICE or json and #json > BIG) then
+          local ok, terr = ngx.timer.at(0, deferred)
+          if ok then
+            return -- syncing stays true until the timer is done
+          end
+          ngx_log(ngx_ERR, "tidegate: backends sync timer: ", terr)
+          t0 = 1 / 0 -- go on here, all of it
         end
-        ngx_log(ngx_ERR, "tidegate: backends sync timer: ", terr)
-        t0 = 1 / 0 -- go on here, all of it
+        refresh(name, bv, json, yield)
       end
-      refresh(name, bv, json, yield)
     end
   end
-  for name in pairs(backends) do
-    if not seen[name] then
-      backends[name] = nil
-      versions[name] = nil
-      stats[name] = nil
+  if seen then
+    for name in pairs(backends) do
+      if not seen[name] then
+        forget(name)
+      end
     end
   end
   synced = v
