@@ -4,6 +4,7 @@
 package snapshot
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -48,15 +49,7 @@ func (s *Snapshot) Index() *Snapshot {
 	for _, svc := range s.Services {
 		s.services[Key(svc.Namespace, svc.Name)] = svc
 	}
-	s.slices = make(map[string][]*discoveryv1.EndpointSlice, len(s.EndpointSlices))
-	for _, es := range s.EndpointSlices {
-		svc := es.Labels[ServiceNameLabel]
-		if svc == "" {
-			continue
-		}
-		k := Key(es.Namespace, svc)
-		s.slices[k] = append(s.slices[k], es)
-	}
+	s.slices = indexSlices(s.EndpointSlices)
 	s.secrets = make(map[string]*corev1.Secret, len(s.Secrets))
 	for _, sec := range s.Secrets {
 		s.secrets[Key(sec.Namespace, sec.Name)] = sec
@@ -66,6 +59,70 @@ func (s *Snapshot) Index() *Snapshot {
 		s.cms[Key(cm.Namespace, cm.Name)] = cm
 	}
 	return s
+}
+
+// indexSlices groups slices by the Service they are labelled for, keeping
+// their order.
+func indexSlices(list []*discoveryv1.EndpointSlice) map[string][]*discoveryv1.EndpointSlice {
+	m := make(map[string][]*discoveryv1.EndpointSlice, len(list))
+	for _, es := range list {
+		svc := es.Labels[ServiceNameLabel]
+		if svc == "" {
+			continue
+		}
+		k := Key(es.Namespace, svc)
+		m[k] = append(m[k], es)
+	}
+	return m
+}
+
+// ReplaceEndpointSlices returns a copy of s in which each of objs takes the
+// place of the EndpointSlice of the same namespace and name (at most one
+// of objs per name), and false when s has no such slice. Everything else
+// is shared with s, and only the lookups of the Services the old and new
+// slices are labelled for are built again: an endpoint change costs the
+// slices it changes, not indexing every object. s is not modified.
+func (s *Snapshot) ReplaceEndpointSlices(objs []*discoveryv1.EndpointSlice) (*Snapshot, bool) {
+	c := *s
+	c.EndpointSlices = slices.Clone(s.EndpointSlices)
+	c.slices = maps.Clone(s.slices)
+	copied := map[string]bool{} // entries of c.slices already copied
+	entry := func(k string) []*discoveryv1.EndpointSlice {
+		if !copied[k] {
+			c.slices[k] = slices.Clone(c.slices[k])
+			copied[k] = true
+		}
+		return c.slices[k]
+	}
+	for _, es := range objs {
+		key := Key(es.Namespace, es.Name)
+		i, found := slices.BinarySearchFunc(c.EndpointSlices, key, func(x *discoveryv1.EndpointSlice, k string) int {
+			return strings.Compare(Key(x.Namespace, x.Name), k)
+		})
+		if !found {
+			return nil, false
+		}
+		old := c.EndpointSlices[i]
+		c.EndpointSlices[i] = es
+		// The slices of one Service share its namespace: in list order
+		// is in name order.
+		if svc := old.Labels[ServiceNameLabel]; svc != "" {
+			k := Key(old.Namespace, svc)
+			e := slices.DeleteFunc(entry(k), func(x *discoveryv1.EndpointSlice) bool { return x == old })
+			if len(e) == 0 {
+				delete(c.slices, k)
+			} else {
+				c.slices[k] = e
+			}
+		}
+		if svc := es.Labels[ServiceNameLabel]; svc != "" {
+			k := Key(es.Namespace, svc)
+			e := entry(k)
+			j, _ := slices.BinarySearchFunc(e, es.Name, func(x *discoveryv1.EndpointSlice, n string) int { return strings.Compare(x.Name, n) })
+			c.slices[k] = slices.Insert(e, j, es)
+		}
+	}
+	return &c, true
 }
 
 // sortByKey sorts items by key, computing each key once (a comparison that

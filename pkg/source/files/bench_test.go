@@ -38,9 +38,11 @@ func benchSlice(addr string) string {
 }
 
 // BenchmarkChange1k is one endpoint change with 1,000 Ingresses loaded:
-// "refresh" re-reads the one file the event names (what Watch does now),
-// "rescan" walks and reads the whole directory (what every change cost
-// before, decoding aside), each followed by building the snapshot.
+// "patch" re-reads the one file the event names and puts its slice in the
+// place of the old one in the last snapshot (what Watch does now),
+// "refresh" re-reads that file and assembles the snapshot of every file,
+// "rescan" walks and reads the whole directory (decoding aside) and
+// assembles.
 func BenchmarkChange1k(b *testing.B) {
 	dir := b.TempDir()
 	writeFleet(b, dir, 1000)
@@ -49,10 +51,11 @@ func BenchmarkChange1k(b *testing.B) {
 		b.Fatal(err)
 	}
 	changed := filepath.Join(real, "bench-slice.yaml")
-	for _, mode := range []string{"refresh", "rescan"} {
+	for _, mode := range []string{"patch", "refresh", "rescan"} {
 		b.Run(mode, func(b *testing.B) {
 			t := newTree(dir, slog.New(slog.DiscardHandler))
 			t.rescan()
+			prev := t.assemble()
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -63,9 +66,14 @@ func BenchmarkChange1k(b *testing.B) {
 				if mode == "rescan" || !t.refresh(map[string]bool{changed: true}) {
 					t.rescan()
 				}
-				if r := t.assemble(); len(r.snap.EndpointSlices) != 1001 {
-					b.Fatalf("%d slices", len(r.snap.EndpointSlices))
+				r, ok := t.patch(prev)
+				if mode != "patch" || !ok {
+					r = t.assemble()
 				}
+				if len(r.snap.EndpointSlices) != 1001 || (mode == "patch") != r.patched {
+					b.Fatalf("%d slices, patched %v", len(r.snap.EndpointSlices), r.patched)
+				}
+				prev = r
 			}
 		})
 	}

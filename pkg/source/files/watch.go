@@ -152,7 +152,9 @@ type watcher struct {
 	// tree is the directory as last read.
 	tree *tree
 	// watched are the directories given to fw, by real path.
-	watched   map[string]bool
+	watched map[string]bool
+	// prev is the last read, for patch.
+	prev      result
 	delivered bool
 	last      [sha256.Size]byte
 	onChange  func(*snapshot.Snapshot, []model.Problem)
@@ -176,14 +178,20 @@ func (w *watcher) sync(paths map[string]bool, full bool) {
 			w.updateWatches(w.tree.watch)
 		}
 	}
-	r := w.tree.assemble()
+	r, ok := w.tree.patch(w.prev)
+	if !ok {
+		r = w.tree.assemble()
+	}
+	w.prev = r
 	if w.delivered && r.digest == w.last {
 		w.log.Debug("manifests unchanged", "files", r.files)
 		return
 	}
 	w.delivered, w.last = true, r.digest
 	s := r.snap
-	w.stampCreation(s, r.ingressItems)
+	if !r.patched { // a patch changed no Ingress
+		w.stampCreation(s, r.ingressItems)
+	}
 	objects := len(s.Ingresses) + len(s.IngressClasses) + len(s.Services) +
 		len(s.EndpointSlices) + len(s.Secrets) + len(s.ConfigMaps)
 	w.log.Info("manifests reloaded", "files", r.files, "objects", objects, "problems", len(r.problems))
