@@ -33,6 +33,10 @@ type Settings struct {
 	// Resolvers are the name servers that resolve auth-url host names
 	// (extauth.go), usually SystemResolvers().
 	Resolvers []string
+	// ServerPerHost renders one server block per host, never a shared one
+	// (hostgroups.go): what tidegate did before host groups, kept to
+	// measure the two side by side (make bench).
+	ServerPerHost bool
 }
 
 // SocketPath is where the Lua control socket listens.
@@ -283,8 +287,10 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		}
 	}
 	v.ServerNamesHashMaxSize, v.ServerNamesHashBucketSize = hashSizes(len(st.Servers), longest)
-	if err := v.groupServers(); err != nil {
-		return nil, err
+	if !set.ServerPerHost {
+		if err := v.groupServers(); err != nil {
+			return nil, err
+		}
 	}
 	entries := 0
 	for _, m := range v.HostMaps {

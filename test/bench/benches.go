@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -528,10 +529,10 @@ type scaleLive struct {
 	Startup              time.Duration // process start to /healthz 200
 	ConfBytes            int
 	NginxT               time.Duration // median `nginx -t` of the live conf
-	// NginxTOneCtx is `nginx -t` of the same conf with the default
-	// certificate set only in the default server (see oneSSLContext).
-	NginxTOneCtx time.Duration
-	FilesLoad    time.Duration // files.Load of the manifest directory
+	// NginxTPerHost is `nginx -t` of the same manifests rendered with one
+	// server block per host (see perHostConf).
+	NginxTPerHost time.Duration
+	FilesLoad     time.Duration // files.Load of the manifest directory
 	// ReloadsFailed counts reloads tidegate reported as failed
 	// (tidegate_reloads_total{result="failed"}) although the host came up.
 	ReloadsFailed int
@@ -542,7 +543,7 @@ type scaleLive struct {
 	// PeakRSSStart is the controller's largest RSS seen while starting.
 	PeakRSSStart int64
 	// Alone is nginx without tidegate on the same conf, as rendered and
-	// with one SSL context (see oneSSLContext).
+	// with one server block per host (see perHostConf).
 	Alone        []nginxAlone
 	ReloadWall   []time.Duration
 	ReloadMetric []float64
@@ -598,7 +599,8 @@ func runReloads(tg *tidegate, sl *scaleLive, k int) error {
 }
 
 // checkTimes times `nginx -t` of the conf tidegate rendered last, as is and
-// with one SSL context, and the file source's read of the directory.
+// with one server block per host, and the file source's read of the
+// directory.
 func checkTimes(tg *tidegate, sl *scaleLive, reps int) error {
 	conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf"))
 	if err != nil {
@@ -616,8 +618,12 @@ func checkTimes(tg *tidegate, sl *scaleLive, reps int) error {
 		ts = append(ts, time.Since(t0))
 	}
 	sl.NginxT = medianDur(ts)
-	alt := filepath.Join(tg.Work, "check", "one-ssl-context.conf")
-	if err := os.WriteFile(alt, oneSSLContext(conf), 0o644); err != nil {
+	perHost, err := perHostConf(tg)
+	if err != nil {
+		return err
+	}
+	alt := filepath.Join(tg.Work, "check", "per-host.conf")
+	if err := os.WriteFile(alt, perHost, 0o644); err != nil {
 		return err
 	}
 	ts = ts[:0]
@@ -626,59 +632,33 @@ func checkTimes(tg *tidegate, sl *scaleLive, reps int) error {
 		out, err := exec.Command("nginx", "-t", "-q", "-p", tg.Work, "-c", alt,
 			"-e", filepath.Join(tg.Work, "logs", "bench-check.log")).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("nginx -t (one SSL context): %s", out)
+			return fmt.Errorf("nginx -t (one server block per host): %s", out)
 		}
 		ts = append(ts, time.Since(t0))
 	}
-	sl.NginxTOneCtx = medianDur(ts)
+	sl.NginxTPerHost = medianDur(ts)
 	sl.FilesLoad, _ = controllerWork(tg.Dir, reps)
-	logf("   nginx -t %s; with one SSL context %s; files.Load %s", sl.NginxT.Round(time.Millisecond), sl.NginxTOneCtx.Round(time.Millisecond), sl.FilesLoad.Round(time.Millisecond))
+	logf("   nginx -t %s; with one server block per host %s; files.Load %s", sl.NginxT.Round(time.Millisecond), sl.NginxTPerHost.Round(time.Millisecond), sl.FilesLoad.Round(time.Millisecond))
 	return nil
 }
 
-// oneSSLContext rewrites a rendered nginx.conf so that only the default
-// server carries ssl_certificate (and ssl_certificate_by_lua): nginx then
-// creates one OpenSSL SSL_CTX for the HTTPS listener instead of one per
-// server block. HTTPS still works for every host: a server without its own
-// context keeps the default server's one after SNI selection, and its
-// certificate callback picks the certificate by SNI. This is an experiment
-// on a copy, to measure what the template change would save; tidegate
-// itself is not changed by it.
-func oneSSLContext(conf []byte) []byte {
-	lines := strings.Split(string(conf), "\n")
-	isSSL := func(t string) bool {
-		return strings.HasPrefix(t, "ssl_certificate ") || strings.HasPrefix(t, "ssl_certificate_key ") ||
-			strings.HasPrefix(t, "ssl_certificate_by_lua")
+// perHostConf renders the manifests tidegate serves with one server block
+// per host (nginx.Settings.ServerPerHost): the configuration tidegate wrote
+// before host groups, for the same working directory and ports, to measure
+// nginx on both side by side.
+func perHostConf(tg *tidegate) ([]byte, error) {
+	snap, _ := files.Load(tg.Dir)
+	m := model.Build(snap, model.DefaultOptions())
+	set := nginx.Settings{WorkDir: tg.Work, HTTPPort: tg.HTTP, HTTPSPort: tg.HTTPS,
+		Resolvers: nginx.SystemResolvers(), ServerPerHost: true}
+	if os.Geteuid() == 0 { // as tidegate local does
+		if u, err := user.Current(); err == nil {
+			set.User = u.Username
+		}
 	}
-	// http-level certificate settings move into the default server.
-	var moved, out []string
-	for _, l := range lines {
-		if strings.HasPrefix(l, "    ") && !strings.HasPrefix(l, "     ") && isSSL(strings.TrimSpace(l)) {
-			moved = append(moved, "        "+strings.TrimSpace(l))
-			continue
-		}
-		out = append(out, l)
+	r, err := nginx.Render(m.Structure, set)
+	if err != nil {
+		return nil, err
 	}
-	var res []string
-	inDefault, inserted := false, false
-	for _, l := range out {
-		t := strings.TrimSpace(l)
-		if t == "server {" {
-			inDefault, inserted = false, false
-		}
-		// the default server, and tidegate's internal 503 server (unix
-		// sockets), which listens with ssl for HTTPS backends
-		if strings.HasPrefix(t, "listen ") && strings.Contains(t, " ssl") &&
-			(strings.Contains(t, "default_server") || strings.Contains(t, "unix:")) && !inserted {
-			inDefault, inserted = true, true
-			res = append(res, l)
-			res = append(res, moved...)
-			continue
-		}
-		if !inDefault && strings.HasPrefix(l, "        ") && isSSL(t) {
-			continue // per-host certificate settings: dropped
-		}
-		res = append(res, l)
-	}
-	return []byte(strings.Join(res, "\n"))
+	return r.Conf, nil
 }

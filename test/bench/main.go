@@ -412,17 +412,24 @@ func largePhase(cfg *config, root string, res *results) error {
 	return nil
 }
 
+// perHostVariant names the nginx-alone runs of perHostConf.
+const perHostVariant = "one block per host"
+
 // aloneAB measures nginx alone on tidegate's last conf: as rendered (when
-// asRendered) and with one SSL context.
+// asRendered) and rendered with one server block per host.
 func aloneAB(cfg *config, tg *tidegate, sl *scaleLive, asRendered bool) error {
 	conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf"))
+	if err != nil {
+		return err
+	}
+	perHost, err := perHostConf(tg)
 	if err != nil {
 		return err
 	}
 	variants := []struct {
 		name string
 		conf []byte
-	}{{"as rendered", conf}, {"one SSL context", oneSSLContext(conf)}}
+	}{{"as rendered", conf}, {perHostVariant, perHost}}
 	if !asRendered {
 		variants = variants[1:]
 	}
@@ -472,12 +479,11 @@ func livePhase(cfg *config, root string, res *results, n int) error {
 		return err
 	}
 	logf("   healthy after %s", sl.Startup.Round(time.Millisecond))
-	// One reload only: at this size each takes minutes (see the report).
-	if err := runReloads(tg, &sl, 1); err != nil {
+	if err := runReloads(tg, &sl, cfg.reloads); err != nil {
 		return err
 	}
 	tg.Stop()
-	if err := aloneAB(cfg, tg, &sl, false); err != nil {
+	if err := aloneAB(cfg, tg, &sl, true); err != nil {
 		return err
 	}
 	res.Live = append(res.Live, sl)
