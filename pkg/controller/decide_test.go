@@ -42,6 +42,17 @@ func TestDecide(t *testing.T) {
 			next: []any{svc, ing},
 			want: want{backends: []string{"default/web:80"}},
 		},
+		"one of two backends changes: push it alone": {
+			prev: append([]any{fixture.Service("api", "80"), fixture.Ingress("b").Host("b.io").Prefix("/", "api:80")}, base...),
+			next: append([]any{fixture.Service("api", "80"), fixture.Ingress("b").Host("b.io").Prefix("/", "api:80"),
+				fixture.Slice("api-1", "api", "8080").Ready("10.0.1.1")}, base...),
+			want: want{backends: []string{"default/api:80"}},
+		},
+		"path moves to another service: reload, push the new backend, drop the old": {
+			prev: append([]any{fixture.Service("api", "80")}, base...),
+			next: []any{svc, fixture.Service("api", "80"), fixture.Ingress("a").Host("a.io").Prefix("/", "api:80")},
+			want: want{reload: true, backends: []string{"default/api:80"}, removedBackends: []string{"default/web:80"}},
+		},
 		"new host: reload": {
 			prev: base,
 			next: append([]any{fixture.Ingress("b").Host("b.io").Prefix("/", "web:80")}, base...),
@@ -105,5 +116,37 @@ func TestDecide(t *testing.T) {
 	}
 	if p := Decide(nil, model.Build(fixture.Snapshot(base...), model.DefaultOptions())); !p.Reload || len(p.Backends) != 1 {
 		t.Errorf("first sync must reload and push everything: %+v", p)
+	}
+}
+
+func TestIdentical(t *testing.T) {
+	eps := []model.Endpoint{{Address: "10.0.0.1", Port: 80, Weight: 1}}
+	a := model.Backend{Name: "b", Algorithm: model.AlgorithmRoundRobin, Endpoints: eps, Affinity: &model.Affinity{Name: "c"}}
+	tests := map[string]struct {
+		b    func(model.Backend) model.Backend
+		want bool
+	}{
+		"a copy sharing everything":   {func(b model.Backend) model.Backend { return b }, true},
+		"another name":                {func(b model.Backend) model.Backend { b.Name = "c"; return b }, false},
+		"fewer endpoints, same array": {func(b model.Backend) model.Backend { b.Endpoints = b.Endpoints[:0]; return b }, false},
+		"equal endpoints, new array": {func(b model.Backend) model.Backend {
+			b.Endpoints = append([]model.Endpoint(nil), b.Endpoints...)
+			return b
+		}, false},
+		"equal affinity, new pointer": {func(b model.Backend) model.Backend { c := *b.Affinity; b.Affinity = &c; return b }, false},
+	}
+	for name, tc := range tests {
+		b := tc.b(a)
+		if got := identical(reflect.ValueOf(&a).Elem(), reflect.ValueOf(&b).Elem()); got != tc.want {
+			t.Errorf("%s: identical = %v, want %v", name, got, tc.want)
+		}
+		if tc.want && !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: identical but not deeply equal", name)
+		}
+	}
+	// nil and empty are not deeply equal either
+	x, y := model.Backend{}, model.Backend{Endpoints: []model.Endpoint{}}
+	if identical(reflect.ValueOf(&x).Elem(), reflect.ValueOf(&y).Elem()) {
+		t.Errorf("nil and empty endpoints: identical")
 	}
 }
