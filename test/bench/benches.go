@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jsoniter "github.com/json-iterator/go"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/tidegate/tidegate/pkg/dynamic"
 	"github.com/tidegate/tidegate/pkg/model"
@@ -132,10 +133,11 @@ type propagation struct {
 	Ingresses int
 	Samples   []time.Duration
 	Failures  int
-	// FilesLoad and Build are what the controller redoes on every change:
-	// files.Load of the whole directory and model.Build (in-process
+	// FilesLoad and Build are a cold read of the whole directory and
+	// model.Build of everything; Update is model.Update of one slice
+	// change, what the controller does per endpoint change (in-process
 	// medians, this program's CPU).
-	FilesLoad, Build time.Duration
+	FilesLoad, Build, Update time.Duration
 }
 
 // controllerWork times files.Load + model.Build of dir, as the file source
@@ -152,12 +154,42 @@ func controllerWork(dir string, reps int) (load, build time.Duration) {
 	return medianDur(ls), medianDur(bs)
 }
 
+// updateWork times model.Update of one endpoint change in dir: the route
+// under test's slice replaced by one with another address.
+func updateWork(dir string, reps int) time.Duration {
+	snap, _ := files.Load(dir)
+	opts := model.DefaultOptions()
+	prev := model.Build(snap, opts)
+	var es *discoveryv1.EndpointSlice
+	for _, s := range snap.EndpointSlices {
+		if s.Name == "bench" && len(s.Endpoints) > 0 {
+			es = s.DeepCopy()
+		}
+	}
+	if es == nil {
+		return 0
+	}
+	es.Endpoints[0].Addresses = []string{propB}
+	next, ok := snap.ReplaceEndpointSlices([]*discoveryv1.EndpointSlice{es})
+	if !ok {
+		return 0
+	}
+	var ds []time.Duration
+	for i := 0; i < reps; i++ {
+		t0 := time.Now()
+		model.Update(prev, snap, next, opts)
+		ds = append(ds, time.Since(t0))
+	}
+	return medianDur(ds)
+}
+
 // runPropagation moves the route under test between two endpoints that
 // answer "A" and "B": write the EndpointSlice file (atomic rename), then
 // poll through the proxy until the new endpoint answers.
 func runPropagation(tg *tidegate, n, changes, backendPort int) (propagation, error) {
 	p := propagation{Ingresses: n}
 	p.FilesLoad, p.Build = controllerWork(tg.Dir, 3)
+	p.Update = updateWork(tg.Dir, 5)
 	c := hostClient(tg.HTTP, 1)
 	write := func(addr string) error {
 		return writeAtomic(tg.Dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, []string{addr}))

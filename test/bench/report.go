@@ -242,7 +242,7 @@ func writeReport(cfg *config, res *results) error {
 	// ---- 2
 	w("## 2. Endpoint propagation")
 	w("")
-	w("The route's EndpointSlice file is rewritten (write to a temporary file, rename into the manifest directory) to move its single endpoint between two backends answering “A” and “B”; a client then polls through the proxy every 0.2 ms until the new backend answers. The time is from just before the write to that answer: file watch (fsnotify, 10 ms debounce in `tidegate local`), reading the directory, `model.Build`, the push over the unix socket, and the worker noticing the new version. A 20–40 ms random pause separates changes. The file source (`pkg/source/files`) re-reads the whole directory on every change, so the %d-Ingress row shows how that grows.", res.PropLarge.Ingresses)
+	w("The route's EndpointSlice file is rewritten (write to a temporary file, rename into the manifest directory) to move its single endpoint between two backends answering “A” and “B”; a client then polls through the proxy every 0.2 ms until the new backend answers. The time is from just before the write to that answer: file watch (fsnotify, 10 ms debounce in `tidegate local`), reading the one file fsnotify names and putting its slice in the place of the old one in the last snapshot, `model.Update` (the endpoints of the backends of the Service whose slice changed, the rest shared with the previous model), the reload-or-push decision, the push of the changed backend over the unix socket, and the worker noticing the new version. A 20–40 ms random pause separates changes. The %d-Ingress row shows what the size of the configuration still costs.", res.PropLarge.Ingresses)
 	w("")
 	w("| Ingresses loaded | changes | p50 | p90 | p99 | max | failures | target | result |")
 	w("|---|---|---|---|---|---|---|---|---|")
@@ -252,8 +252,8 @@ func writeReport(cfg *config, res *results) error {
 		w("| %d | %d | %s | %s | %s | %s | %d | p50 ≤ 30 ms, p99 ≤ 100 ms | %s |", p.Ingresses, len(p.Samples), ms(pct(s, 50)), ms(pct(s, 90)), ms(pct(s, 99)), ms(pct(s, 100)), p.Failures, passMiss(ok))
 	}
 	w("")
-	w("What the controller redoes on every change, timed in-process on the same manifest directory: `files.Load` of the whole directory %s (1 Ingress) / %s (%d Ingresses); `model.Build` %s / %s.",
-		ms(res.PropSmall.FilesLoad), ms(res.PropLarge.FilesLoad), res.PropLarge.Ingresses, ms(res.PropSmall.Build), ms(res.PropLarge.Build))
+	w("Timed in-process on the same manifest directory: `model.Update` of one changed slice, what the controller computes per endpoint change, %s (1 Ingress) / %s (%d Ingresses), against `model.Build` of everything %s / %s; a cold `files.Load` of the whole directory, which a change no longer costs, %s / %s.",
+		ms(res.PropSmall.Update), ms(res.PropLarge.Update), res.PropLarge.Ingresses, ms(res.PropSmall.Build), ms(res.PropLarge.Build), ms(res.PropSmall.FilesLoad), ms(res.PropLarge.FilesLoad))
 	w("")
 	w("![propagation latency CDF](%s)", filepath.ToSlash(filepath.Join(relPlots, "propagation-cdf.svg")))
 	w("")
@@ -599,14 +599,12 @@ func throughputAnalysis(res *results) string {
 func propagationAnalysis(res *results) string {
 	var b strings.Builder
 	ps, pl := res.PropSmall, res.PropLarge
-	fmt.Fprintf(&b, "**Reading it.** With one Ingress a change costs the file watcher's 10 ms debounce, reading the directory (%s), `model.Build` (%s), the push over the unix socket, and the first request after it rebuilding the one changed backend in the worker — hence a p50 of %s. The tail comes from the machine's other load (the controller shares cpu%s with the nginx worker).",
-		ms(ps.FilesLoad), ms(ps.Build), ms(pct(append([]time.Duration(nil), ps.Samples...), 50)), res.Settings.ProxyCPU)
-	p50 := pct(append([]time.Duration(nil), pl.Samples...), 50)
-	if p50 > 30*time.Millisecond {
-		fmt.Fprintf(&b, "\n\n**Missed with %d Ingresses:** p50 %s is %.1f× the 30 ms target. **What limits it:** the watcher now re-reads only the file fsnotify named (a full walk only for directories, symlink swaps and overflow; a one-file change → snapshot takes about 3 ms at 1,000 Ingresses in `BenchmarkChange1k`, against 27 ms for the full walk of the previous run, and a cold `files.Load` of this directory %s), so what remains is the 10 ms debounce, `model.Build` of everything (%s here; its garbage is most of the variance), the reload-or-push decision and the push. The first run measured 856 ms, the previous one 148 ms. "+
-			"**Next (pkg/model):** rebuild only the backends whose Service or EndpointSlice changed (an incremental path beside the pure `Build`, checked against it), and make `annotations.Config` a pointer in the model (it is copied by value per location, most of `Build`'s allocation). With the kube source the informer delivers the one changed object, so only `model.Build` remains there too.",
-			pl.Ingresses, ms(p50), float64(p50)/float64(30*time.Millisecond), ms(pl.FilesLoad), ms(pl.Build))
-	}
+	fmt.Fprintf(&b, "**Reading it.** A change costs the file watcher's 10 ms debounce, then about a millisecond each for re-reading the one file, the model and the decision, the push, and the first request after it rebuilding the one changed backend in the worker — hence a p50 of %s with one Ingress and %s with %d. The tail comes from the machine's other load (the controller shares cpu%s with the nginx worker).",
+		ms(pct(append([]time.Duration(nil), ps.Samples...), 50)), ms(pct(append([]time.Duration(nil), pl.Samples...), 50)), pl.Ingresses, res.Settings.ProxyCPU)
+	b.WriteString("\n\n**Where the time went, and what changed.** Timestamps at each stage (a throwaway build, 1,000 Ingresses, medians of 60 changes, in a run whose p50 was 42 ms; 55 ms in the full run before) gave: write → event 0.6 ms, debounce 10.5 ms, re-reading the file 0.7 ms, assembling the snapshot of every file 5 ms, `model.Build` 14 ms (up to 39 ms with its garbage collections), the decision 2.7 ms (a deep comparison of every backend), the push 2.5 ms (nginx split, copied, sorted and rewrote the list of every backend name), the worker noticing it 2.2 ms (it read the version of every backend). " +
+		"Now an EndpointSlice-only change puts the new slice in the place of the old one in the last snapshot (`snapshot.ReplaceEndpointSlices`, checked against assembling everything); `model.Update` recomputes the endpoints of the backends whose Service's slices changed and shares the rest of the previous model (checked against `model.Build` on random walks of endpoint changes); the decision compares lists of the same backends in step and skips backends that share their contents; a push that renames nothing leaves the names list alone and records its delta, and a worker that applied the version before reads only the backends in it. " +
+		"Measured the same way afterwards (100 changes): at 1,000 Ingresses everything after the debounce takes about 2.5 ms (re-read 0.3, snapshot 0.2, model 0.1, decision 0.1, push 0.3, worker 1.2, most of it waiting for the next poll); at 10,000 about 8 ms (snapshot 1.5–3, model 1–3, decision 0.8, push 0.3, worker 0.7), where with only the model change the snapshot took 50–70 ms, the push 27 ms and the worker 26 ms. " +
+		"What is left is the 10 ms debounce: both sources wait for 10 ms of quiet so that a burst of events becomes one sync, and for a manifest directory it also keeps a file an editor is still writing from being read.")
 	return b.String()
 }
 
