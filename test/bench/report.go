@@ -648,7 +648,7 @@ func scaleAnalysis(cfg *config, res *results) string {
 		}
 	}
 	reloadLine := func(l *scaleLive) string {
-		return fmt.Sprintf("at %d Ingresses a new host answers %s after its file is written (`tidegate_last_reload_duration_seconds` %.2f s: render, `nginx -t` %s, SIGHUP, new workers; start-up %s)",
+		return fmt.Sprintf("%d Ingresses: a new host answers %s after its file is written (`tidegate_last_reload_duration_seconds` %.2f s: render, `nginx -t` %s, SIGHUP, new workers; start-up %s)",
 			l.Ingresses, ms(medianDur(l.ReloadWall)), median(l.ReloadMetric), ms(l.NginxT), ms(l.Startup))
 	}
 	var lines []string
