@@ -2,7 +2,6 @@ package dynamic
 
 import (
 	"testing"
-	"time"
 
 	"github.com/tidegate/tidegate/pkg/dynamic/dynamictest"
 	"github.com/tidegate/tidegate/pkg/model"
@@ -19,26 +18,6 @@ func TestDeltaPushesReachEveryWorker(t *testing.T) {
 	a, b := dynamictest.StartBackend(t, "a"), dynamictest.StartBackend(t, "b")
 	push(t, c, backend(kibana, ep{b: a}), backend(other, ep{b: a}))
 
-	// settle waits until every worker applied the stored version, so
-	// that the next push reaches them all as a delta.
-	settle := func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			v, ws := ng.Workers(t)
-			done := len(ws) == dynamictest.Workers
-			for _, w := range ws {
-				done = done && w.Version == v
-			}
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("workers did not apply version %d: %+v", v, ws)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	type change struct {
 		backends []model.Backend
 		removed  []string
@@ -70,7 +49,7 @@ func TestDeltaPushesReachEveryWorker(t *testing.T) {
 		"4 one added, one removed", "5 nothing changes", "6 removed again, then back on another endpoint"} {
 		st := steps[name]
 		if st.settle {
-			settle()
+			caughtUp(t, ng) // the next push reaches every worker as a delta
 		}
 		for _, ch := range st.changes {
 			if err := c.PushBackends(ctx(t), false, ch.backends, ch.removed); err != nil {

@@ -155,21 +155,11 @@ func run(cfg *config) error {
 			return fmt.Errorf("build tidegate: %v: %s", err, out)
 		}
 	}
-	if cfg.loadCPU != "" && haveTaskset {
-		// This program (load generator, pollers) runs beside wrk and the
-		// backend, away from the proxy.
-		_ = exec.Command("taskset", "-a", "-p", "-c", cfg.loadCPU, strconv.Itoa(os.Getpid())).Run()
-	}
-	root, err := os.MkdirTemp("", "tidegate-bench-")
+	root, cleanup, err := setUp(cfg)
 	if err != nil {
 		return err
 	}
-	cfg.tmp = root
-	if cfg.keep {
-		logf("working directory %s (kept)", root)
-	} else {
-		defer os.RemoveAll(root)
-	}
+	defer cleanup()
 
 	// The backend.
 	res.BackendPort = freePort()
@@ -297,6 +287,25 @@ func smallPhase(cfg *config, root string, res *results) error {
 	return nil
 }
 
+// setUp pins this program (load generator, pollers) beside wrk and the
+// backend, away from the proxy, and makes the run's working directory;
+// cleanup removes it unless -keep.
+func setUp(cfg *config) (root string, cleanup func(), err error) {
+	if cfg.loadCPU != "" && haveTaskset {
+		_ = exec.Command("taskset", "-a", "-p", "-c", cfg.loadCPU, strconv.Itoa(os.Getpid())).Run()
+	}
+	root, err = os.MkdirTemp("", "tidegate-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	cfg.tmp = root
+	if cfg.keep {
+		logf("working directory %s (kept)", root)
+		return root, func() {}, nil
+	}
+	return root, func() { os.RemoveAll(root) }, nil
+}
+
 // propagationOnly runs benchmark 2 alone at n Ingresses, with the same
 // setup as the full run, and prints its figures: to compare two builds of
 // tidegate side by side (-bin) without the ~7 minutes of the full run.
@@ -304,19 +313,11 @@ func propagationOnly(cfg *config, n, changes int) error {
 	if _, err := os.Stat(cfg.bin); err != nil {
 		return fmt.Errorf("-propagation needs a built tidegate: %w", err)
 	}
-	if cfg.loadCPU != "" && haveTaskset {
-		_ = exec.Command("taskset", "-a", "-p", "-c", cfg.loadCPU, strconv.Itoa(os.Getpid())).Run()
-	}
-	root, err := os.MkdirTemp("", "tidegate-bench-")
+	root, cleanup, err := setUp(cfg)
 	if err != nil {
 		return err
 	}
-	cfg.tmp = root
-	if cfg.keep {
-		logf("working directory %s (kept)", root)
-	} else {
-		defer os.RemoveAll(root)
-	}
+	defer cleanup()
 	port := freePort()
 	backend, err := startNginx("backend", filepath.Join(root, "backend"), backendConf(filepath.Join(root, "backend"), port), cfg.loadCPU)
 	if err != nil {
