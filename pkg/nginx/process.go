@@ -329,7 +329,7 @@ func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.D
 			return ctx.Err()
 		case <-time.After(delay):
 		}
-		if delay < 50*time.Millisecond {
+		if delay < 10*time.Millisecond { // a reload is counted this soon after nginx serves it
 			delay *= 2
 		}
 	}

@@ -351,6 +351,27 @@ func (tg *tidegate) Workers() []int {
 }
 
 // Reloads reads tidegate_reloads_total{result="success"} from /metrics.
+// settledReloads waits until tidegate's reload count has stayed the same
+// for 300 ms and returns it. nginx serves a new configuration a moment
+// before the controller counts the reload (it polls nginx for the new
+// generation), so a count read right after a new host answers may still
+// grow; a test that then asserts "no reload" must start from this one.
+func (tg *tidegate) settledReloads() int {
+	tg.t.Helper()
+	last, since := tg.Reloads(), time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Since(since) < 300*time.Millisecond {
+		if time.Now().After(deadline) {
+			tg.t.Fatalf("the reload count never settled (last %d)", last)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n := tg.Reloads(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last
+}
+
 func (tg *tidegate) Reloads() int {
 	tg.t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", tg.StatusPt))

@@ -79,7 +79,8 @@ func TestSharedServerBlocks(t *testing.T) {
 	})
 
 	// Endpoints of a host in a shared block move without a reload.
-	workers, reloads := tg.Workers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.Workers()
 	moved := startBackends(t, "two-moved")
 	tg.Write("two.yaml", serviceYAML("two", 80)+"---\n"+sliceYAML("two-1", "two", moved.Port, moved.Addrs)+"---\n"+
 		ingressYAML("two", "two.shared.test", "Prefix / two:80"))

@@ -89,7 +89,8 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 	})
 
 	t.Run("EndpointSlice update moves traffic without a reload", func(t *testing.T) {
-		workers, reloads := tg.Workers(), tg.Reloads()
+		reloads := tg.settledReloads()
+		workers := tg.Workers()
 		ctx := c.ctx(t)
 		es, err := c.Client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "web-1", metav1.GetOptions{})
 		if err != nil {

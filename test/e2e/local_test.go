@@ -124,7 +124,8 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 			t.Errorf("round robin: %s got %d of 300 requests, want 100±10 (all: %v)", name, got[name], got)
 		}
 	}
-	workers, reloads := tg.Workers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.Workers()
 
 	tg.Write("eps.yaml", sliceYAML("web-1", "web", fresh.Port, fresh.Addrs))
 	tg.Eventually("traffic moves to the new endpoint", func() string {
@@ -206,7 +207,8 @@ func TestNewHostReloadsWithoutDroppingTraffic(t *testing.T) {
 		"a.yaml": serviceYAML("a", 80) + "---\n" + sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + ingressYAML("a", "a.test", "Prefix / a:80"),
 		"b.yaml": serviceYAML("b", 80) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs),
 	})
-	workers, reloads := tg.Workers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.Workers()
 
 	stop := tg.hammer("a.test", 4)
 	time.Sleep(200 * time.Millisecond)
@@ -297,7 +299,8 @@ spec:
 		t.Errorf("a host without TLS must not redirect: got %d", r.Status)
 	}
 
-	workers, reloads := tg.Workers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.Workers()
 	_, _, oldSerial := tg.GetTLS("a.tls.test", "/")
 	crt2, key2, _ := tlsutil.SelfSigned("a.tls.test", "a.tls.test")
 	tg.Write("secrets.yaml", tlsSecretYAML("a-tls", crt2, key2)+"---\n"+tlsSecretYAML("w-tls", crtW, keyW))

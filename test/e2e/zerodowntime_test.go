@@ -100,7 +100,8 @@ func testRolloutRestart(t *testing.T, c *zdCluster, tg *tidegate, ns string, rep
 	tg.waitServedBy(host, old)
 
 	slices := watchSlices(t, c, ns)
-	workers, reloads := tg.liveWorkers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.liveWorkers()
 	l := startLoad(t, tg, host, loadOptions{Rate: 200})
 	time.Sleep(time.Second)
 	begin := time.Now()
@@ -143,7 +144,8 @@ func testScale(t *testing.T, c *zdCluster, tg *tidegate, ns string, report repor
 	tg.waitServedBy(host, first)
 
 	slices := watchSlices(t, c, ns)
-	workers, reloads := tg.liveWorkers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.liveWorkers()
 	l := startLoad(t, tg, host, loadOptions{Rate: 200})
 	time.Sleep(500 * time.Millisecond)
 	begin := time.Now()
@@ -192,7 +194,8 @@ func testKillWithoutGrace(t *testing.T, c *zdCluster, tg *tidegate, ns string, r
 	pods := c.waitReadyPods(t, ns, app, 3)
 	tg.waitServedBy(host, pods)
 
-	workers, reloads := tg.liveWorkers(), tg.Reloads()
+	reloads := tg.settledReloads()
+	workers := tg.liveWorkers()
 	// One request in ten is slow (200 ms), so some are in flight on the
 	// backend at the moment it dies.
 	l := startLoad(t, tg, host, loadOptions{Rate: 200, SlowEvery: 10, Slow: 200 * time.Millisecond})
