@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,6 +79,16 @@ type Source struct {
 	// refConfigMaps are the watched namespaces' ConfigMaps, whole only
 	// when an Ingress references them (custom-headers).
 	refConfigMaps cache.SharedIndexInformer
+
+	// mu guards what happened since the last delivery: updated
+	// EndpointSlices (by namespace/name, the latest version), or full when
+	// anything else did (an add, a delete, any other kind).
+	mu      sync.Mutex
+	updated map[string]*discoveryv1.EndpointSlice
+	full    bool
+	// last and lastProblems are the last delivery (Run's goroutine only).
+	last         *snapshot.Snapshot
+	lastProblems []model.Problem
 }
 
 // New builds the informers; nothing talks to the API server before Run.
@@ -172,7 +184,7 @@ func (s *Source) all() []watched {
 
 func (s *Source) handler(kind string) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.metrics.event(kind, "add"); s.poke() },
+		AddFunc: func(any) { s.metrics.event(kind, "add"); s.changed(nil) },
 		UpdateFunc: func(oldObj, newObj any) {
 			// Informers only resync when asked to; an update with the same
 			// resourceVersion changes nothing.
@@ -182,10 +194,27 @@ func (s *Source) handler(kind string) cache.ResourceEventHandler {
 				}
 			}
 			s.metrics.event(kind, "update")
-			s.poke()
+			es, _ := newObj.(*discoveryv1.EndpointSlice)
+			s.changed(es)
 		},
-		DeleteFunc: func(any) { s.metrics.event(kind, "delete"); s.poke() },
+		DeleteFunc: func(any) { s.metrics.event(kind, "delete"); s.changed(nil) },
 	}
+}
+
+// changed records an event: the new version of an updated EndpointSlice,
+// or nil for anything else, which makes the next delivery a full one.
+func (s *Source) changed(es *discoveryv1.EndpointSlice) {
+	s.mu.Lock()
+	if es == nil {
+		s.full = true
+	} else {
+		if s.updated == nil {
+			s.updated = map[string]*discoveryv1.EndpointSlice{}
+		}
+		s.updated[snapshot.Key(es.Namespace, es.Name)] = es
+	}
+	s.mu.Unlock()
+	s.poke()
 }
 
 func (s *Source) poke() {
@@ -276,11 +305,51 @@ func (s *Source) debounce(ctx context.Context) bool {
 
 func (s *Source) deliver(ctx context.Context, onChange func(*snapshot.Snapshot, []model.Problem)) {
 	begin := time.Now()
-	snap, problems := s.snapshot(ctx)
+	s.mu.Lock()
+	updated, full := s.updated, s.full
+	s.updated, s.full = nil, false
+	s.mu.Unlock()
+	snap, problems := s.patch(updated, full)
+	how := "patched"
+	if snap != nil {
+		s.metrics.patched.Inc()
+	} else {
+		snap, problems = s.snapshot(ctx)
+		how = "built"
+	}
+	s.last, s.lastProblems = snap, problems
 	s.metrics.snapshots.Inc()
-	s.log.Debug("snapshot built", "ingresses", len(snap.Ingresses), "services", len(snap.Services),
+	s.log.Debug("snapshot "+how, "ingresses", len(snap.Ingresses), "services", len(snap.Services),
 		"endpointslices", len(snap.EndpointSlices), "secrets", len(snap.Secrets), "took", time.Since(begin))
 	onChange(snap, problems)
+}
+
+// patch returns the last snapshot with the updated EndpointSlices in place
+// of their old versions, when those updates are all that happened since:
+// Pods scaling and rolling, the most frequent events by far, then cost the
+// slices they change instead of listing and indexing every object (the
+// model's Update recomputes only the backends of those slices, too). It
+// returns nil when a full snapshot is needed: any other event, no earlier
+// delivery, or one that had problems (resolving Secrets and ConfigMaps
+// again may clear them).
+func (s *Source) patch(updated map[string]*discoveryv1.EndpointSlice, full bool) (*snapshot.Snapshot, []model.Problem) {
+	if full || len(updated) == 0 || s.last == nil || len(s.lastProblems) > 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(updated))
+	for k := range updated {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	objs := make([]*discoveryv1.EndpointSlice, len(keys))
+	for i, k := range keys {
+		objs[i] = updated[k]
+	}
+	snap, ok := s.last.ReplaceEndpointSlices(objs)
+	if !ok {
+		return nil, nil
+	}
+	return snap, nil
 }
 
 // snapshot lists the caches into a new snapshot. Secrets are reduced to the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,7 +52,7 @@ func (r *recorder) onChange(s *snapshot.Snapshot, p []model.Problem) {
 }
 
 // next waits for a delivery satisfying ok and returns it.
-func (r *recorder) next(t *testing.T, what string, ok func(*snapshot.Snapshot) bool) *snapshot.Snapshot {
+func (r *recorder) next(t testing.TB, what string, ok func(*snapshot.Snapshot) bool) *snapshot.Snapshot {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
@@ -70,7 +71,7 @@ func (r *recorder) next(t *testing.T, what string, ok func(*snapshot.Snapshot) b
 	}
 }
 
-func start(t *testing.T, debounce time.Duration, objs ...runtime.Object) (*fake.Clientset, *recorder, *Source) {
+func start(t testing.TB, debounce time.Duration, objs ...runtime.Object) (*fake.Clientset, *recorder, *Source) {
 	t.Helper()
 	client := fake.NewClientset(objs...)
 	src, err := New(Options{Client: client, Model: model.DefaultOptions(), Debounce: debounce, MaxDelay: 20 * debounce})
@@ -184,5 +185,78 @@ func TestNothingBeforeSyncAndEventsCounted(t *testing.T) {
 	}
 	if got := m.GetCounter().GetValue(); got != 20 {
 		t.Errorf("tidegate_informer_events_total{kind=Ingress,event=add} = %v, want 20", got)
+	}
+}
+
+// TestEndpointSliceUpdatesPatchTheSnapshot: an EndpointSlice update alone
+// is put into the previous snapshot (no listing of every object), and the
+// result is what a full snapshot would be; any other event lists again.
+func TestEndpointSliceUpdatesPatchTheSnapshot(t *testing.T) {
+	port := int32(8080)
+	sl := func(name, rv, addr string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, ResourceVersion: rv,
+				Labels: map[string]string{snapshot.ServiceNameLabel: "web"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: &port}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}}},
+		}
+	}
+	client, rec, src := start(t, time.Millisecond,
+		ingress("shop", "web", "tidegate", "web-tls"), secret("shop", "web-tls"),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}},
+		sl("web-1", "1", "10.0.0.1"), sl("web-2", "1", "10.0.1.1"))
+	rec.next(t, "the first snapshot", func(s *snapshot.Snapshot) bool { return len(s.EndpointSlices) == 2 })
+	counter := func(c interface{ Write(*dto.Metric) error }) float64 {
+		var m dto.Metric
+		if err := c.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	ctx := context.Background()
+	addr := func(s *snapshot.Snapshot, name string) string {
+		for _, es := range s.EndpointSlicesFor("shop", "web") {
+			if es.Name == name && len(es.Endpoints) > 0 {
+				return es.Endpoints[0].Addresses[0]
+			}
+		}
+		return ""
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("shop").Update(ctx, sl("web-1", "2", "10.0.0.2"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := rec.next(t, "web-1 moved to 10.0.0.2", func(s *snapshot.Snapshot) bool { return addr(s, "web-1") == "10.0.0.2" })
+	if got := counter(src.metrics.patched); got < 1 {
+		t.Fatalf("tidegate_snapshots_patched_total = %v after an EndpointSlice update, want the snapshot patched", got)
+	}
+	// What a full snapshot holds: the same objects, the Secret with its data.
+	full := src.list(true)
+	if len(s.EndpointSlices) != len(full.EndpointSlices) || len(s.Services) != len(full.Services) || len(s.Ingresses) != len(full.Ingresses) {
+		t.Fatalf("patched snapshot has %d slices, %d services, %d ingresses; the caches %d, %d, %d",
+			len(s.EndpointSlices), len(s.Services), len(s.Ingresses), len(full.EndpointSlices), len(full.Services), len(full.Ingresses))
+	}
+	for i := range full.EndpointSlices {
+		if got, want := s.EndpointSlices[i], full.EndpointSlices[i]; got.Name != want.Name || got.ResourceVersion != want.ResourceVersion {
+			t.Errorf("slice %d: patched %s@%s, caches %s@%s", i, got.Name, got.ResourceVersion, want.Name, want.ResourceVersion)
+		}
+	}
+	if addr(s, "web-2") != "10.0.1.1" {
+		t.Errorf("the other slice of the Service changed: %q", addr(s, "web-2"))
+	}
+	if sec := s.Secret("shop", "web-tls"); sec == nil || string(sec.Data["tls.crt"]) != "crt" {
+		t.Errorf("the referenced Secret is missing or lost its data in the patched snapshot: %v", sec)
+	}
+	// Another kind: a full snapshot again.
+	before := counter(src.metrics.patched)
+	if _, err := client.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s = rec.next(t, "the new service", func(s *snapshot.Snapshot) bool { return s.Service("shop", "api") != nil })
+	if got := counter(src.metrics.patched); got != before {
+		t.Errorf("a Service event was patched in (tidegate_snapshots_patched_total %v -> %v)", before, got)
+	}
+	if addr(s, "web-1") != "10.0.0.2" {
+		t.Errorf("after a full snapshot web-1 is at %q", addr(s, "web-1"))
 	}
 }

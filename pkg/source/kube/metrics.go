@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	events    *prometheus.CounterVec
 	snapshots prometheus.Counter
+	patched   prometheus.Counter
 }
 
 // NewMetrics returns zeroed metrics.
@@ -17,6 +18,8 @@ func NewMetrics() *Metrics {
 			[]string{"kind", "event"}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_snapshots_total",
 			Help: "Snapshots built from the informer caches and handed to the controller."}),
+		patched: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_snapshots_patched_total",
+			Help: "Snapshots made by putting updated EndpointSlices into the previous one instead of listing every object (part of tidegate_snapshots_total)."}),
 	}
 }
 
@@ -26,10 +29,12 @@ func (m *Metrics) event(kind, event string) { m.events.WithLabelValues(kind, eve
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.snapshots.Describe(ch)
+	m.patched.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.events.Collect(ch)
 	m.snapshots.Collect(ch)
+	m.patched.Collect(ch)
 }
