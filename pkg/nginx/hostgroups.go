@@ -104,7 +104,7 @@ func (v *view) groupServers() error {
 	members := map[string][]int{}
 	for i := range v.Servers {
 		sv := &v.Servers[i]
-		if sv.host == "" || !sv.groupable {
+		if !sv.groupable {
 			continue
 		}
 		shapes[i] = shapeOf(sv)
@@ -114,7 +114,7 @@ func (v *view) groupServers() error {
 	for i := range v.Servers {
 		sv := v.Servers[i]
 		ms := members[shapes[i].key]
-		if sv.host == "" || !sv.groupable || len(ms) < 2 {
+		if !sv.groupable || len(ms) < 2 {
 			out = append(out, sv)
 			continue
 		}
