@@ -173,17 +173,36 @@ func newRoute(ingress, host, path, backend string) route {
 }
 
 // liveEndpoints reports which "ns/svc" + "addr:port" pairs m balances to.
+// It indexes the backends by Service, not every endpoint: it is asked only
+// about endpoints that served requests, and rebuilt for every new model.
 func liveEndpoints(m *model.Model) func(ns, svc, addr string) bool {
-	live := map[[3]string]bool{}
+	var bySvc map[[2]string][]*model.Backend
 	if m != nil {
-		for _, b := range m.Dynamic.Backends {
+		bySvc = make(map[[2]string][]*model.Backend, len(m.Dynamic.Backends))
+		for i := range m.Dynamic.Backends {
+			b := &m.Dynamic.Backends[i]
 			ns, svc := splitBackend(b.Name)
-			for _, e := range b.Endpoints {
-				live[[3]string{ns, svc, endpointAddr(e)}] = true
-			}
+			bySvc[[2]string{ns, svc}] = append(bySvc[[2]string{ns, svc}], b)
 		}
 	}
-	return func(ns, svc, addr string) bool { return live[[3]string{ns, svc, addr}] }
+	return func(ns, svc, addr string) bool {
+		host, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return false
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return false
+		}
+		for _, b := range bySvc[[2]string{ns, svc}] {
+			for _, e := range b.Endpoints {
+				if e.Address == host && int(e.Port) == port {
+					return true
+				}
+			}
+		}
+		return false
+	}
 }
 
 // endpointAddr is how nginx writes the endpoint in $upstream_addr.

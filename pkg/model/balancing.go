@@ -59,7 +59,11 @@ func ParseBalancing(ann map[string]string, defaultAlgorithm string) (Balancing, 
 			Reason: fmt.Sprintf("value %q is not %s; the annotation is ignored", value, want)})
 	}
 	get := func(key string) (string, bool) {
-		v, ok := ann[balancingAnnPrefix+key]
+		// the full key assembled on the stack: a lookup per key and path
+		// of every Ingress must not allocate
+		var buf [64]byte
+		full := append(append(buf[:0], balancingAnnPrefix...), key...)
+		v, ok := ann[string(full)]
 		return strings.TrimSpace(v), ok
 	}
 	out := Balancing{Algorithm: defaultAlgorithm}

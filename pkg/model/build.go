@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,9 +45,17 @@ func DefaultOptions() Options {
 }
 
 // Build translates a snapshot into a model. It is pure and deterministic.
-func Build(snap *snapshot.Snapshot, opts Options) *Model {
-	b := &builder{snap: snap, opts: opts, servers: map[string]*serverBuilder{}, backends: map[string]*Backend{},
-		sources: map[string]endpointSource{}}
+func Build(snap *snapshot.Snapshot, opts Options) *Model { return build(snap, opts, nil) }
+
+// build is Build reusing what prev parsed of the Ingresses that are still the
+// same objects (prev may be nil).
+func build(snap *snapshot.Snapshot, opts Options, prev *Model) *Model {
+	n := len(snap.Ingresses)
+	b := &builder{snap: snap, opts: opts, servers: make(map[string]*serverBuilder, n), backends: make(map[string]*Backend, n),
+		sources: make(map[string]endpointSource, n)}
+	if prev != nil {
+		b.prevParsed = prev.parsed
+	}
 	b.global = parseGlobal(snap, opts, b.report)
 	ours := b.validNames(b.ourIngresses())
 	b.parseAnnotations(ours)
@@ -97,17 +106,42 @@ type builder struct {
 	order   []string
 	// headers caches the custom-headers of each Ingress (headers.go).
 	headers map[string][]Header
+	// parsed is annotations.Parse of each Ingress, by object; prevParsed
+	// is the previous model's, reused for objects that did not change.
+	parsed, prevParsed map[*networkingv1.Ingress]*parsedAnnotations
+}
+
+// parsedAnnotations is what annotations.Parse returned for one Ingress
+// object. Objects in snapshots are never modified (a change is a new
+// object), so it holds for as long as the object is in a snapshot: a model
+// keeps it for the next build (a structural change of one Ingress among
+// 10,000 parses one). Neither part may be modified; the builder copies the
+// report before it changes entries.
+type parsedAnnotations struct {
+	cfg    annotations.Config
+	report []annotations.Entry
 }
 
 // parseAnnotations parses the annotations of every Ingress up front: regex
 // mode is decided per host, across Ingresses.
 func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 	b.anns = make(map[string]annotations.Config, len(ings))
+	b.parsed = map[*networkingv1.Ingress]*parsedAnnotations{}
 	b.compat = map[string][]annotations.Entry{}
 	b.regexHosts = map[string]bool{}
 	for _, ing := range ings {
 		key := ingressKey(ing)
-		cfg, report := annotations.Parse(ing.Annotations)
+		var cfg annotations.Config
+		var report []annotations.Entry
+		if p := b.prevParsed[ing]; p != nil {
+			b.parsed[ing] = p
+			cfg, report = p.cfg, slices.Clone(p.report)
+		} else {
+			cfg, report = annotations.Parse(ing.Annotations)
+			if len(report) > 0 { // without annotations, parsing costs less than keeping
+				b.parsed[ing] = &parsedAnnotations{cfg: cfg, report: slices.Clone(report)}
+			}
+		}
 		skip := b.snippetPolicy(key, &cfg, report) // snippets.go
 		b.anns[key] = cfg
 		if len(report) > 0 {
@@ -229,7 +263,7 @@ func (b *builder) classExists(name string) bool {
 
 // finish sorts everything into the final model.
 func (b *builder) finish() *Model {
-	m := &Model{Problems: b.problems, Compat: b.compat, opts: b.opts, sources: b.sources}
+	m := &Model{Problems: b.problems, Compat: b.compat, opts: b.opts, sources: b.sources, parsed: b.parsed}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB
 	for id, content := range b.authFiles {

@@ -8,6 +8,7 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/snapshot"
@@ -15,7 +16,7 @@ import (
 
 // fleet is n Ingresses, each with its own host, Service and a slice of 10
 // endpoints: the shape of test/bench's structural-scale fleet.
-func fleet(n int) *snapshot.Snapshot {
+func fleet(n int, annotate ...string) *snapshot.Snapshot {
 	objs := []any{fixture.ConfigMap("tidegate/tidegate", "worker-processes=1")}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("f%05d", i)
@@ -23,8 +24,11 @@ func fleet(n int) *snapshot.Snapshot {
 		for k := range addrs {
 			addrs[k] = fmt.Sprintf("10.%d.%d.%d", 1+i/250, i%250, 1+k)
 		}
-		objs = append(objs,
-			fixture.Ingress("default/"+name).Host(name+".example.com").Prefix("/", name+":80"),
+		ing := fixture.Ingress("default/"+name).Host(name+".example.com").Prefix("/", name+":80")
+		for k := 0; k+1 < len(annotate); k += 2 {
+			ing.Annotate(annotate[k], annotate[k+1])
+		}
+		objs = append(objs, ing,
 			fixture.Service("default/"+name, "80"),
 			fixture.Slice("default/"+name, name, "8080").Ready(addrs...))
 	}
@@ -70,4 +74,49 @@ func BenchmarkUpdate1k(b *testing.B) {
 	for b.Loop() {
 		model.Update(prev, prevSnap, next, opts)
 	}
+}
+
+// BenchmarkAddIngress10k is a structural change at 10,000 Ingresses: one
+// Ingress (with its Service and slice) added. Update builds everything
+// again but reuses the parsed annotations of the Ingresses that stayed;
+// compare with BenchmarkBuild10k.
+func BenchmarkAddIngress10k(b *testing.B) { benchmarkAddIngress(b, fleet(10000)) }
+
+// annotated are annotations an Ingress commonly has.
+var annotated = []string{annotations.Prefix + "proxy-body-size", "8m", annotations.Prefix + "proxy-read-timeout", "120",
+	annotations.Prefix + "ssl-redirect", "false", annotations.Prefix + "enable-cors", "true",
+	annotations.Prefix + "affinity", "cookie", annotations.Prefix + "session-cookie-name", "route"}
+
+// The same with six common annotations on every Ingress: what reusing
+// their parse saves.
+func BenchmarkBuild10kAnnotated(b *testing.B) {
+	snap := fleet(10000, annotated...)
+	opts := model.DefaultOptions()
+	b.ReportAllocs()
+	for b.Loop() {
+		model.Build(snap, opts)
+	}
+}
+
+func BenchmarkAddIngress10kAnnotated(b *testing.B) {
+	benchmarkAddIngress(b, fleet(10000, annotated...))
+}
+
+func benchmarkAddIngress(b *testing.B, prevSnap *snapshot.Snapshot) {
+	opts := model.DefaultOptions()
+	prev := model.Build(prevSnap, opts)
+	next := (&snapshot.Snapshot{
+		Ingresses:      append(prevSnap.Ingresses[:len(prevSnap.Ingresses):len(prevSnap.Ingresses)], fixture.Ingress("default/new").Host("new.example.com").Prefix("/", "new:80").Ingress),
+		Services:       append(prevSnap.Services[:len(prevSnap.Services):len(prevSnap.Services)], fixture.Service("default/new", "80")),
+		EndpointSlices: append(prevSnap.EndpointSlices[:len(prevSnap.EndpointSlices):len(prevSnap.EndpointSlices)], fixture.Slice("default/new", "new", "8080").Ready("10.200.0.1").EndpointSlice),
+		ConfigMaps:     prevSnap.ConfigMaps,
+	}).Index()
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		model.Update(prev, prevSnap, next, opts)
+		n++
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
 }

@@ -119,8 +119,8 @@ func (b *builder) deferCanary(ing *networkingv1.Ingress, srv *serverBuilder, key
 func (b *builder) attachCanaries() {
 	for _, pc := range b.canaries {
 		key := ingressKey(pc.ing)
-		main, ok := pc.srv.locations[pc.key]
-		if !ok || main.Backend == "" {
+		main := pc.srv.location(pc.key)
+		if main == nil || main.Backend == "" {
 			b.report(Problem{Kind: "Ingress", Object: key, Field: pc.field,
 				Reason: fmt.Sprintf("canary for host %q path %q (%s), but no Ingress serves it; the canary is ignored",
 					displayHost(pc.srv.host), pc.key.path, pc.key.match)})

@@ -34,7 +34,7 @@ type endpointSource struct {
 // keeps its backend and answers 503), which is what makes this exact.
 func Update(prev *Model, prevSnap, next *snapshot.Snapshot, opts Options) *Model {
 	if prev == nil || prevSnap == nil || prev.opts != opts || prev.sources == nil || !onlySlicesDiffer(prevSnap, next) {
-		return Build(next, opts)
+		return build(next, opts, prev)
 	}
 	touched := slicesChanged(prevSnap.EndpointSlices, next.EndpointSlices)
 	m := *prev

@@ -191,3 +191,52 @@ func TestUpdateLeavesPrevAlone(t *testing.T) {
 		t.Errorf("Update modified prev")
 	}
 }
+
+// TestStructuralUpdateReusesParsedAnnotations checks that a structural
+// change, which builds everything but reuses the parsed annotations of the
+// Ingress objects that stayed, gives exactly what a fresh Build gives —
+// with snippets allowed and not (the builder rewrites the report of
+// snippet annotations it refuses), rejected and regex annotations — and
+// leaves the previous model as it was.
+func TestStructuralUpdateReusesParsedAnnotations(t *testing.T) {
+	web := fixture.Service("default/web", "80")
+	ings := []any{
+		fixture.Ingress("default/snip").Host("s.io").Prefix("/", "web:80").
+			Annotate(annotations.Prefix+"configuration-snippet", "more_set_headers \"X-A: 1\";").
+			Annotate(annotations.Prefix+"server-snippet", "location /x { return 204; }"),
+		fixture.Ingress("default/bad").Host("b.io").Prefix("/", "web:80").
+			Annotate(annotations.Prefix+"proxy-body-size", "lots").
+			Annotate(annotations.Prefix+"ssl-redirect", "false"),
+		fixture.Ingress("default/regex").Host("r.io").Specific("/api/(.*)", "web:80").
+			Annotate(annotations.Prefix+"use-regex", "true").Annotate(annotations.Prefix+"rewrite-target", "/$1"),
+		fixture.Ingress("default/cors").Host("c.io").Prefix("/", "web:80").
+			Annotate(annotations.Prefix+"enable-cors", "true").Annotate(annotations.Prefix+"not-a-thing", "x"),
+	}
+	opts := model.DefaultOptions()
+	snapWith := func(allow string, extra ...any) *snapshot.Snapshot {
+		objs := append([]any{web, fixture.ConfigMap("tidegate/tidegate", "allow-snippet-annotations="+allow)}, ings...)
+		return fixture.Snapshot(append(objs, extra...)...)
+	}
+	steps := []struct {
+		what string
+		snap *snapshot.Snapshot
+	}{
+		{"an Ingress added", snapWith("false", fixture.Ingress("default/n1").Host("n1.io").Prefix("/", "web:80"))},
+		{"snippets allowed", snapWith("true", fixture.Ingress("default/n1").Host("n1.io").Prefix("/", "web:80"))},
+		{"an Ingress removed", snapWith("true")},
+		{"snippets refused again", snapWith("false")},
+	}
+	prevSnap := snapWith("false")
+	prev := model.Build(prevSnap, opts)
+	for _, s := range steps {
+		keep := model.Build(prevSnap, opts)
+		got := model.Update(prev, prevSnap, s.snap, opts)
+		if want := model.Build(s.snap, opts); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: Update differs from Build\n got %+v\nwant %+v", s.what, got.Compat, want.Compat)
+		}
+		if !reflect.DeepEqual(prev, keep) {
+			t.Fatalf("%s: Update modified the previous model", s.what)
+		}
+		prev, prevSnap = got, s.snap
+	}
+}

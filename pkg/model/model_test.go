@@ -158,6 +158,21 @@ func TestConflictsAndRejections(t *testing.T) {
 			wantRoutes:   []string{"* prefix / -> 404", "h.io prefix / -> default/nope:80"},
 			wantProblems: []string{"service default/nope not found; requests get 503"},
 		},
+		"a conflict among many paths of one host is found (looked up by index)": {
+			objs: []any{svc,
+				fixture.Ingress("old").Host("h.io").Prefix("/p1", "web:80").Prefix("/p2", "web:80").Prefix("/p3", "web:80").
+					Prefix("/p4", "web:80").Prefix("/p5", "web:80").Prefix("/p6", "web:80").Prefix("/p7", "web:80").
+					Prefix("/p8", "web:80").Prefix("/p9", "web:80").Exact("/p9", "web:80"),
+				fixture.Ingress("young").Created(time.Hour).Host("h.io").Exact("/p9", "web:80").Prefix("/p1", "web:80").Prefix("/q", "web:80")},
+			wantRoutes: []string{"* prefix / -> 404", "h.io prefix / -> 404", "h.io prefix /p1 -> default/web:80",
+				"h.io prefix /p2 -> default/web:80", "h.io prefix /p3 -> default/web:80", "h.io prefix /p4 -> default/web:80",
+				"h.io prefix /p5 -> default/web:80", "h.io prefix /p6 -> default/web:80", "h.io prefix /p7 -> default/web:80",
+				"h.io prefix /p8 -> default/web:80", "h.io exact /p9 -> default/web:80", "h.io prefix /p9 -> default/web:80",
+				"h.io prefix /q -> default/web:80"},
+			wantProblems: []string{
+				"Ingress default/young spec.rules[0].http.paths[0]: host \"h.io\" path \"/p9\" (exact) is already served by the older Ingress default/old",
+				"Ingress default/young spec.rules[0].http.paths[1]: host \"h.io\" path \"/p1\" (prefix) is already served by the older Ingress default/old"},
+		},
 		"missing service port is reported": {
 			objs:         []any{svc, fixture.Ingress("a").Host("h.io").Prefix("/", "web:81")},
 			wantRoutes:   []string{"* prefix / -> 404", "h.io prefix / -> default/web:81"},

@@ -13,10 +13,13 @@ import (
 // serverBuilder collects the locations of one host while Ingresses are
 // merged, oldest first.
 type serverBuilder struct {
-	host      string
-	aliases   []string
-	tls       bool
-	locations map[locKey]Location
+	host    string
+	aliases []string
+	tls     bool
+	// locations are in the order added; index finds them by key once
+	// there are many (a host has one or two paths as a rule).
+	locations []Location
+	index     map[locKey]int
 	// fallback is the backend for "/" from the oldest Ingress with a
 	// spec.defaultBackend that has rules for this host.
 	fallback        string
@@ -33,10 +36,42 @@ type locKey struct {
 func (b *builder) serverFor(host string) *serverBuilder {
 	s := b.servers[host]
 	if s == nil {
-		s = &serverBuilder{host: host, locations: map[locKey]Location{}}
+		s = &serverBuilder{host: host}
 		b.servers[host] = s
 	}
 	return s
+}
+
+// location is the location of key, or nil. The pointer is good until the
+// next add.
+func (s *serverBuilder) location(key locKey) *Location {
+	if s.index != nil {
+		if i, ok := s.index[key]; ok {
+			return &s.locations[i]
+		}
+		return nil
+	}
+	for i := range s.locations {
+		if l := &s.locations[i]; l.Path == key.path && l.Match == key.match {
+			return l
+		}
+	}
+	return nil
+}
+
+const indexLocationsAbove = 8
+
+func (s *serverBuilder) add(l Location) {
+	s.locations = append(s.locations, l)
+	switch n := len(s.locations); {
+	case s.index != nil:
+		s.index[locKey{path: l.Path, match: l.Match}] = n - 1
+	case n > indexLocationsAbove:
+		s.index = make(map[locKey]int, 2*n)
+		for i, l := range s.locations {
+			s.index[locKey{path: l.Path, match: l.Match}] = i
+		}
+	}
 }
 
 // addIngress merges one Ingress into the servers. Bad parts are reported
@@ -147,7 +182,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		b.deferCanary(ing, srv, lk, p.Backend, field)
 		return
 	}
-	if owner, taken := srv.locations[lk]; taken {
+	if owner := srv.location(lk); owner != nil {
 		who := "the older Ingress " + owner.Ingress
 		if owner.Ingress == key {
 			who = "an earlier rule of this Ingress"
@@ -179,7 +214,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		}
 		loc.AuthFile = id
 	}
-	srv.locations[lk] = loc
+	srv.add(loc)
 }
 
 func displayHost(h string) string {
@@ -193,7 +228,10 @@ func displayHost(h string) string {
 // fallback "/" location (a Prefix "/" that the rules did not define): the
 // Ingress defaultBackend, else the global default backend, else 404.
 func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedirect bool) Server {
-	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases}
+	fallback := s.location(locKey{path: "/", match: MatchPrefix}) == nil && s.location(locKey{path: "/", match: MatchString}) == nil
+	// The builder is done with its locations: they become the server's.
+	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases, Locations: s.locations}
+	s.locations, s.index = nil, nil
 	redirect := func(c annotations.Config) bool {
 		on, force := sslRedirect, forceSSLRedirect
 		if c.Redirect.SSLRedirect != nil {
@@ -204,14 +242,10 @@ func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedire
 		}
 		return (s.tls && on) || force
 	}
-	for _, l := range s.locations {
-		l.SSLRedirect = redirect(l.Config)
-		out.Locations = append(out.Locations, l)
+	for i := range out.Locations {
+		out.Locations[i].SSLRedirect = redirect(out.Locations[i].Config)
 	}
-	root := locKey{path: "/", match: MatchPrefix}
-	_, hasRoot := s.locations[root]
-	_, hasStringRoot := s.locations[locKey{path: "/", match: MatchString}]
-	if !hasRoot && !hasStringRoot {
+	if fallback {
 		fb := Location{Path: "/", Match: MatchPrefix, Backend: s.fallback, Ingress: s.fallbackIngress, SSLRedirect: redirect(annotations.Config{})}
 		if fb.Backend == "" {
 			fb.Backend = globalDefault
@@ -219,7 +253,7 @@ func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedire
 		out.Locations = append(out.Locations, fb)
 	}
 	sort.Slice(out.Locations, func(i, j int) bool {
-		a, c := out.Locations[i], out.Locations[j]
+		a, c := &out.Locations[i], &out.Locations[j]
 		if a.Path != c.Path {
 			return a.Path < c.Path
 		}

@@ -4,7 +4,11 @@
 // function: the same snapshot always yields the same, sorted model.
 package model
 
-import "github.com/tidegate/tidegate/pkg/annotations"
+import (
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
+)
 
 // Model is the whole translation of one snapshot.
 type Model struct {
@@ -21,6 +25,8 @@ type Model struct {
 	// the endpoints of each backend came from, by backend name.
 	opts    Options
 	sources map[string]endpointSource
+	// parsed is the Ingresses' parsed annotations, for the next Build.
+	parsed map[*networkingv1.Ingress]*parsedAnnotations
 }
 
 // Structure is everything that is rendered into nginx.conf.

@@ -245,6 +245,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
 	}
 	v.httpHeaders = httpHeaderLines(g.Settings) // snippets.go
+	v.Servers = make([]serverView, 0, len(st.Servers))
 	for _, s := range st.Servers {
 		sv, err := v.newServerView(s)
 		if err != nil {
