@@ -49,9 +49,10 @@ func caughtUp(t *testing.T, ng *dynamictest.Nginx) []dynamictest.WorkerState {
 
 // TestFullPushOfTenThousandEndpointsKeepsServing pushes 1,000 backends of
 // 10 endpoints each in full, all changed and then unchanged, while clients
-// send requests to another backend: every request is answered, a push that
-// changes nothing rebuilds nothing in any worker, and a push that changes
-// one backend rebuilds that one only.
+// send requests to another backend: every request is answered, a worker
+// builds only the backends requests used (not the 1,000 others), a push that
+// changes nothing rebuilds nothing, and a push that changes one backend
+// rebuilds that one only, where it was built.
 func TestFullPushOfTenThousandEndpointsKeepsServing(t *testing.T) {
 	ng, c := start(t)
 	a := dynamictest.StartBackend(t, "a")
@@ -80,6 +81,12 @@ func TestFullPushOfTenThousandEndpointsKeepsServing(t *testing.T) {
 	}
 	after := caughtUp(t, ng)
 	close(stop)
+	for _, w := range after {
+		// kibana, built on first use and rebuilt after the weight change
+		if w.Rebuilds > 2 {
+			t.Errorf("worker %d built %d backends; requests used one", w.ID, w.Rebuilds)
+		}
+	}
 	if n := len(collect()); n == 0 {
 		t.Error("no request was answered during the pushes")
 	}
@@ -90,16 +97,33 @@ func TestFullPushOfTenThousandEndpointsKeepsServing(t *testing.T) {
 		}
 	}
 
-	changed[7].Endpoints[0].Weight = 5
+	changed[7].Endpoints[0].Weight = 5 // a backend no request used
 	res, err = c.PushBackendsResult(ctx(t), true, changed, nil)
 	if err != nil || res.Changed != 1 {
 		t.Fatalf("full push with one backend changed: %+v %v, want 1 changed", res, err)
 	}
+	unused := caughtUp(t, ng)
+	for i := range unused {
+		if d := unused[i].Rebuilds - after[i].Rebuilds; d != 0 {
+			t.Errorf("worker %d rebuilt %d backends for a push that changed one it never built", unused[i].ID, d)
+		}
+	}
+	changed[len(changed)-1].Endpoints[0].Weight = 3 // kibana, which requests used
+	res, err = c.PushBackendsResult(ctx(t), true, changed, nil)
+	if err != nil || res.Changed != 1 {
+		t.Fatalf("full push with kibana changed: %+v %v, want 1 changed", res, err)
+	}
 	one := caughtUp(t, ng)
+	total := 0
 	for i := range one {
-		if d := one[i].Rebuilds - after[i].Rebuilds; d != 1 {
+		d := one[i].Rebuilds - unused[i].Rebuilds
+		if d > 1 {
 			t.Errorf("worker %d rebuilt %d backends for a push that changed one", one[i].ID, d)
 		}
+		total += d
+	}
+	if total == 0 {
+		t.Errorf("no worker rebuilt kibana, which requests used, after its change")
 	}
 	if got := count(t, ng, "/kibana", 10); got["a"] != 10 {
 		t.Errorf("after the pushes: %v, want all on a", got)

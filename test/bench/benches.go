@@ -421,7 +421,7 @@ func newLatencySet(ds []time.Duration) latencySet {
 }
 
 // runPush pushes every backend of the running fleet in full (all endpoint
-// weights changed, so Lua stores and every worker rebuilds all of them)
+// weights changed, so Lua stores all of them; workers rebuild those they built)
 // straight to the control socket with pkg/dynamic, while two clients send
 // requests back to back; it compares their latency during pushes with a
 // quiet period.
