@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tidegate/tidegate/pkg/cli.Version=$(VERSION)
 DEB_PACKAGES := nginx-light libnginx-mod-http-lua lua-cjson lua-resty-core lua-resty-lrucache luajit2 wrk chromium iproute2
 
-.PHONY: help deps build run test e2e unit bench lint fmt tools clean fuzz
+.PHONY: help deps build run test e2e unit bench bench-report lint fmt tools clean fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ fuzz: deps ## fuzz model+render and the Lua push schema for longer (FUZZTIME=5m 
 e2e: deps tools ## only the end-to-end tests (real nginx, real kube-apiserver)
 	$(GO) test -count=1 -timeout 30m -v ./test/...
 
-bench: deps build ## run the benchmarks and rewrite BENCHMARKS.md
-	$(GO) run ./test/bench -out BENCHMARKS.md
+bench: deps build ## run the benchmarks and rewrite BENCHMARKS.md (raw figures in test/bench/results.json)
+	$(GO) run ./test/bench -out BENCHMARKS.md -results test/bench/results.json
+
+bench-report: ## rewrite BENCHMARKS.md from test/bench/results.json without measuring (after a change to its text)
+	$(GO) run ./test/bench -from test/bench/results.json -out BENCHMARKS.md
 
 lint: ## go vet and gofmt check
 	$(GO) vet $(PKGS)
