@@ -457,7 +457,10 @@ func holdGC() (release func()) {
 			debug.SetMemoryLimit(min(prevLimit, int64(bound)))
 		}
 	}
-	prevPercent := debug.SetGCPercent(-1)
+	// Not -1 (off): turning the collector off waits for a cycle under way
+	// to finish, which would hold up endpoint syncs; a goal ten thousand
+	// times the live heap starts none and lets one under way run.
+	prevPercent := debug.SetGCPercent(1_000_000)
 	return func() {
 		debug.SetGCPercent(prevPercent)
 		debug.SetMemoryLimit(prevLimit)
