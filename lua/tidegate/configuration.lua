@@ -363,6 +363,25 @@ local function names_change(current, items, hdr)
   return false
 end
 
+-- added_names returns the names of items not in current, or nil when
+-- the push also removes a stored name.
+local function added_names(current, items, removed)
+  for _, name in ipairs(removed) do
+    if current[name] then
+      return nil
+    end
+  end
+  local added, seen = {}, {}
+  for _, item in ipairs(items) do
+    local name = item.name
+    if not current[name] and not seen[name] then
+      seen[name] = true
+      added[#added + 1] = name
+    end
+  end
+  return added
+end
+
 -- apply_items stores a checked push: changed backends first (yielding every
 -- WRITES writes), then the names (when they change) and the delta, then the
 -- global version; memory of the removed backends is freed last, when no
@@ -397,7 +416,23 @@ local function apply_items(dict, current, items, hdr, yield)
     return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
   end
   local next_names
-  if renamed then
+  local added = renamed and not hdr.full and added_names(current, items, hdr.removed)
+  if added then
+    -- names only added (a new Service or port): appended to the stored list
+    -- and to the cached set; copying and sorting 10,000 names took most of
+    -- such a push. The set stays right: it is used again only while the
+    -- stored list is the string recorded with it (stored_names).
+    tbl_sort(added)
+    local list = tbl_concat(added, "\n")
+    if names_list and names_list ~= "" then
+      list = names_list .. "\n" .. list
+    end
+    w.set(store.NAMES, list)
+    for _, name in ipairs(added) do
+      current[name] = true
+    end
+    names_list = list
+  elseif renamed then
     next_names = {}
     if not hdr.full then
       for name in pairs(current) do
@@ -425,7 +460,7 @@ local function apply_items(dict, current, items, hdr, yield)
     return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
   end
   -- workers drop what is not in the names list; now free the memory
-  if renamed then
+  if next_names then
     for name in pairs(current) do
       if not next_names[name] then
         w.delete(store.backend_key(name))
