@@ -344,31 +344,16 @@ local function set_digest(dict, w, name, digest)
   end
 end
 
--- names_change reports whether a push changes the set of names: a full
--- push may; a delta only when it adds a backend or removes a stored one.
+-- names_change reports whether a push changes the set of names (a full
+-- push may; a delta when it adds a backend or removes a stored one) and,
+-- for a delta that only adds, the names it adds.
 local function names_change(current, items, hdr)
   if hdr.full then
     return true
   end
-  for _, item in ipairs(items) do
-    if not current[item.name] then
-      return true
-    end
-  end
   for _, name in ipairs(hdr.removed) do
     if current[name] then
       return true
-    end
-  end
-  return false
-end
-
--- added_names returns the names of items not in current, or nil when
--- the push also removes a stored name.
-local function added_names(current, items, removed)
-  for _, name in ipairs(removed) do
-    if current[name] then
-      return nil
     end
   end
   local added, seen = {}, {}
@@ -379,7 +364,10 @@ local function added_names(current, items, removed)
       added[#added + 1] = name
     end
   end
-  return added
+  if #added == 0 then
+    return false
+  end
+  return true, added
 end
 
 -- apply_items stores a checked push: changed backends first (yielding every
@@ -393,7 +381,7 @@ end
 -- alone instead of every name (see balancer.sync). A full push has none.
 local function apply_items(dict, current, items, hdr, yield)
   local version = hdr.version
-  local renamed = names_change(current, items, hdr)
+  local renamed, added = names_change(current, items, hdr)
   local w = writer(dict)
   local changed = 0
   local delta = {}
@@ -416,7 +404,6 @@ local function apply_items(dict, current, items, hdr, yield)
     return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
   end
   local next_names
-  local added = renamed and not hdr.full and added_names(current, items, hdr.removed)
   if added then
     -- names only added (a new Service or port): appended to the stored list
     -- and to the cached set; copying and sorting 10,000 names took most of

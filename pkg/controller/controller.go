@@ -427,7 +427,7 @@ func (c *Controller) sync(ctx context.Context) {
 	c.setStatus(true)
 	c.log.Info("nginx reloaded", "generation", r.Generation, "servers", len(next.Structure.Servers), "took", took.Round(time.Millisecond),
 		"render_and_check", checked.Sub(begin).Round(time.Millisecond), "push", pushed.Sub(checked).Round(time.Millisecond),
-		"signal_to_serving", begin.Add(took).Sub(pushed).Round(time.Millisecond))
+		"signal_to_serving", (took - pushed.Sub(begin)).Round(time.Millisecond))
 	releaseMemory()
 }
 

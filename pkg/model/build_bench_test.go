@@ -35,18 +35,22 @@ func fleet(n int, annotate ...string) *snapshot.Snapshot {
 	return fixture.Snapshot(objs...)
 }
 
-func benchmarkBuild(b *testing.B, size int) {
-	snap := fleet(size)
+func benchmarkBuild(b *testing.B, snap *snapshot.Snapshot) {
 	opts := model.DefaultOptions()
+	loopCPU(b, func() { model.Build(snap, opts) })
+}
+
+// loopCPU runs f as the benchmark loop and reports, besides allocations,
+// its CPU time per run: CPU time (all threads, the collector included) is
+// steadier than wall time on a shared machine.
+func loopCPU(b *testing.B, f func()) {
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	n := 0
 	for b.Loop() {
-		model.Build(snap, opts)
+		f()
 		n++
 	}
-	// CPU time (all threads, the collector included) is steadier than
-	// wall time on a shared machine.
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
 }
 
@@ -58,8 +62,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func BenchmarkBuild1k(b *testing.B)  { benchmarkBuild(b, 1000) }
-func BenchmarkBuild10k(b *testing.B) { benchmarkBuild(b, 10000) }
+func BenchmarkBuild1k(b *testing.B)  { benchmarkBuild(b, fleet(1000)) }
+func BenchmarkBuild10k(b *testing.B) { benchmarkBuild(b, fleet(10000)) }
 
 // BenchmarkUpdate1k is one endpoint change at 1,000 Ingresses: the slice
 // of one Service replaced, the rest of the snapshot the same objects.
@@ -89,14 +93,7 @@ var annotated = []string{annotations.Prefix + "proxy-body-size", "8m", annotatio
 
 // The same with six common annotations on every Ingress: what reusing
 // their parse saves.
-func BenchmarkBuild10kAnnotated(b *testing.B) {
-	snap := fleet(10000, annotated...)
-	opts := model.DefaultOptions()
-	b.ReportAllocs()
-	for b.Loop() {
-		model.Build(snap, opts)
-	}
-}
+func BenchmarkBuild10kAnnotated(b *testing.B) { benchmarkBuild(b, fleet(10000, annotated...)) }
 
 func BenchmarkAddIngress10kAnnotated(b *testing.B) {
 	benchmarkAddIngress(b, fleet(10000, annotated...))
@@ -111,12 +108,5 @@ func benchmarkAddIngress(b *testing.B, prevSnap *snapshot.Snapshot) {
 		EndpointSlices: append(prevSnap.EndpointSlices[:len(prevSnap.EndpointSlices):len(prevSnap.EndpointSlices)], fixture.Slice("default/new", "new", "8080").Ready("10.200.0.1").EndpointSlice),
 		ConfigMaps:     prevSnap.ConfigMaps,
 	}).Index()
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	n := 0
-	for b.Loop() {
-		model.Update(prev, prevSnap, next, opts)
-		n++
-	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
+	loopCPU(b, func() { model.Update(prev, prevSnap, next, opts) })
 }
