@@ -709,3 +709,38 @@ func TestWatchKeepsCreationTime(t *testing.T) {
 		t.Errorf("after the Ingress changed: creationTimestamp %v host %s, want %v b.example.com", got, s.Ingresses[0].Spec.Rules[0].Host, first)
 	}
 }
+
+// TestDecodeMatchesStrictCodec checks the one-parse decoder against the
+// strict YAML codec it stands in for: the same objects, the same kinds,
+// the same errors, for valid documents and for each kind of mistake.
+func TestDecodeMatchesStrictCodec(t *testing.T) {
+	docs := map[string]string{
+		"slice": "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a\n  labels: {kubernetes.io/service-name: a}\naddressType: IPv4\nports:\n  - port: 8080\nendpoints:\n  - addresses: [\"10.0.0.1\"]\n    conditions: {ready: true}\n",
+		"ingress with annotations": "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: a\n  annotations:\n    nginx.ingress.kubernetes.io/proxy-body-size: \"8m\"\n    nginx.ingress.kubernetes.io/ssl-redirect: \"false\"\nspec:\n  rules:\n  - host: a.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {service: {name: a, port: {number: 80}}}\n",
+		"secret with stringData":   "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: QUJD\nstringData:\n  tls.key: xyz\n",
+		"configmap numbers":        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  worker-processes: \"2\"\n",
+		"json":                     `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}`,
+		"list":                     "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s}\n",
+		"unknown field":            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  portz: []\n",
+		"duplicate key":            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  name: t\n",
+		"syntax error":             "apiVersion: v1\nkind: Service\nmetadata: {name: s\n",
+		"kind missing":             "apiVersion: v1\nmetadata: {name: s}\n",
+		"unregistered kind":        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+		"wrong type":               "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: 80\n",
+	}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			wantObj, wantGVK, wantErr := codec.Decode([]byte(doc), nil, nil)
+			gotObj, gotGVK, gotErr := decode([]byte(doc))
+			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("error %q, the strict YAML codec gives %q", fmt.Sprint(gotErr), fmt.Sprint(wantErr))
+			}
+			if fmt.Sprint(gotGVK) != fmt.Sprint(wantGVK) {
+				t.Errorf("kind %v, the strict YAML codec gives %v", gotGVK, wantGVK)
+			}
+			if !reflect.DeepEqual(gotObj, wantObj) {
+				t.Errorf("decoded\n%#v\nthe strict YAML codec gives\n%#v", gotObj, wantObj)
+			}
+		})
+	}
+}

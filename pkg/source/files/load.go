@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/snapshot"
@@ -62,6 +63,24 @@ var scheme = func() *runtime.Scheme {
 // errors, as `kubectl apply --validate=strict` would report them.
 var codec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
 	kjson.SerializerOptions{Yaml: true, Strict: true})
+
+// jsonCodec is codec for input that is JSON already.
+var jsonCodec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
+	kjson.SerializerOptions{Strict: true})
+
+// decode decodes one YAML or JSON object like codec, parsing the YAML once:
+// codec parses it twice in strict mode (to JSON, then again to find
+// duplicate keys), which was half of what `tidegate local` spent on an
+// endpoint change. A document with any mistake in it is decoded again by
+// codec, so what it reports is exactly codec's.
+func decode(data []byte) (runtime.Object, *schema.GroupVersionKind, error) {
+	if j, err := yaml.YAMLToJSONStrict(data); err == nil {
+		if obj, gvk, err := jsonCodec.Decode(j, nil, nil); err == nil {
+			return obj, gvk, nil
+		}
+	}
+	return codec.Decode(data, nil, nil)
+}
 
 // supported are the kinds a snapshot holds, by kind name, with the one
 // group/version tidegate reads them in.

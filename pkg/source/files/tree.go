@@ -280,7 +280,7 @@ func (t *tree) read(rel, abs string, pool *docPool) (*fileEntry, error) {
 // decodeDocument decodes one YAML document: a List of objects or a single
 // object.
 func decodeDocument(data []byte) *decodedDoc {
-	obj, gvk, err := codec.Decode(data, nil, nil)
+	obj, gvk, err := decode(data)
 	if err != nil {
 		return &decodedDoc{items: []item{{gvk: gvk, err: err}}}
 	}
@@ -291,7 +291,7 @@ func decodeDocument(data []byte) *decodedDoc {
 	}
 	d := &decodedDoc{items: make([]item, 0, len(list.Items))}
 	for i, raw := range list.Items {
-		itemObj, itemGVK, err := codec.Decode(raw.Raw, nil, nil)
+		itemObj, itemGVK, err := decode(raw.Raw)
 		if err != nil {
 			d.items = append(d.items, item{gvk: itemGVK, prefix: fmt.Sprintf("items[%d]: ", i), err: err})
 			continue
