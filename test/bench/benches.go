@@ -26,10 +26,13 @@ import (
 type throughput struct {
 	Ingresses, Endpoints int
 	Tidegate, Static     []wrkResult
-	// TidegateCPU and StaticCPU are the proxy workers' busy fraction of
-	// one CPU during each run.
-	TidegateCPU, StaticCPU []float64
-	PairRatios             []float64
+	// Floor is the static conf with the route behind a bare
+	// balancer_by_lua (floorConf), run in the same rounds.
+	Floor []wrkResult
+	// TidegateCPU, StaticCPU and FloorCPU are the proxy workers' busy
+	// fraction of one CPU during each run.
+	TidegateCPU, StaticCPU, FloorCPU []float64
+	PairRatios                       []float64
 	// TidegatePerf and StaticPerf are perf's share of the proxy worker's
 	// CPU samples per shared object, from one extra run each.
 	TidegatePerf, StaticPerf map[string]float64
@@ -52,12 +55,35 @@ func (t throughput) medians(rs []wrkResult) (rps float64, p50, p99 time.Duration
 // so slow drifts of the machine's load cancel out).
 func (t throughput) Ratio() float64 { return median(t.PairRatios) }
 
+// roundRatio is the median over rounds of a's req/s over b's (0 when a
+// round is missing, as in results from before the floor was measured).
+func roundRatio(a, b []wrkResult) float64 {
+	var xs []float64
+	for i := range a {
+		if i < len(b) && b[i].RPS > 0 {
+			xs = append(xs, a[i].RPS/b[i].RPS)
+		}
+	}
+	return median(xs)
+}
+
+// FloorRatio is the bare balancer_by_lua against the static conf;
+// OverFloor is tidegate against the bare balancer_by_lua.
+func (t throughput) FloorRatio() float64 { return roundRatio(t.Floor, t.Static) }
+func (t throughput) OverFloor() float64  { return roundRatio(t.Tidegate, t.Floor) }
+
 // PerCPU is requests per CPU-second of the proxy worker (median over runs).
 func (t throughput) PerCPU(tidegate bool) float64 {
-	rs, cs := t.Static, t.StaticCPU
 	if tidegate {
-		rs, cs = t.Tidegate, t.TidegateCPU
+		return perCPU(t.Tidegate, t.TidegateCPU)
 	}
+	return perCPU(t.Static, t.StaticCPU)
+}
+
+// FloorPerCPU is PerCPU of the bare balancer_by_lua floor.
+func (t throughput) FloorPerCPU() float64 { return perCPU(t.Floor, t.FloorCPU) }
+
+func perCPU(rs []wrkResult, cs []float64) float64 {
 	var xs []float64
 	for i := range rs {
 		if i < len(cs) && cs[i] > 0 {
@@ -67,56 +93,64 @@ func (t throughput) PerCPU(tidegate bool) float64 {
 	return median(xs)
 }
 
-// runThroughput runs wrk against tidegate and the static nginx in turn,
-// A, B, A, B..., after one warm-up run each.
-func runThroughput(cfg *config, n, endpoints, tgPort, staticPort int, tgWorkers, staticWorkers func() []int) (throughput, error) {
+// proxyUnderTest is one of the nginx instances runThroughput compares.
+type proxyUnderTest struct {
+	port    int
+	workers func() []int
+}
+
+// runThroughput runs wrk against tidegate, the static nginx and the bare
+// balancer_by_lua nginx in turn, round after round, after one warm-up run
+// each.
+func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTest) (throughput, error) {
 	t := throughput{Ingresses: n, Endpoints: endpoints}
 	argv := func(port int, d time.Duration) []string {
 		return wrkArgs(cfg.loadCPU, 1, cfg.wrkConns, d, port, benchHost)
 	}
-	t.TidegateCmd = strings.Join(argv(tgPort, cfg.wrkDur), " ")
-	t.StaticCmd = strings.Join(argv(staticPort, cfg.wrkDur), " ")
-	for _, port := range []int{tgPort, staticPort} {
-		if _, err := runWrk(argv(port, cfg.warmDur)); err != nil {
+	t.TidegateCmd = strings.Join(argv(tg.port, cfg.wrkDur), " ")
+	t.StaticCmd = strings.Join(argv(static.port, cfg.wrkDur), " ")
+	for _, p := range []proxyUnderTest{tg, static, floor} {
+		if _, err := runWrk(argv(p.port, cfg.warmDur)); err != nil {
 			return t, err
 		}
 	}
-	measure := func(port int, workers func() []int) (wrkResult, float64, error) {
-		pids := workers()
+	measure := func(p proxyUnderTest, rs *[]wrkResult, cs *[]float64) (wrkResult, error) {
+		pids := p.workers()
 		c0, t0 := cpuSeconds(pids...), time.Now()
-		r, err := runWrk(argv(port, cfg.wrkDur))
-		return r, (cpuSeconds(pids...) - c0) / time.Since(t0).Seconds(), err
+		r, err := runWrk(argv(p.port, cfg.wrkDur))
+		*rs = append(*rs, r)
+		*cs = append(*cs, (cpuSeconds(pids...)-c0)/time.Since(t0).Seconds())
+		return r, err
 	}
 	for i := 0; i < cfg.pairs; i++ {
-		a, ca, err := measure(tgPort, tgWorkers)
+		a, err := measure(tg, &t.Tidegate, &t.TidegateCPU)
 		if err != nil {
 			return t, err
 		}
-		b, cb, err := measure(staticPort, staticWorkers)
+		b, err := measure(static, &t.Static, &t.StaticCPU)
 		if err != nil {
 			return t, err
 		}
-		t.TidegateCPU = append(t.TidegateCPU, ca)
-		t.StaticCPU = append(t.StaticCPU, cb)
-		t.Tidegate = append(t.Tidegate, a)
-		t.Static = append(t.Static, b)
+		c, err := measure(floor, &t.Floor, &t.FloorCPU)
+		if err != nil {
+			return t, err
+		}
 		t.PairRatios = append(t.PairRatios, a.RPS/b.RPS)
-		logf("  pair %d: tidegate %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%), static %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%): %.3fx",
-			i+1, a.RPS, a.P99, a.Non2xx, 100*ca, b.RPS, b.P99, b.Non2xx, 100*cb, a.RPS/b.RPS)
+		logf("  round %d: tidegate %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%), static %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%): %.3fx; bare balancer_by_lua %.0f req/s (%.3fx of static)",
+			i+1, a.RPS, a.P99, a.Non2xx, 100*t.TidegateCPU[i], b.RPS, b.P99, b.Non2xx, 100*t.StaticCPU[i], a.RPS/b.RPS, c.RPS, c.RPS/b.RPS)
 	}
 	// One more run each under perf (not counted above): where the worker's
 	// CPU goes.
 	for _, v := range []struct {
-		port    int
-		workers func() []int
-		dst     *map[string]float64
-	}{{tgPort, tgWorkers, &t.TidegatePerf}, {staticPort, staticWorkers, &t.StaticPerf}} {
-		pids := v.workers()
+		p   proxyUnderTest
+		dst *map[string]float64
+	}{{tg, &t.TidegatePerf}, {static, &t.StaticPerf}} {
+		pids := v.p.workers()
 		if len(pids) == 0 {
 			continue
 		}
 		done := make(chan struct{})
-		go func() { runWrk(argv(v.port, cfg.wrkDur)); close(done) }()
+		go func() { runWrk(argv(v.p.port, cfg.wrkDur)); close(done) }()
 		time.Sleep(cfg.wrkDur / 4)
 		*v.dst = perfShare(pids[0], cfg.wrkDur/2, cfg.tmp)
 		<-done

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -154,14 +155,28 @@ http {
 // proxy headers, access log format), but a hand-written static upstream
 // per route and no Lua at all.
 func staticConf(dir string, listen, n, backendPort int) string {
+	return referenceConf(dir, listen, n, backendPort, false)
+}
+
+// floorConf is staticConf with the route under test behind the smallest
+// balancer_by_lua there is: round-robin over the same addresses from a Lua
+// table, one set_current_peer per request, no log phase, no shared dict.
+// What it loses against staticConf is the price of lua-nginx-module's
+// balancer hook itself: a floor for any balancer written in Lua, tidegate's
+// included.
+func floorConf(dir string, listen, n, backendPort int) string {
+	return referenceConf(dir, listen, n, backendPort, true)
+}
+
+func referenceConf(dir string, listen, n, backendPort int, luaFloor bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `worker_processes 1;
 worker_shutdown_timeout 240s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log notice;
-events { worker_connections 16384; multi_accept on; }
+%[4]sevents { worker_connections 16384; multi_accept on; }
 http {
-%[3]s    default_type application/octet-stream;
+%[3]s%[5]s    default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -197,9 +212,15 @@ http {
         server_name _;
         location / { set $tidegate_backend ""; return 404; }
     }
-`, dir, listen, tempPaths(dir))
+`, dir, listen, tempPaths(dir), floorModules(luaFloor), floorInit(luaFloor, backendPort))
 	route := func(name, host string, addrs []string) {
 		fmt.Fprintf(&b, "    upstream u_%s {\n", name)
+		if luaFloor && name == "bench" {
+			b.WriteString("        server 0.0.0.1:1;\n        balancer_by_lua_block {\n" +
+				"            local f = floor\n            local i = f.i % #f.peers + 1\n            f.i = i\n" +
+				"            require(\"ngx.balancer\").set_current_peer(f.peers[i], f.port)\n        }\n")
+			addrs = nil
+		}
 		for _, a := range addrs {
 			fmt.Fprintf(&b, "        server %s:%d;\n", a, backendPort)
 		}
@@ -218,4 +239,25 @@ http {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// floorModules and floorInit are the lines floorConf adds: the Lua module
+// (as nginx/nginx.tmpl loads it, with the same lua_malloc_trim) and the
+// route's peers in a global table.
+func floorModules(on bool) string {
+	if !on {
+		return ""
+	}
+	return "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+}
+
+func floorInit(on bool, backendPort int) string {
+	if !on {
+		return ""
+	}
+	peers := make([]string, len(liveAddrs))
+	for i, a := range liveAddrs {
+		peers[i] = strconv.Quote(a)
+	}
+	return fmt.Sprintf("    lua_malloc_trim 0;\n    init_by_lua_block { floor = { i = 0, port = %d, peers = { %s } } }\n", backendPort, strings.Join(peers, ", "))
 }

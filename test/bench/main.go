@@ -240,6 +240,40 @@ func waitBackend(port int) error {
 	return fmt.Errorf("backend nginx does not answer on %s:%d", liveAddrs[0], port)
 }
 
+// references are the two plain nginx instances tidegate is measured
+// against: the static conf and the bare balancer_by_lua floor.
+type references struct {
+	static, floor proxyUnderTest
+	procs         []*proc
+}
+
+func startReferences(cfg *config, dir string, n, backendPort int) (*references, error) {
+	r := &references{}
+	for _, v := range []struct {
+		name string
+		conf func(dir string, listen, n, backendPort int) string
+		dst  *proxyUnderTest
+	}{{"static", staticConf, &r.static}, {"floor", floorConf, &r.floor}} {
+		d, port := filepath.Join(dir, v.name), freePort()
+		p, err := startNginx(v.name, d, v.conf(d, port, n, backendPort), cfg.proxyCPU)
+		if err != nil {
+			r.stop()
+			return nil, err
+		}
+		r.procs = append(r.procs, p)
+		*v.dst = proxyUnderTest{port: port, workers: func() []int { return nginxWorkers(filepath.Join(d, "nginx.pid")) }}
+	}
+	return r, nil
+}
+
+// stop stops both; a second call does nothing.
+func (r *references) stop() {
+	for _, p := range r.procs {
+		p.stop(syscall.SIGQUIT, 10*time.Second)
+	}
+	r.procs = nil
+}
+
 func smallPhase(cfg *config, root string, res *results) error {
 	dir := filepath.Join(root, "small")
 	logf("1 route: starting tidegate local and the static nginx")
@@ -251,28 +285,26 @@ func smallPhase(cfg *config, root string, res *results) error {
 		return err
 	}
 	defer tg.Stop()
-	sport := freePort()
-	static, err := startNginx("static", filepath.Join(dir, "static"), staticConf(filepath.Join(dir, "static"), sport, 1, res.BackendPort), cfg.proxyCPU)
+	refs, err := startReferences(cfg, dir, 1, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	defer static.stop(syscall.SIGQUIT, 10*time.Second)
-	for _, port := range []int{tg.HTTP, sport} {
+	defer refs.stop()
+	for _, port := range []int{tg.HTTP, refs.static.port, refs.floor.port} {
 		if err := waitServes(port, benchHost, fixedBody[:8], 30*time.Second); err != nil {
 			return err
 		}
 	}
-	res.Commands = append(res.Commands, strings.Join(tg.cmd.Args, " "), strings.Join(static.cmd.Args, " "))
+	res.Commands = append(res.Commands, strings.Join(tg.cmd.Args, " "), strings.Join(refs.procs[0].cmd.Args, " "), strings.Join(refs.procs[1].cmd.Args, " "))
 	if conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf")); err == nil {
 		res.LuaPhases = luaPhases(conf)
 	}
 	logf("1. throughput, 1 route")
-	tgWorkers := func() []int { return workersOf(tg) }
-	staticWorkers := func() []int { return nginxWorkers(filepath.Join(dir, "static", "nginx.pid")) }
-	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tg.HTTP, sport, tgWorkers, staticWorkers); err != nil {
+	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
+	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, refs.static, refs.floor); err != nil {
 		return err
 	}
-	static.stop(syscall.SIGQUIT, 10*time.Second)
+	refs.stop()
 	logf("2. propagation, 1 route: %d changes", cfg.changes)
 	if res.PropSmall, err = runPropagation(tg, 1, cfg.changes, res.BackendPort); err != nil {
 		return err
@@ -367,24 +399,22 @@ func largePhase(cfg *config, root string, res *results) error {
 	sl.PeakRSSStart = tg.PeakRSS
 	sl.Startup = tg.healthyAt.Sub(tg.startedAt)
 	sl.RSSStart, _ = tg.RSS()
-	sport := freePort()
-	static, err := startNginx("static", filepath.Join(dir, "static"), staticConf(filepath.Join(dir, "static"), sport, n, res.BackendPort), cfg.proxyCPU)
+	refs, err := startReferences(cfg, dir, n, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	defer static.stop(syscall.SIGQUIT, 10*time.Second)
-	for _, port := range []int{tg.HTTP, sport} {
+	defer refs.stop()
+	for _, port := range []int{tg.HTTP, refs.static.port, refs.floor.port} {
 		if err := waitServes(port, benchHost, fixedBody[:8], 60*time.Second); err != nil {
 			return err
 		}
 	}
 	logf("1. throughput, %d Ingresses / %d endpoints", n, n*endpointsPer)
-	tgWorkers := func() []int { return workersOf(tg) }
-	staticWorkers := func() []int { return nginxWorkers(filepath.Join(dir, "static", "nginx.pid")) }
-	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tg.HTTP, sport, tgWorkers, staticWorkers); err != nil {
+	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
+	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, refs.static, refs.floor); err != nil {
 		return err
 	}
-	static.stop(syscall.SIGQUIT, 10*time.Second)
+	refs.stop()
 	if res.LoadProfile, err = profileFunc(cfg.tmp, "files-load", map[bool]time.Duration{true: 2 * time.Second, false: 4 * time.Second}[cfg.quick], func() error {
 		files.Load(filepath.Join(dir, "manifests"))
 		return nil
