@@ -715,7 +715,7 @@ func TestWatchKeepsCreationTime(t *testing.T) {
 // the same errors, for valid documents and for each kind of mistake.
 func TestDecodeMatchesStrictCodec(t *testing.T) {
 	docs := map[string]string{
-		"slice": "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a\n  labels: {kubernetes.io/service-name: a}\naddressType: IPv4\nports:\n  - port: 8080\nendpoints:\n  - addresses: [\"10.0.0.1\"]\n    conditions: {ready: true}\n",
+		"slice":                    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a\n  labels: {kubernetes.io/service-name: a}\naddressType: IPv4\nports:\n  - port: 8080\nendpoints:\n  - addresses: [\"10.0.0.1\"]\n    conditions: {ready: true}\n",
 		"ingress with annotations": "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: a\n  annotations:\n    nginx.ingress.kubernetes.io/proxy-body-size: \"8m\"\n    nginx.ingress.kubernetes.io/ssl-redirect: \"false\"\nspec:\n  rules:\n  - host: a.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {service: {name: a, port: {number: 80}}}\n",
 		"secret with stringData":   "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: QUJD\nstringData:\n  tls.key: xyz\n",
 		"configmap numbers":        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  worker-processes: \"2\"\n",
