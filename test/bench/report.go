@@ -608,7 +608,8 @@ func throughputAnalysis(res *results) string {
 		if math.Max(fs, fl) < 0.95 {
 			b.WriteString("Even the floor stays below 0.95× here, against openresty's 3.5 % for the same hook on other hardware: no Lua balancer can meet the target on this machine, and tidegate must use one, since endpoints live in Lua so that they change without a reload (the data plane's one rule). The target is better read against the floor, on the hardware it will run on; what tidegate adds over the floor is itemised below. ")
 		} else {
-			b.WriteString("The hook itself costs a few per cent, so most of the shortfall is tidegate's own work per request, itemised below. ")
+			fmt.Fprintf(&b, "So the hook itself costs %.0f–%.0f %% of the static conf's throughput here, and tidegate's own work per request, itemised below, another %.0f–%.0f %% of the floor's. ",
+				100*(1-math.Max(fs, fl)), 100*(1-math.Min(fs, fl)), 100*(1-math.Max(ts, tl)), 100*(1-math.Min(ts, tl)))
 		}
 	}
 	fmt.Fprintf(&b, "tidegate's conf runs %d Lua phases for every proxied request: %s. ", len(res.LuaPhases), phases)
