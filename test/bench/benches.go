@@ -33,6 +33,9 @@ type throughput struct {
 	// fraction of one CPU during each run.
 	TidegateCPU, StaticCPU, FloorCPU []float64
 	PairRatios                       []float64
+	// Ablation is tidegate's conf with pieces taken out (ablation.go), 1
+	// route only, run in the same rounds.
+	Ablation []ablationRun
 	// TidegatePerf and StaticPerf are perf's share of the proxy worker's
 	// CPU samples per shared object, from one extra run each.
 	TidegatePerf, StaticPerf map[string]float64
@@ -99,17 +102,30 @@ type proxyUnderTest struct {
 	workers func() []int
 }
 
+// ablationProxy is the nginx of one ablation step.
+type ablationProxy struct {
+	proxyUnderTest
+	step ablationStep
+}
+
 // runThroughput runs wrk against tidegate, the static nginx and the bare
 // balancer_by_lua nginx in turn, round after round, after one warm-up run
 // each.
-func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTest) (throughput, error) {
-	t := throughput{Ingresses: n, Endpoints: endpoints}
+func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTest, ablation []ablationProxy) (throughput, error) {
+	t := throughput{Ingresses: n, Endpoints: endpoints, Ablation: make([]ablationRun, len(ablation))}
+	for k, a := range ablation {
+		t.Ablation[k] = ablationRun{Name: a.step.Name, Removed: a.step.Removed}
+	}
 	argv := func(port int, d time.Duration) []string {
 		return wrkArgs(cfg.loadCPU, 1, cfg.wrkConns, d, port, benchHost)
 	}
 	t.TidegateCmd = strings.Join(argv(tg.port, cfg.wrkDur), " ")
 	t.StaticCmd = strings.Join(argv(static.port, cfg.wrkDur), " ")
-	for _, p := range []proxyUnderTest{tg, static, floor} {
+	all := []proxyUnderTest{tg, static, floor}
+	for _, a := range ablation {
+		all = append(all, a.proxyUnderTest)
+	}
+	for _, p := range all {
 		if _, err := runWrk(argv(p.port, cfg.warmDur)); err != nil {
 			return t, err
 		}
@@ -135,9 +151,20 @@ func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTe
 		if err != nil {
 			return t, err
 		}
+		var steps []string
+		for k, ab := range ablation {
+			r, err := measure(ab.proxyUnderTest, &t.Ablation[k].Runs, &t.Ablation[k].CPU)
+			if err != nil {
+				return t, err
+			}
+			steps = append(steps, fmt.Sprintf("%.3f", r.RPS/b.RPS))
+		}
 		t.PairRatios = append(t.PairRatios, a.RPS/b.RPS)
 		logf("  round %d: tidegate %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%), static %.0f req/s (p99 %s, non-2xx %d, worker CPU %.0f%%): %.3fx; bare balancer_by_lua %.0f req/s (%.3fx of static)",
 			i+1, a.RPS, a.P99, a.Non2xx, 100*t.TidegateCPU[i], b.RPS, b.P99, b.Non2xx, 100*t.StaticCPU[i], a.RPS/b.RPS, c.RPS, c.RPS/b.RPS)
+		if len(steps) > 0 {
+			logf("  round %d: ablation steps ÷ static: %s", i+1, strings.Join(steps, ", "))
+		}
 	}
 	// One more run each under perf (not counted above): where the worker's
 	// CPU goes.

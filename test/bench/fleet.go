@@ -216,9 +216,7 @@ http {
 	route := func(name, host string, addrs []string) {
 		fmt.Fprintf(&b, "    upstream u_%s {\n", name)
 		if luaFloor && name == "bench" {
-			b.WriteString("        server 0.0.0.1:1;\n        balancer_by_lua_block {\n" +
-				"            local f = floor\n            local i = f.i % #f.peers + 1\n            f.i = i\n" +
-				"            require(\"ngx.balancer\").set_current_peer(f.peers[i], f.port)\n        }\n")
+			b.WriteString("        server 0.0.0.1:1;\n        balancer_by_lua_block {\n" + floorBalancer + "        }\n")
 			addrs = nil
 		}
 		for _, a := range addrs {
@@ -255,9 +253,21 @@ func floorInit(on bool, backendPort int) string {
 	if !on {
 		return ""
 	}
+	return "    lua_malloc_trim 0;\n    init_by_lua_block { " + floorTable(backendPort) + " }\n"
+}
+
+// floorBalancer is the body of the floor's balancer_by_lua_block: the
+// route's live addresses in turn, from the global table floorTable makes.
+const floorBalancer = `            local f = floor
+            local i = f.i % #f.peers + 1
+            f.i = i
+            require("ngx.balancer").set_current_peer(f.peers[i], f.port)
+`
+
+func floorTable(backendPort int) string {
 	peers := make([]string, len(liveAddrs))
 	for i, a := range liveAddrs {
 		peers[i] = strconv.Quote(a)
 	}
-	return fmt.Sprintf("    lua_malloc_trim 0;\n    init_by_lua_block { floor = { i = 0, port = %d, peers = { %s } } }\n", backendPort, strings.Join(peers, ", "))
+	return fmt.Sprintf("floor = { i = 0, port = %d, peers = { %s } }", backendPort, strings.Join(peers, ", "))
 }

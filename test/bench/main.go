@@ -266,6 +266,58 @@ func startReferences(cfg *config, dir string, n, backendPort int) (*references, 
 	return r, nil
 }
 
+// ablationNginx is a running ablation step.
+type ablationNginx struct {
+	ablationProxy
+	proc *proc
+}
+
+func (a *ablationNginx) stop() {
+	if a.proc != nil {
+		a.proc.stop(syscall.SIGQUIT, 10*time.Second)
+		a.proc = nil
+	}
+}
+
+// startAblation starts one nginx per ablation step from tidegate's
+// rendered conf and waits until each serves the route.
+func startAblation(cfg *config, tg *tidegate, dir string, backendPort int) ([]*ablationNginx, error) {
+	conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf"))
+	if err != nil {
+		return nil, err
+	}
+	steps := ablationSteps(backendPort)
+	ports := make([]int, len(steps))
+	for i := range ports {
+		ports[i] = freePort()
+	}
+	confs, err := ablationConfs(string(conf), tg.Work, dir, tg.HTTP, tg.HTTPS, ports, steps)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ablationNginx
+	for i, c := range confs {
+		prefix := filepath.Join(dir, fmt.Sprint(i))
+		p, err := startNginx(fmt.Sprintf("ablation step %d (%s)", i+1, steps[i].Name), prefix, c, cfg.proxyCPU)
+		if err != nil {
+			for _, a := range out {
+				a.stop()
+			}
+			return nil, err
+		}
+		out = append(out, &ablationNginx{proc: p, ablationProxy: ablationProxy{
+			proxyUnderTest: proxyUnderTest{port: ports[i], workers: func() []int { return nginxWorkers(filepath.Join(prefix, "nginx.pid")) }},
+			step:           steps[i]}})
+		if err := waitServes(ports[i], benchHost, fixedBody[:8], 30*time.Second); err != nil {
+			for _, a := range out {
+				a.stop()
+			}
+			return nil, fmt.Errorf("ablation step %d (%s): %w", i+1, steps[i].Name, err)
+		}
+	}
+	return out, nil
+}
+
 // stop stops both; a second call does nothing.
 func (r *references) stop() {
 	for _, p := range r.procs {
@@ -301,10 +353,24 @@ func smallPhase(cfg *config, root string, res *results) error {
 	}
 	logf("1. throughput, 1 route")
 	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
-	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, refs.static, refs.floor); err != nil {
+	ablation, err := startAblation(cfg, tg, filepath.Join(dir, "ablation"), res.BackendPort)
+	if err != nil {
+		return err
+	}
+	for _, a := range ablation {
+		defer a.stop()
+	}
+	steps := make([]ablationProxy, len(ablation))
+	for i, a := range ablation {
+		steps[i] = a.ablationProxy
+	}
+	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, refs.static, refs.floor, steps); err != nil {
 		return err
 	}
 	refs.stop()
+	for _, a := range ablation {
+		a.stop()
+	}
 	logf("2. propagation, 1 route: %d changes", cfg.changes)
 	if res.PropSmall, err = runPropagation(tg, 1, cfg.changes, res.BackendPort); err != nil {
 		return err
@@ -411,7 +477,7 @@ func largePhase(cfg *config, root string, res *results) error {
 	}
 	logf("1. throughput, %d Ingresses / %d endpoints", n, n*endpointsPer)
 	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
-	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, refs.static, refs.floor); err != nil {
+	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, refs.static, refs.floor, nil); err != nil {
 		return err
 	}
 	refs.stop()

@@ -616,8 +616,16 @@ func throughputAnalysis(res *results) string {
 	b.WriteString("Per request, `balancer_by_lua` (`tidegate.balancer.balance`) looks the backend up (one shared-dict read of the global version, `$tidegate_backend`), picks the peer and calls `set_current_peer`; canary rules, the sticky cookie and the 503 for a backend without endpoints happen in the same call, only for the backends that use them. " +
 		"`log_by_lua` (`tidegate.balancer.log`) returns after two variable reads unless the backend needs every sample (ewma, ejection on 5xx) or the request was retried or failed. " +
 		"The request metrics are not counted in Lua: nginx formats one line per request into a buffered log (64 KiB, one write per few hundred requests) that the controller reads — the static reference writes only its access log, so that line is part of the difference too.\n\n")
-	b.WriteString("**Where the difference goes** (by hand, 1 route, pinned like this run: tidegate's rendered nginx.conf edited one step at a time and swapped in by HUP; 8 rounds of variant-then-static per step; median of the worker's CPU per request, static ÷ variant): tidegate's conf 0.87×; with the floor's balancer in place of `tidegate.balancer.balance` 0.88× (the version check, backend lookup, retry budget and peer choice: 1–2 %); without `log_by_lua` as well 0.91× (the log phase: about 3 %, the price of passive ejection being on for every backend); without the metrics log as well 0.945× (about 3 %, the price of per-request metrics); with a static `upstream` in place of the floor's balancer, all else equal, 0.965× (the hook: about 2 %). The last 3.5 % are the rest of the conf: the `map`s and variables behind `$tidegate_*`, the HSTS `add_header`, the longer access-log line, the Lua module's timers. " +
-		"So 0.95× needs both features out of the request path: the log phase only in locations whose backends ask for ewma or 5xx ejection, default connect-failure ejection detected in the balancer when nginx retries (`get_last_failure`), and fewer per-request metric fields. Those are product decisions (the default ejection would count failures in a time window rather than in a row), not measurement work. " +
+	if len(s.Ablation) > 0 {
+		b.WriteString(ablationTable(s))
+	} else {
+		b.WriteString("**Where the difference goes** (by hand, 1 route, pinned like this run: tidegate's rendered nginx.conf edited one step at a time and swapped in by HUP; 8 rounds of variant-then-static per step; median of the worker's CPU per request, static ÷ variant): tidegate's conf 0.87×; with the floor's balancer in place of `tidegate.balancer.balance` 0.88× (the version check, backend lookup, retry budget and peer choice: 1–2 %); without `log_by_lua` as well 0.91× (the log phase: about 3 %, the price of passive ejection being on for every backend); without the metrics log as well 0.945× (about 3 %, the price of per-request metrics); with a static `upstream` in place of the floor's balancer, all else equal, 0.965× (the hook: about 2 %). The last 3.5 % are the rest of the conf: the `map`s and variables behind `$tidegate_*`, the HSTS `add_header`, the longer access-log line, the Lua module's timers. ")
+	}
+	if len(s.Ablation) >= 3 {
+		third := perCPU(s.Ablation[2].Runs, s.Ablation[2].CPU) / s.PerCPU(false)
+		fmt.Fprintf(&b, "Without both the log phase and the metrics line (step 3) tidegate's conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", third)
+	}
+	b.WriteString("The two features could leave the request path only by changing what they do: the log phase could run only in locations whose backends use ewma or 5xx ejection, with the default connect-failure ejection detected in the balancer when nginx retries (`get_last_failure`) — but without a log phase a success can no longer reset the count, so the default would have to count failures in a time window instead of in a row; and fewer per-request metric fields means fewer metrics. Those are product decisions, not measurement work. " +
 		"perf splits the worker's extra time per request into about 1.8 µs of kernel time with exactly the same system calls and bytes (strace: 2 writev, 2 recvfrom, 1 write, getsockopt, getpid per request in both; the extra time sits in this paravirtualised guest's interrupt-enable path, i.e. it is not a call tidegate makes), 1.7 µs in nginx (variable lookups by name from Lua, complex values, `map`s) and 1.5 µs in LuaJIT and the Lua module. " +
 		"The same investigation found lua-nginx-module calling `malloc_trim()` every 1,000 requests by default (~30 `madvise` calls and ~37 page faults per 1,000 requests in the worker); the conf now sets `lua_malloc_trim 0`, worth 1–2 %. " +
 		"The history of this figure: 0.64× (1 route) / 0.73× (1,000 Ingresses) in the first run, when four Lua phases ran per request (a rewrite phase for the 503 and the canary choice, a header filter for sticky cookies, and request metrics counted in the Lua log phase); the rewrite and header-filter phases are gone and the metrics moved to the nginx log since.")
@@ -778,4 +786,24 @@ func floorFigure(res *results) string {
 		return "not measured in this run"
 	}
 	return fmt.Sprintf("%.2f× / %.2f×", res.Small.FloorRatio(), res.Large.FloorRatio())
+}
+
+// ablationTable renders the ablation steps of t (1 route): each step's
+// requests per CPU-second of its worker and req/s against the static conf,
+// and what the step gained over the one before.
+func ablationTable(t throughput) string {
+	var b strings.Builder
+	static := t.PerCPU(false)
+	b.WriteString("**Where the difference goes** (1 route, measured in the same rounds: tidegate's own rendered nginx.conf with one more piece of the request path taken out per step, each step a separate nginx pinned like the others; `test/bench/ablation.go`):\n\n")
+	b.WriteString("| step | taken out | req per CPU-s ÷ static | req/s ÷ static (median of rounds) | gained by this step |\n|---|---|---|---|---|\n")
+	prev := t.PerCPU(true) / static
+	fmt.Fprintf(&b, "| tidegate | — | %.3f× | %.3f× | |\n", prev, t.Ratio())
+	for i, a := range t.Ablation {
+		r := perCPU(a.Runs, a.CPU) / static
+		fmt.Fprintf(&b, "| %d. %s | %s | %.3f× | %.3f× | %+.1f %% |\n", i+1, a.Name, a.Removed, r, roundRatio(a.Runs, t.Static), 100*(r-prev))
+		prev = r
+	}
+	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the longer access-log line, the Lua module loaded | 1 | 1 | %+.1f %% |\n\n", 100*(1-prev))
+	b.WriteString("Steps are cumulative and the machine is noisy: a step's gain moves by a few per cent from run to run (by hand, earlier, the hook measured 2 %, the log phase and the metrics line 3 % each). ")
+	return b.String()
 }
