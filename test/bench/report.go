@@ -621,10 +621,6 @@ func throughputAnalysis(res *results) string {
 	} else {
 		b.WriteString("**Where the difference goes** (by hand, 1 route, pinned like this run: tidegate's rendered nginx.conf edited one step at a time and swapped in by HUP; 8 rounds of variant-then-static per step; median of the worker's CPU per request, static ÷ variant): tidegate's conf 0.87×; with the floor's balancer in place of `tidegate.balancer.balance` 0.88× (the version check, backend lookup, retry budget and peer choice: 1–2 %); without `log_by_lua` as well 0.91× (the log phase: about 3 %, the price of passive ejection being on for every backend); without the metrics log as well 0.945× (about 3 %, the price of per-request metrics); with a static `upstream` in place of the floor's balancer, all else equal, 0.965× (the hook: about 2 %). The last 3.5 % are the rest of the conf: the `map`s and variables behind `$tidegate_*`, the HSTS `add_header`, the longer access-log line, the Lua module's timers. ")
 	}
-	if len(s.Ablation) >= 3 {
-		third := perCPU(s.Ablation[2].Runs, s.Ablation[2].CPU) / s.PerCPU(false)
-		fmt.Fprintf(&b, "Without both the log phase and the metrics line (step 3) tidegate's conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", third)
-	}
 	b.WriteString("The two features could leave the request path only by changing what they do: the log phase could run only in locations whose backends use ewma or 5xx ejection, with the default connect-failure ejection detected in the balancer when nginx retries (`get_last_failure`) — but without a log phase a success can no longer reset the count, so the default would have to count failures in a time window instead of in a row; and fewer per-request metric fields means fewer metrics. Those are product decisions, not measurement work. " +
 		"perf splits the worker's extra time per request into about 1.8 µs of kernel time with exactly the same system calls and bytes (strace: 2 writev, 2 recvfrom, 1 write, getsockopt, getpid per request in both; the extra time sits in this paravirtualised guest's interrupt-enable path, i.e. it is not a call tidegate makes), 1.7 µs in nginx (variable lookups by name from Lua, complex values, `map`s) and 1.5 µs in LuaJIT and the Lua module. " +
 		"The same investigation found lua-nginx-module calling `malloc_trim()` every 1,000 requests by default (~30 `madvise` calls and ~37 page faults per 1,000 requests in the worker); the conf now sets `lua_malloc_trim 0`, worth 1–2 %. " +
@@ -789,21 +785,59 @@ func floorFigure(res *results) string {
 }
 
 // ablationTable renders the ablation steps of t (1 route): each step's
-// requests per CPU-second of its worker and req/s against the static conf,
-// and what the step gained over the one before.
+// requests per CPU-second of its worker against the static conf's in the
+// same round, and what the step gained over the one before it (the median
+// over rounds of the difference, so that a round the machine slowed as a
+// whole does not count).
 func ablationTable(t throughput) string {
 	var b strings.Builder
-	static := t.PerCPU(false)
-	b.WriteString("**Where the difference goes** (1 route, measured in the same rounds: tidegate's own rendered nginx.conf with one more piece of the request path taken out per step, each step a separate nginx pinned like the others; `test/bench/ablation.go`):\n\n")
-	b.WriteString("| step | taken out | req per CPU-s ÷ static | req/s ÷ static (median of rounds) | gained by this step |\n|---|---|---|---|---|\n")
-	prev := t.PerCPU(true) / static
-	fmt.Fprintf(&b, "| tidegate | — | %.3f× | %.3f× | |\n", prev, t.Ratio())
-	for i, a := range t.Ablation {
-		r := perCPU(a.Runs, a.CPU) / static
-		fmt.Fprintf(&b, "| %d. %s | %s | %.3f× | %.3f× | %+.1f %% |\n", i+1, a.Name, a.Removed, r, roundRatio(a.Runs, t.Static), 100*(r-prev))
-		prev = r
+	// vs[k][i] is step k's req per CPU-s ÷ static's in round i; step 0 is
+	// tidegate itself.
+	vs := make([][]float64, len(t.Ablation)+1)
+	rel := func(rs []wrkResult, cs []float64, i int) (float64, bool) {
+		if i >= len(rs) || i >= len(cs) || i >= len(t.Static) || i >= len(t.StaticCPU) || cs[i] <= 0 || t.StaticCPU[i] <= 0 {
+			return 0, false
+		}
+		return (rs[i].RPS / cs[i]) / (t.Static[i].RPS / t.StaticCPU[i]), true
 	}
-	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the longer access-log line, the Lua module loaded | 1 | 1 | %+.1f %% |\n\n", 100*(1-prev))
-	b.WriteString("Steps are cumulative and the machine is noisy: a step's gain moves by a few per cent from run to run (by hand, earlier, the hook measured 2 %, the log phase and the metrics line 3 % each). ")
+	for i := range t.Static {
+		row := make([]float64, 0, len(vs))
+		if v, ok := rel(t.Tidegate, t.TidegateCPU, i); ok {
+			row = append(row, v)
+		}
+		for _, a := range t.Ablation {
+			if v, ok := rel(a.Runs, a.CPU, i); ok {
+				row = append(row, v)
+			}
+		}
+		if len(row) != len(vs) {
+			continue // a round without every step
+		}
+		for k, v := range row {
+			vs[k] = append(vs[k], v)
+		}
+	}
+	gain := func(k int) float64 {
+		var d []float64
+		for i := range vs[k] {
+			d = append(d, vs[k][i]-vs[k-1][i])
+		}
+		return median(d)
+	}
+	b.WriteString("**Where the difference goes** (1 route, measured in the same rounds: tidegate's own rendered nginx.conf with one more piece of the request path taken out per step, each step a separate nginx pinned like the others; `test/bench/ablation.go`). Each figure is a median over the rounds of requests per CPU-second of the step's worker ÷ the static conf's in the same round; a step's gain is the median of its per-round difference from the step before.\n\n")
+	b.WriteString("| step | taken out | req per CPU-s ÷ static | req/s ÷ static | gained by this step |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| tidegate | — | %.3f× | %.3f× | |\n", median(vs[0]), t.Ratio())
+	for k, a := range t.Ablation {
+		fmt.Fprintf(&b, "| %d. %s | %s | %.3f× | %.3f× | %+.1f %% |\n", k+1, a.Name, a.Removed, median(vs[k+1]), roundRatio(a.Runs, t.Static), 100*gain(k+1))
+	}
+	var rest []float64
+	for _, v := range vs[len(vs)-1] {
+		rest = append(rest, 1-v)
+	}
+	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the longer access-log line, the Lua module loaded | 1 | 1 | %+.1f %% |\n\n", 100*median(rest))
+	fmt.Fprintf(&b, "Steps are cumulative and the machine is noisy: with %d rounds a step's gain moves by a few per cent from run to run. ", len(vs[0]))
+	if len(vs) > 3 {
+		fmt.Fprintf(&b, "Without both the log phase and the metrics line (step 3) tidegate's conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", median(vs[3]))
+	}
 	return b.String()
 }
