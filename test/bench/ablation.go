@@ -52,21 +52,27 @@ func ablationSteps(backendPort int) []ablationStep {
 			}},
 		{"… and a static upstream", "`balancer_by_lua` itself: the same upstream with the route's `server` lines, no Lua",
 			func(c string) (string, error) {
-				var servers strings.Builder
-				for _, a := range liveAddrs {
-					fmt.Fprintf(&servers, "        server %s:%d;\n", a, backendPort)
-				}
-				return replaceRegexp(c, `(?s)(    upstream tidegate_upstream \{\n).*?(        keepalive )`, "${1}"+servers.String()+"${2}")
+				return replaceRegexp(c, `(?s)(    upstream tidegate_upstream \{\n).*?(        keepalive )`, "${1}"+serverLines(liveAddrs, backendPort)+"${2}")
 			}},
 	}
 }
 
+// ablationConf is the nginx of one step: its conf, for the prefix dir,
+// listening on port.
+type ablationConf struct {
+	conf, dir string
+	port      int
+}
+
 // ablationConfs turns tidegate's rendered conf (from its working
-// directory work, listening on httpPort/httpsPort) into one conf per step
-// for a prefix dir/<i> and the given ports; it also copies what the conf
-// reads from work (Lua modules, the default certificate) into each prefix.
-func ablationConfs(conf, work, dir string, httpPort, httpsPort int, ports []int, steps []ablationStep) ([]string, error) {
-	out := make([]string, len(steps))
+// directory work, listening on httpPort/httpsPort) into one conf per step,
+// each for a prefix dir/<i> and ports of its own; it also copies what the
+// conf reads from work (Lua modules, the default certificate) into each
+// prefix.
+func ablationConfs(conf, work, dir string, httpPort, httpsPort int, steps []ablationStep) ([]ablationConf, error) {
+	listenHTTP := regexp.MustCompile(fmt.Sprintf(`listen %d\b`, httpPort))
+	listenHTTPS := regexp.MustCompile(fmt.Sprintf(`listen %d\b`, httpsPort))
+	out := make([]ablationConf, len(steps))
 	c := conf
 	for i, st := range steps {
 		var err error
@@ -91,10 +97,11 @@ func ablationConfs(conf, work, dir string, httpPort, httpsPort int, ports []int,
 				return nil, err
 			}
 		}
+		port := freePort()
 		s := strings.ReplaceAll(c, work+"/", prefix+"/")
-		s = regexp.MustCompile(fmt.Sprintf(`listen %d\b`, httpPort)).ReplaceAllString(s, fmt.Sprintf("listen %d", ports[i]))
-		s = regexp.MustCompile(fmt.Sprintf(`listen %d\b`, httpsPort)).ReplaceAllString(s, fmt.Sprintf("listen %d", freePort()))
-		out[i] = s
+		s = listenHTTP.ReplaceAllString(s, fmt.Sprintf("listen %d", port))
+		s = listenHTTPS.ReplaceAllString(s, fmt.Sprintf("listen %d", freePort()))
+		out[i] = ablationConf{conf: s, dir: prefix, port: port}
 	}
 	return out, nil
 }

@@ -169,6 +169,13 @@ func floorConf(dir string, listen, n, backendPort int) string {
 }
 
 func referenceConf(dir string, listen, n, backendPort int, luaFloor bool) string {
+	// The floor loads the Lua module as nginx/nginx.tmpl does (with the
+	// same lua_malloc_trim) and keeps the route's peers in a global table.
+	modules, luaInit := "", ""
+	if luaFloor {
+		modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+		luaInit = "    lua_malloc_trim 0;\n    init_by_lua_block { " + floorTable(backendPort) + " }\n"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `worker_processes 1;
 worker_shutdown_timeout 240s;
@@ -212,15 +219,13 @@ http {
         server_name _;
         location / { set $tidegate_backend ""; return 404; }
     }
-`, dir, listen, tempPaths(dir), floorModules(luaFloor), floorInit(luaFloor, backendPort))
+`, dir, listen, tempPaths(dir), modules, luaInit)
 	route := func(name, host string, addrs []string) {
 		fmt.Fprintf(&b, "    upstream u_%s {\n", name)
 		if luaFloor && name == "bench" {
 			b.WriteString("        server 0.0.0.1:1;\n        balancer_by_lua_block {\n" + floorBalancer + "        }\n")
-			addrs = nil
-		}
-		for _, a := range addrs {
-			fmt.Fprintf(&b, "        server %s:%d;\n", a, backendPort)
+		} else {
+			b.WriteString(serverLines(addrs, backendPort))
 		}
 		fmt.Fprintf(&b, "        keepalive 320;\n        keepalive_timeout 60s;\n        keepalive_requests 10000;\n    }\n")
 		fmt.Fprintf(&b, "    server {\n        server_name %s;\n        listen %d;\n        location / { set $tidegate_backend default/%s:80; proxy_pass http://u_%s; }\n    }\n",
@@ -239,21 +244,13 @@ http {
 	return b.String()
 }
 
-// floorModules and floorInit are the lines floorConf adds: the Lua module
-// (as nginx/nginx.tmpl loads it, with the same lua_malloc_trim) and the
-// route's peers in a global table.
-func floorModules(on bool) string {
-	if !on {
-		return ""
+// serverLines are the upstream's server lines for addrs.
+func serverLines(addrs []string, port int) string {
+	var b strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "        server %s:%d;\n", a, port)
 	}
-	return "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
-}
-
-func floorInit(on bool, backendPort int) string {
-	if !on {
-		return ""
-	}
-	return "    lua_malloc_trim 0;\n    init_by_lua_block { " + floorTable(backendPort) + " }\n"
+	return b.String()
 }
 
 // floorBalancer is the body of the floor's balancer_by_lua_block: the

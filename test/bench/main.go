@@ -240,90 +240,67 @@ func waitBackend(port int) error {
 	return fmt.Errorf("backend nginx does not answer on %s:%d", liveAddrs[0], port)
 }
 
-// references are the two plain nginx instances tidegate is measured
-// against: the static conf and the bare balancer_by_lua floor.
-type references struct {
-	static, floor proxyUnderTest
-	procs         []*proc
+// nginxSet is the plain nginx instances a phase measures tidegate
+// against; stop stops them all (again: nothing).
+type nginxSet struct{ procs []*proc }
+
+// start runs conf (which listens on port) from the prefix dir.
+func (s *nginxSet) start(cfg *config, name, dir string, port int, conf string) (proxyUnderTest, error) {
+	p, err := startNginx(name, dir, conf, cfg.proxyCPU)
+	if err != nil {
+		return proxyUnderTest{}, err
+	}
+	s.procs = append(s.procs, p)
+	return proxyUnderTest{port: port, workers: func() []int { return nginxWorkers(filepath.Join(dir, "nginx.pid")) }}, nil
 }
 
-func startReferences(cfg *config, dir string, n, backendPort int) (*references, error) {
-	r := &references{}
+func (s *nginxSet) stop() {
+	for _, p := range s.procs {
+		p.stop(syscall.SIGQUIT, 10*time.Second)
+	}
+	s.procs = nil
+}
+
+// startReferences starts the static conf and the bare balancer_by_lua
+// floor for n Ingresses.
+func (s *nginxSet) startReferences(cfg *config, dir string, n, backendPort int) (static, floor proxyUnderTest, err error) {
 	for _, v := range []struct {
 		name string
 		conf func(dir string, listen, n, backendPort int) string
 		dst  *proxyUnderTest
-	}{{"static", staticConf, &r.static}, {"floor", floorConf, &r.floor}} {
+	}{{"static", staticConf, &static}, {"floor", floorConf, &floor}} {
 		d, port := filepath.Join(dir, v.name), freePort()
-		p, err := startNginx(v.name, d, v.conf(d, port, n, backendPort), cfg.proxyCPU)
-		if err != nil {
-			r.stop()
-			return nil, err
+		if *v.dst, err = s.start(cfg, v.name, d, port, v.conf(d, port, n, backendPort)); err != nil {
+			return static, floor, err
 		}
-		r.procs = append(r.procs, p)
-		*v.dst = proxyUnderTest{port: port, workers: func() []int { return nginxWorkers(filepath.Join(d, "nginx.pid")) }}
 	}
-	return r, nil
-}
-
-// ablationNginx is a running ablation step.
-type ablationNginx struct {
-	ablationProxy
-	proc *proc
-}
-
-func (a *ablationNginx) stop() {
-	if a.proc != nil {
-		a.proc.stop(syscall.SIGQUIT, 10*time.Second)
-		a.proc = nil
-	}
+	return static, floor, nil
 }
 
 // startAblation starts one nginx per ablation step from tidegate's
 // rendered conf and waits until each serves the route.
-func startAblation(cfg *config, tg *tidegate, dir string, backendPort int) ([]*ablationNginx, error) {
+func (s *nginxSet) startAblation(cfg *config, tg *tidegate, dir string, backendPort int) ([]ablationProxy, error) {
 	conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf"))
 	if err != nil {
 		return nil, err
 	}
 	steps := ablationSteps(backendPort)
-	ports := make([]int, len(steps))
-	for i := range ports {
-		ports[i] = freePort()
-	}
-	confs, err := ablationConfs(string(conf), tg.Work, dir, tg.HTTP, tg.HTTPS, ports, steps)
+	confs, err := ablationConfs(string(conf), tg.Work, dir, tg.HTTP, tg.HTTPS, steps)
 	if err != nil {
 		return nil, err
 	}
-	var out []*ablationNginx
+	out := make([]ablationProxy, len(confs))
 	for i, c := range confs {
-		prefix := filepath.Join(dir, fmt.Sprint(i))
-		p, err := startNginx(fmt.Sprintf("ablation step %d (%s)", i+1, steps[i].Name), prefix, c, cfg.proxyCPU)
-		if err != nil {
-			for _, a := range out {
-				a.stop()
-			}
+		name := fmt.Sprintf("ablation step %d (%s)", i+1, steps[i].Name)
+		if out[i].proxyUnderTest, err = s.start(cfg, name, c.dir, c.port, c.conf); err != nil {
 			return nil, err
 		}
-		out = append(out, &ablationNginx{proc: p, ablationProxy: ablationProxy{
-			proxyUnderTest: proxyUnderTest{port: ports[i], workers: func() []int { return nginxWorkers(filepath.Join(prefix, "nginx.pid")) }},
-			step:           steps[i]}})
-		if err := waitServes(ports[i], benchHost, fixedBody[:8], 30*time.Second); err != nil {
-			for _, a := range out {
-				a.stop()
-			}
-			return nil, fmt.Errorf("ablation step %d (%s): %w", i+1, steps[i].Name, err)
+		out[i].step = steps[i]
+		if err := waitServes(c.port, benchHost, fixedBody[:8], 30*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return out, nil
-}
-
-// stop stops both; a second call does nothing.
-func (r *references) stop() {
-	for _, p := range r.procs {
-		p.stop(syscall.SIGQUIT, 10*time.Second)
-	}
-	r.procs = nil
 }
 
 func smallPhase(cfg *config, root string, res *results) error {
@@ -337,40 +314,34 @@ func smallPhase(cfg *config, root string, res *results) error {
 		return err
 	}
 	defer tg.Stop()
-	refs, err := startReferences(cfg, dir, 1, res.BackendPort)
+	var refs nginxSet
+	defer refs.stop()
+	static, floor, err := refs.startReferences(cfg, dir, 1, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	defer refs.stop()
-	for _, port := range []int{tg.HTTP, refs.static.port, refs.floor.port} {
+	for _, port := range []int{tg.HTTP, static.port, floor.port} {
 		if err := waitServes(port, benchHost, fixedBody[:8], 30*time.Second); err != nil {
 			return err
 		}
 	}
-	res.Commands = append(res.Commands, strings.Join(tg.cmd.Args, " "), strings.Join(refs.procs[0].cmd.Args, " "), strings.Join(refs.procs[1].cmd.Args, " "))
+	res.Commands = append(res.Commands, strings.Join(tg.cmd.Args, " "))
+	for _, p := range refs.procs {
+		res.Commands = append(res.Commands, strings.Join(p.cmd.Args, " "))
+	}
 	if conf, err := os.ReadFile(filepath.Join(tg.Work, "nginx.conf")); err == nil {
 		res.LuaPhases = luaPhases(conf)
 	}
 	logf("1. throughput, 1 route")
 	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
-	ablation, err := startAblation(cfg, tg, filepath.Join(dir, "ablation"), res.BackendPort)
+	ablation, err := refs.startAblation(cfg, tg, filepath.Join(dir, "ablation"), res.BackendPort)
 	if err != nil {
 		return err
 	}
-	for _, a := range ablation {
-		defer a.stop()
-	}
-	steps := make([]ablationProxy, len(ablation))
-	for i, a := range ablation {
-		steps[i] = a.ablationProxy
-	}
-	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, refs.static, refs.floor, steps); err != nil {
+	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, static, floor, ablation); err != nil {
 		return err
 	}
 	refs.stop()
-	for _, a := range ablation {
-		a.stop()
-	}
 	logf("2. propagation, 1 route: %d changes", cfg.changes)
 	if res.PropSmall, err = runPropagation(tg, 1, cfg.changes, res.BackendPort); err != nil {
 		return err
@@ -465,19 +436,20 @@ func largePhase(cfg *config, root string, res *results) error {
 	sl.PeakRSSStart = tg.PeakRSS
 	sl.Startup = tg.healthyAt.Sub(tg.startedAt)
 	sl.RSSStart, _ = tg.RSS()
-	refs, err := startReferences(cfg, dir, n, res.BackendPort)
+	var refs nginxSet
+	defer refs.stop()
+	static, floor, err := refs.startReferences(cfg, dir, n, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	defer refs.stop()
-	for _, port := range []int{tg.HTTP, refs.static.port, refs.floor.port} {
+	for _, port := range []int{tg.HTTP, static.port, floor.port} {
 		if err := waitServes(port, benchHost, fixedBody[:8], 60*time.Second); err != nil {
 			return err
 		}
 	}
 	logf("1. throughput, %d Ingresses / %d endpoints", n, n*endpointsPer)
 	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
-	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, refs.static, refs.floor, nil); err != nil {
+	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, static, floor, nil); err != nil {
 		return err
 	}
 	refs.stop()
