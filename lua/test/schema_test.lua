@@ -55,13 +55,13 @@ do
   check("affinity defaults", b and b.affinity.path == "" and b.affinity.secure == false
     and b.affinity.expires == 0, b and b.affinity)
   check("canary defaults", b and b.canaries[1].weight_total == 100 and b.canaries[1].cookie == "", b)
-  check("ejection defaults", b and b.ejection.consecutive_failures == 5 and b.ejection.consecutive_5xx == 3, b)
+  check("ejection defaults", b and b.ejection.failures == 5 and b.ejection.failure_window_ms == 10000 and b.ejection.consecutive_5xx == 3, b)
   local json = b and schema.encode_backend(b, function(s) return '"' .. s .. '"' end)
   check("canonical extended encoding", json ==
     '{"name":"a","algorithm":"chash","endpoints":[],'
     .. '"affinity":{"mode":"persistent","name":"route","path":"","domain":"","samesite":"Lax","secure":false,"max_age":60,"expires":0,"change_on_failure":false},'
     .. '"canaries":[{"backend":"b","header":"X-Canary","header_value":"","header_pattern":"","cookie":"","weight":5,"weight_total":100}],'
-    .. '"ejection":{"consecutive_failures":5,"consecutive_5xx":3,"base_ejection_ms":10000,"max_ejection_ms":300000,"slow_start_ms":10000,"max_ejected_percent":50}}', json)
+    .. '"ejection":{"failures":5,"failure_window_ms":10000,"consecutive_5xx":3,"base_ejection_ms":10000,"max_ejection_ms":300000,"slow_start_ms":10000,"max_ejected_percent":50}}', json)
 end
 
 local bad = {
@@ -74,7 +74,7 @@ local bad = {
   ["cookie name with space"] = { version = 1, backends = { { name = "a", affinity = { name = "a b" } } } },
   ["cookie path with ;"] = { version = 1, backends = { { name = "a", affinity = { path = "/a;b" } } } },
   ["ejection key"] = { version = 1, backends = { { name = "a", ejection = { forever = true } } } },
-  ["ejection negative"] = { version = 1, backends = { { name = "a", ejection = { consecutive_failures = -1 } } } },
+  ["ejection negative"] = { version = 1, backends = { { name = "a", ejection = { failures = -1 } } } },
   ["zero version"] = { version = 0 },
   ["string version"] = { version = "1" },
   ["unknown key"] = { version = 1, extra = true },

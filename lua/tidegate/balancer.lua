@@ -9,14 +9,18 @@
 -- shared-dict get (the global version) plus table lookups; JSON is decoded
 -- only when a push changed something.
 --
--- Phases (hooks in nginx.conf), two per proxied request:
---   balance()  upstream balancer_by_lua: the peer of each try; on the first
---              try also the canary choice, the sticky cookie, and the 503
---              for a backend with no peer
---   log()      http: latency samples (ewma) and passive outlier ejection
+-- Phases (hooks in nginx.conf):
+--   balance()  upstream balancer_by_lua, every proxied request: the peer of
+--              each try; on the first try also the canary choice, the
+--              sticky cookie, and the 503 for a backend with no peer; on a
+--              retry it counts the failed try for passive outlier ejection
+--   log()      http log_by_lua, only while some backend balances by ewma or
+--              ejects on 5xx (the controller renders it then, see
+--              model.Structure.LogPhase): latency samples and 5xx answers.
+--              Every other request runs one Lua phase, the balancer.
 --
--- Per-peer statistics (latency, in-flight tries, consecutive failures,
--- ejection) are per worker and survive rebuilds of their backend.
+-- Per-peer statistics (latency, in-flight tries, failures, ejection) are
+-- per worker and survive rebuilds of their backend.
 
 local ngx = ngx
 local ngx_var = ngx.var
@@ -38,6 +42,7 @@ local str_byte = string.byte
 local str_sub = string.sub
 local str_format = string.format
 local str_gmatch = string.gmatch
+local str_match = string.match
 local os_clock = os.clock
 
 local ngx_balancer = require("ngx.balancer")
@@ -65,7 +70,7 @@ local synced = nil  -- global version last applied
 local SYNC_INTERVAL = 0.01 -- seconds; idle workers catch up this fast
 
 local function new_stat()
-  return { ewma = 0, t = 0, pending = 0, fails = 0, fails_5xx = 0,
+  return { ewma = 0, t = 0, pending = 0, fails = 0, fail_t = 0, fails_5xx = 0,
     until_t = 0, back_t = 0, ejections = 0 }
 end
 
@@ -133,14 +138,15 @@ local function build(json, old_stats, yield)
     ej = schema.EJECTION_DEFAULTS
   end
   obj.ejection = {
-    failures = ej.consecutive_failures,
+    failures = ej.failures,
+    window = ej.failure_window_ms / 1000,
     failures_5xx = ej.consecutive_5xx,
     base = ej.base_ejection_ms / 1000,
     max = ej.max_ejection_ms / 1000,
     slow_start = ej.slow_start_ms / 1000,
     percent = ej.max_ejected_percent,
   }
-  -- the log phase has work only for these
+  -- the log phase (when nginx.conf has one) has work only for these
   obj.observe = algo == "ewma" or ej.consecutive_5xx > 0
   return obj, nil, st
 end
@@ -408,6 +414,79 @@ local function choose(b, addrs)
   return fallback or impl:pick()
 end
 
+-- eject takes a peer out of rotation for a back-off that doubles with
+-- every ejection in a row, unless that would leave the backend with too few
+-- peers: never the last one, never more than max_ejected_percent.
+local function eject(b, p, now)
+  local ej = b.ejection
+  local out = 0
+  for _, q in ipairs(b.peers) do
+    if q.st.until_t > now then
+      out = out + 1
+    end
+  end
+  local cap = floor(b.n * ej.percent / 100)
+  if cap < 1 then
+    cap = 1
+  end
+  if out + 1 >= b.n or out + 1 > cap then
+    return false
+  end
+  local st = p.st
+  if st.ejections > 0 and st.back_t + ej.max < now then
+    st.ejections = 0 -- healthy for a while since the last one: start over
+  end
+  local d = ej.base * 2 ^ st.ejections
+  if d > ej.max then
+    d = ej.max
+  end
+  st.ejections = st.ejections + 1
+  st.until_t = now + d
+  st.back_t = st.until_t
+  st.fails, st.fails_5xx = 0, 0
+  ngx_log(ngx_WARN, "tidegate: backend ", b.name, ": peer ", p.key, " ejected for ", d, " s")
+  return true
+end
+_M.eject = eject
+
+-- last_tried returns the peer ("addr:port") of the try nginx just gave
+-- up on: the last address in $upstream_addr as the balancer sees it on a
+-- retry ("a:1, b:2 : ", the try under way has no address yet).
+local function last_tried(addrs)
+  return str_match(addrs, "([^ ,]+)[ :]*$")
+end
+_M.last_tried = last_tried
+
+-- failed_try counts the try nginx just gave up on against its peer. nginx
+-- retries what proxy_next_upstream names (by default a connect error or a
+-- timeout), so the balancer sees every failure that has another peer to go
+-- to, with no log phase. A peer with ej.failures of them within ej.window
+-- seconds of the first is ejected, as nginx's own max_fails counts within
+-- fail_timeout: a success does not start the count over (no phase sees
+-- it), the window does.
+local function failed_try(b, addrs)
+  local ej = b.ejection
+  if ej.failures == 0 then
+    return
+  end
+  local key = last_tried(addrs)
+  local p = key and b.by_key[key]
+  if not p then
+    return
+  end
+  local now = ngx_now()
+  local st = p.st
+  if now - st.fail_t > ej.window then
+    st.fails = 0
+    st.fail_t = now
+  end
+  st.fails = st.fails + 1
+  if st.fails >= ej.failures then
+    eject(b, p, now)
+  end
+end
+_M.failed_try = failed_try
+
 -- unavailable answers requests whose backend has no usable endpoint: a
 -- server of this nginx on a unix socket beside the control socket
 -- (nginx.tmpl; nginx runs with the working directory as its prefix) that
@@ -431,9 +510,13 @@ end
 function _M.balance()
   local b, name = lookup()
   local addrs = nil
-  if get_last_failure() then
+  local failure = get_last_failure()
+  if failure then
     -- a retry: never a peer this request already tried while another is left
     addrs = ngx_var.upstream_addr or ""
+    if failure == "failed" and b then
+      failed_try(b, addrs)
+    end
   else
     if b and b.canaries then
       local cname = canary.route(b)
@@ -489,63 +572,29 @@ function _M.balance()
   end
 end
 
--- eject takes a peer out of rotation for a back-off that doubles with
--- every ejection in a row, unless that would leave the backend with too few
--- peers: never the last one, never more than max_ejected_percent.
-local function eject(b, p, now)
-  local ej = b.ejection
-  local out = 0
-  for _, q in ipairs(b.peers) do
-    if q.st.until_t > now then
-      out = out + 1
-    end
-  end
-  local cap = floor(b.n * ej.percent / 100)
-  if cap < 1 then
-    cap = 1
-  end
-  if out + 1 >= b.n or out + 1 > cap then
-    return false
-  end
-  local st = p.st
-  local d = ej.base * 2 ^ st.ejections
-  if d > ej.max then
-    d = ej.max
-  end
-  st.ejections = st.ejections + 1
-  st.until_t = now + d
-  st.back_t = st.until_t
-  st.fails, st.fails_5xx = 0, 0
-  ngx_log(ngx_WARN, "tidegate: backend ", b.name, ": peer ", p.key, " ejected for ", d, " s")
-  return true
-end
-_M.eject = eject
 
--- observe_try records the outcome of one try: its latency for ewma, and
--- the failure counters of passive outlier ejection. A try with no response
--- header ("-") failed to connect or timed out; a 5xx counts separately.
+-- observe_try records the outcome of one try: its latency for ewma and
+-- the 5xx count of passive outlier ejection. A try with no response header
+-- ("-") failed to connect or timed out: the balancer counted it when nginx
+-- retried (failed_try).
 local function observe_try(b, p, status, connect, header, now)
   local st = p.st
   if st.pending > 0 then
     st.pending = st.pending - 1
   end
-  local ej = b.ejection
   local h = tonumber(header)
   if not h then
-    if ej.failures > 0 then
-      st.fails = st.fails + 1
-      if st.fails >= ej.failures then
-        eject(b, p, now)
-      end
-    end
     return
   end
   if b.algorithm == "ewma" then
     ewma.observe(st, h + (tonumber(connect) or 0), now)
   end
-  st.fails = 0
+  local ej = b.ejection
+  if ej.failures_5xx == 0 then
+    return
+  end
   local code = tonumber(status)
-  if code and code >= 500 and ej.failures_5xx > 0 then
+  if code and code >= 500 then
     st.fails_5xx = st.fails_5xx + 1
     if st.fails_5xx >= ej.failures_5xx then
       eject(b, p, now)
@@ -553,9 +602,6 @@ local function observe_try(b, p, status, connect, header, now)
     return
   end
   st.fails_5xx = 0
-  if st.ejections > 0 and st.back_t + ej.max < now then
-    st.ejections = 0 -- healthy for a while: the back-off starts over
-  end
 end
 
 -- next_field returns the next entry of an upstream_* variable ("a, b : c")
@@ -575,25 +621,9 @@ local function next_field(s, from)
 end
 _M.next_field = next_field
 
--- unsettled counts the peers of b with failures or ejections on record:
--- while there is none, a request whose single try got an answer below 500
--- has nothing to tell passive ejection.
-local function unsettled(b)
-  local n = 0
-  for _, p in ipairs(b.peers) do
-    local st = p.st
-    if st.fails > 0 or st.fails_5xx > 0 or st.ejections > 0 then
-      n = n + 1
-    end
-  end
-  return n
-end
-
--- log feeds the outcome of every try of the request to its backend. It
--- runs for every request, so the common case is kept to two variable
--- reads: a backend that needs every sample (ewma, ejection on 5xx) gets
--- them all; one that only ejects on connect failures looks further only
--- when the request was retried or failed, or a peer has failures on record.
+-- log feeds the outcome of every try of the request to a backend that
+-- needs it (ewma, ejection on 5xx). nginx.conf has this phase only while
+-- such a backend exists; the others return after one variable read.
 -- Request metrics are not counted here: nginx writes them to a buffered
 -- log that the controller reads (pkg/controller/metricslog.go).
 function _M.log()
@@ -602,24 +632,8 @@ function _M.log()
     return
   end
   local b = backends[name]
-  if not b then
+  if not b or not b.observe then
     return
-  end
-  if not b.observe then
-    if not b.ejection or b.ejection.failures == 0 then
-      return
-    end
-    local u = b.unsettled
-    if not u then
-      u = unsettled(b)
-      b.unsettled = u
-    end
-    if u == 0 then
-      local s = ngx_var.upstream_status
-      if not s or (#s == 3 and str_byte(s, 1) < 53) then -- one try, below "5"
-        return
-      end
-    end
   end
   local addrs = ngx_var.upstream_addr
   if not addrs then
@@ -631,7 +645,6 @@ function _M.log()
   local now = ngx_now()
   local ia, is, ic, ih = 1, 1, 1, 1
   local by_key = b.by_key
-  local seen = false
   while true do
     local addr, status, connect, header
     addr, ia = next_field(addrs, ia)
@@ -644,11 +657,7 @@ function _M.log()
     local p = by_key[addr]
     if p then
       observe_try(b, p, status, connect, header, now)
-      seen = true
     end
-  end
-  if seen and not b.observe then
-    b.unsettled = unsettled(b)
   end
 end
 

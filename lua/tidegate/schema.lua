@@ -33,9 +33,11 @@ local MAX_SECONDS = 2147483647
 local MAX_MS = 86400000     -- one day
 
 -- Passive outlier ejection when a backend does not say (see
--- tidegate.balancer): on for connect failures and timeouts, off for 5xx.
+-- tidegate.balancer): on for failed tries (connect errors and timeouts),
+-- off for 5xx.
 _M.EJECTION_DEFAULTS = {
-  consecutive_failures = 5,
+  failures = 5,
+  failure_window_ms = 10000,
   consecutive_5xx = 0,
   base_ejection_ms = 10000,
   max_ejection_ms = 300000,
@@ -279,7 +281,7 @@ local AFFINITY_KEYS = { mode = true, name = true, path = true, domain = true, sa
   secure = true, max_age = true, expires = true, change_on_failure = true }
 local CANARY_KEYS = { backend = true, header = true, header_value = true, header_pattern = true,
   cookie = true, weight = true, weight_total = true }
-local EJECTION_KEYS = { consecutive_failures = true, consecutive_5xx = true, base_ejection_ms = true,
+local EJECTION_KEYS = { failures = true, failure_window_ms = true, consecutive_5xx = true, base_ejection_ms = true,
   max_ejection_ms = true, slow_start_ms = true, max_ejected_percent = true }
 local BACKENDS_DOC_KEYS = { version = true, full = true, backends = true, removed = true }
 
@@ -482,7 +484,8 @@ local function check_ejection(e, where)
     return nil, err
   end
   local limits = {
-    consecutive_failures = { 0, 1000 },
+    failures = { 0, 1000 },
+    failure_window_ms = { 1, MAX_MS },
     consecutive_5xx = { 0, 1000 },
     base_ejection_ms = { 1, MAX_MS },
     max_ejection_ms = { 1, MAX_MS },
@@ -797,9 +800,9 @@ function _M.encode_backend(b, quote, yield)
   end
   local e = b.ejection
   if e then
-    extra[#extra + 1] = str_format(',"ejection":{"consecutive_failures":%d,"consecutive_5xx":%d,'
+    extra[#extra + 1] = str_format(',"ejection":{"failures":%d,"failure_window_ms":%d,"consecutive_5xx":%d,'
       .. '"base_ejection_ms":%d,"max_ejection_ms":%d,"slow_start_ms":%d,"max_ejected_percent":%d}',
-      e.consecutive_failures, e.consecutive_5xx, e.base_ejection_ms, e.max_ejection_ms,
+      e.failures, e.failure_window_ms, e.consecutive_5xx, e.base_ejection_ms, e.max_ejection_ms,
       e.slow_start_ms, e.max_ejected_percent)
   end
   return str_format('{"name":%s,"algorithm":%s,"endpoints":[%s]%s}',

@@ -31,8 +31,11 @@ func (p Plan) Empty() bool {
 
 // Decide is the one rule of the data plane: a change to the Structure
 // reloads nginx; everything else — endpoints, weights, algorithms,
-// certificate contents — is pushed to Lua and never reloads. prev is nil
-// before the first sync (everything is pushed).
+// certificate contents — is pushed to Lua and never reloads. The one
+// balancing change that reaches the Structure is the first ewma backend
+// coming in or the last one going (Structure.LogPhase: the log phase is
+// rendered only while ewma needs it). prev is nil before the first sync
+// (everything is pushed).
 func Decide(prev, next *model.Model) Plan {
 	var p Plan
 	var prevDyn model.Dynamic

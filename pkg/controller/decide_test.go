@@ -83,6 +83,21 @@ func TestDecide(t *testing.T) {
 			next: []any{svc, tlsIng},
 			want: want{removedCerts: []string{"default/a-tls"}},
 		},
+		"first ewma backend: reload (the log phase comes in) and push": {
+			prev: base,
+			next: []any{svc, fixture.Ingress("a").Host("a.io").Prefix("/", "web:80").Annotate("nginx.ingress.kubernetes.io/load-balance", "ewma"),
+				fixture.Slice("web-1", "web", "8080").Ready("10.0.0.1")},
+			want: want{reload: true, backends: []string{"default/web:80"}},
+		},
+		"ewma to round_robin on one of two ewma backends: push, no reload": {
+			prev: []any{svc, fixture.Service("api", "80"),
+				fixture.Ingress("a").Host("a.io").Prefix("/", "web:80").Annotate("nginx.ingress.kubernetes.io/load-balance", "ewma"),
+				fixture.Ingress("b").Host("b.io").Prefix("/", "api:80").Annotate("nginx.ingress.kubernetes.io/load-balance", "ewma")},
+			next: []any{svc, fixture.Service("api", "80"),
+				fixture.Ingress("a").Host("a.io").Prefix("/", "web:80").Annotate("nginx.ingress.kubernetes.io/load-balance", "round_robin"),
+				fixture.Ingress("b").Host("b.io").Prefix("/", "api:80").Annotate("nginx.ingress.kubernetes.io/load-balance", "ewma")},
+			want: want{backends: []string{"default/web:80"}},
+		},
 		"global setting changed: reload": {
 			prev: base,
 			next: append([]any{fixture.ConfigMap("tidegate/tidegate", "proxy-read-timeout=120")}, base...),

@@ -42,7 +42,7 @@ func withAlgorithm(b model.Backend, algo string) model.Backend {
 }
 
 func TestEWMAPrefersFastBackend(t *testing.T) {
-	ng, c := start(t)
+	ng, c := startObserving(t)
 	fast := dynamictest.StartBackend(t, "fast")
 	slow := dynamictest.StartSlowBackend(t, "slow", 40*time.Millisecond)
 	push(t, c, withAlgorithm(backend(kibana, ep{b: fast}, ep{b: slow}), model.AlgorithmEWMA))

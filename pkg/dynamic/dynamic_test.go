@@ -20,11 +20,22 @@ import (
 const kibana = "default/kibana:5601"
 
 // start runs nginx with /kibana proxied to the kibana backend and /other to
-// a backend that is never pushed.
+// a backend that is never pushed. Like tidegate's nginx.conf without an
+// ewma backend, it has no Lua log phase.
 func start(t *testing.T) (*dynamictest.Nginx, *Client) {
 	t.Helper()
 	t.Parallel()
 	n := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana, "/other": "default/other:80"})
+	n.Start(t)
+	return n, New(n.Socket)
+}
+
+// startObserving is start with the Lua log phase, which nginx.conf has
+// while a backend balances by ewma or ejects on 5xx.
+func startObserving(t *testing.T) (*dynamictest.Nginx, *Client) {
+	t.Helper()
+	t.Parallel()
+	n := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana, "/other": "default/other:80"}).WithLogPhase(t)
 	n.Start(t)
 	return n, New(n.Socket)
 }

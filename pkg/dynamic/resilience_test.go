@@ -71,7 +71,7 @@ func TestEjectedPeerComesBack(t *testing.T) {
 	ng, c := start(t)
 	a, b := dynamictest.StartBackend(t, "a"), dynamictest.StartBackend(t, "b")
 	push(t, c, withEjection(backend(kibana, ep{b: a}, ep{b: b}), model.Ejection{
-		ConsecutiveFailures: 2, BaseEjectionMS: 700, MaxEjectionMS: 700, MaxEjectedPercent: 50}))
+		Failures: 2, FailureWindowMS: 10000, BaseEjectionMS: 700, MaxEjectionMS: 700, MaxEjectedPercent: 50}))
 	b.Kill()
 	if got := count(t, ng, "/kibana", 40); got["a"] != 40 {
 		t.Fatalf("b dead: %v, want all on a", got)
@@ -91,8 +91,32 @@ func TestEjectedPeerComesBack(t *testing.T) {
 	}
 }
 
-func TestEjectionOn5xxAndSlowStart(t *testing.T) {
+// TestFailuresOutsideTheWindowDoNotEject: failed tries count only within
+// the window of the first, as nginx's max_fails within fail_timeout; a
+// dead peer that fails more slowly than that stays in rotation (and every
+// request still gets its answer from the other peer).
+func TestFailuresOutsideTheWindowDoNotEject(t *testing.T) {
 	ng, c := start(t)
+	a, b := dynamictest.StartBackend(t, "a"), dynamictest.StartBackend(t, "b")
+	push(t, c, withEjection(backend(kibana, ep{b: a}, ep{b: b}), model.Ejection{
+		Failures: 2, FailureWindowMS: 50, BaseEjectionMS: 60000, MaxEjectionMS: 60000, MaxEjectedPercent: 50}))
+	b.Kill()
+	for range 16 {
+		if status, body := ng.Get(t, "/kibana"); status != 200 || body != "a" {
+			t.Fatalf("b dead: got %d %q, want 200 a", status, body)
+		}
+		time.Sleep(120 * time.Millisecond)
+	}
+	// round-robin over two peers tries b first on every request of a worker
+	// that still has it: ejection after 2 failures would stop at 2 per worker
+	if n := strings.Count(ng.ErrorLog(), "connect() failed"); n <= 2*dynamictest.Workers {
+		t.Errorf("b was tried %d times in 16 requests 120 ms apart, want more than %d: failures 120 ms apart must not add up within a 50 ms window",
+			n, 2*dynamictest.Workers)
+	}
+}
+
+func TestEjectionOn5xxAndSlowStart(t *testing.T) {
+	ng, c := startObserving(t)
 	a := dynamictest.StartBackend(t, "a")
 	var broken atomic.Bool
 	broken.Store(true)
@@ -103,7 +127,7 @@ func TestEjectionOn5xxAndSlowStart(t *testing.T) {
 		w.Write([]byte("b"))
 	})
 	push(t, c, withEjection(backend(kibana, ep{b: a}, ep{b: b}), model.Ejection{
-		Consecutive5xx: 3, BaseEjectionMS: 500, MaxEjectionMS: 500, SlowStartMS: 2000, MaxEjectedPercent: 50}))
+		Consecutive5xx: 3, FailureWindowMS: 10000, BaseEjectionMS: 500, MaxEjectionMS: 500, SlowStartMS: 2000, MaxEjectedPercent: 50}))
 	fails := 0
 	for range 40 {
 		if status, _ := ng.Get(t, "/kibana"); status != 200 {
@@ -131,7 +155,7 @@ func TestLastPeerIsNeverEjected(t *testing.T) {
 	ng, c := start(t)
 	a := dynamictest.StartBackend(t, "a")
 	push(t, c, withEjection(backend(kibana, ep{b: a}), model.Ejection{
-		ConsecutiveFailures: 1, BaseEjectionMS: 60000, MaxEjectionMS: 60000, MaxEjectedPercent: 100}))
+		Failures: 1, FailureWindowMS: 10000, BaseEjectionMS: 60000, MaxEjectionMS: 60000, MaxEjectedPercent: 100}))
 	a.Kill()
 	for range 5 {
 		ng.Get(t, "/kibana")

@@ -98,7 +98,7 @@ func TestPush10kEndpoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measurement")
 	}
-	ng, c := start(t)
+	ng, c := startObserving(t) // ewma is among the algorithms
 	a := dynamictest.StartBackend(t, "a")
 	push(t, c, backend(kibana, ep{b: a}))
 	for _, algo := range []string{model.AlgorithmRoundRobin, model.AlgorithmEWMA, model.AlgorithmCHash} {

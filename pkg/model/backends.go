@@ -267,3 +267,17 @@ func (b *builder) addDefaultBackend() {
 	}
 	b.defaultB = bname
 }
+
+// needsLogPhase reports whether some backend needs the Lua log phase: ewma
+// learns from every response's latency and ejection on 5xx from every
+// status. Failed tries (passive ejection's default trigger) are counted in
+// the balancer, which runs anyway.
+func needsLogPhase(backends []Backend) bool {
+	for i := range backends {
+		b := &backends[i]
+		if b.Algorithm == AlgorithmEWMA || b.Ejection != nil && b.Ejection.Consecutive5xx > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -11,7 +11,8 @@ import (
 
 // The balancing annotations (without annotations.Prefix) and ConfigMap key
 // this file reads. They are dynamic: a change is pushed, never reloaded,
-// except upstream-hash-by, whose expression the location evaluates.
+// except upstream-hash-by, whose expression the location evaluates, and
+// the first ewma backend in or the last one out (Structure.LogPhase).
 const (
 	annLoadBalance     = "load-balance"
 	annHashBy          = "upstream-hash-by"

@@ -292,6 +292,7 @@ func (b *builder) finish() *Model {
 	for _, n := range names {
 		m.Dynamic.Backends = append(m.Dynamic.Backends, *b.backends[n])
 	}
+	m.Structure.LogPhase = needsLogPhase(m.Dynamic.Backends)
 	ids := make([]string, 0, len(b.certs))
 	for id := range b.certs {
 		ids = append(ids, id)

@@ -43,6 +43,12 @@ type Structure struct {
 	// Redirects are host names answered with a 308 to another host
 	// (from-to-www-redirect), sorted by From.
 	Redirects []HostRedirect
+	// LogPhase puts the Lua log phase in nginx.conf: true while some
+	// backend needs the outcome of every request (ewma latencies, ejection
+	// on 5xx). Without it a proxied request runs one Lua phase, the
+	// balancer. Switching it is the one part of a backend's balancing that
+	// reloads.
+	LogPhase bool
 }
 
 // HostRedirect sends every request for From to the same URI on To.
@@ -233,20 +239,24 @@ type Canary struct {
 	WeightTotal int `json:"weight_total,omitempty"`
 }
 
-// Ejection tunes passive outlier ejection: a peer with ConsecutiveFailures
-// connect failures or timeouts in a row, or Consecutive5xx 5xx answers in a
-// row, is ejected for BaseEjectionMS (doubling with every ejection in a row,
-// up to MaxEjectionMS) and comes back with a linear slow start of
-// SlowStartMS. Zero counts switch a trigger off. The last peer, and more
-// than MaxEjectedPercent of them, are never ejected. Counters are per nginx
-// worker.
+// Ejection tunes passive outlier ejection: a peer with Failures failed tries
+// within FailureWindowMS of the first (tries nginx gave up on and retried
+// elsewhere, as proxy_next_upstream says: by default a connect error or a
+// timeout; counted like nginx's own max_fails and fail_timeout), or with
+// Consecutive5xx 5xx answers in a row, is ejected for BaseEjectionMS
+// (doubling with every ejection in a row, up to MaxEjectionMS) and comes
+// back with a linear slow start of SlowStartMS. Zero counts switch a
+// trigger off. The last peer, and more than MaxEjectedPercent of them, are
+// never ejected. Counters are per nginx worker. Failed tries are counted in
+// the balancer; 5xx answers need the log phase (Structure.LogPhase).
 type Ejection struct {
-	ConsecutiveFailures int `json:"consecutive_failures"`
-	Consecutive5xx      int `json:"consecutive_5xx"`
-	BaseEjectionMS      int `json:"base_ejection_ms"`
-	MaxEjectionMS       int `json:"max_ejection_ms"`
-	SlowStartMS         int `json:"slow_start_ms"`
-	MaxEjectedPercent   int `json:"max_ejected_percent"`
+	Failures          int `json:"failures"`
+	FailureWindowMS   int `json:"failure_window_ms"`
+	Consecutive5xx    int `json:"consecutive_5xx"`
+	BaseEjectionMS    int `json:"base_ejection_ms"`
+	MaxEjectionMS     int `json:"max_ejection_ms"`
+	SlowStartMS       int `json:"slow_start_ms"`
+	MaxEjectedPercent int `json:"max_ejected_percent"`
 }
 
 // DefaultEjection is what Lua applies when a backend carries no Ejection:
@@ -255,12 +265,13 @@ type Ejection struct {
 // 5xx (an application error is not a sign of a bad endpoint for every
 // application). Keep in sync with EJECTION_DEFAULTS in lua/tidegate/schema.lua.
 var DefaultEjection = Ejection{
-	ConsecutiveFailures: 5,
-	Consecutive5xx:      0,
-	BaseEjectionMS:      10000,
-	MaxEjectionMS:       300000,
-	SlowStartMS:         10000,
-	MaxEjectedPercent:   50,
+	Failures:          5,
+	FailureWindowMS:   10000,
+	Consecutive5xx:    0,
+	BaseEjectionMS:    10000,
+	MaxEjectionMS:     300000,
+	SlowStartMS:       10000,
+	MaxEjectedPercent: 50,
 }
 
 // Endpoint is one address:port of a backend.

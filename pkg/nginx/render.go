@@ -118,6 +118,8 @@ type view struct {
 	LogFormat    string
 	LogEscape    string
 	AccessLogOff bool
+	// LogPhase renders the Lua log phase (model.Structure.LogPhase).
+	LogPhase bool
 	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
 	// number of hosts and the longest name, so nginx never has to warn or
 	// fail building its server name hash; MapHash* do the same for the
@@ -195,6 +197,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
 		UpstreamKeepalive: g.UpstreamKeepalive, Generation: generationPlaceholder,
+		LogPhase: st.LogPhase,
 	}
 	accessLog := set.AccessLog
 	if accessLog == "" {

@@ -104,6 +104,10 @@ func TestRenderGolden(t *testing.T) {
 			fixture.Ingress("tls").TLS("a-tls", "a.io").Host("a.io").Prefix("/", "web:80"),
 			fixture.Ingress("slow").Host("slow.io").Prefix("/", "web:80").
 				Annotate("nginx.ingress.kubernetes.io/proxy-read-timeout", "120")},
+		// ewma needs every response's latency: the Lua log phase is rendered
+		"ewma-log-phase": {web,
+			fixture.Ingress("fast").Host("fast.io").Prefix("/", "web:80").
+				Annotate("nginx.ingress.kubernetes.io/load-balance", "ewma")},
 		"quotes-in-paths": {web,
 			fixture.Ingress("odd").Host("odd.io").Prefix("/it's", "web:80").Exact("/$var;x", "web:80").Specific("/a(b)*+,=:@~!", "web:80")},
 	}

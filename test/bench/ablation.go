@@ -42,10 +42,6 @@ func ablationSteps(backendPort int) []ablationStep {
 				return replaceOnce(c, `init_by_lua_block { require("tidegate.init").init() }`,
 					`init_by_lua_block { require("tidegate.init").init(); `+floorTable(backendPort)+` }`)
 			}},
-		{"… and no log phase", "`log_by_lua` (passive ejection and ewma feedback)",
-			func(c string) (string, error) {
-				return replaceOnce(c, `    log_by_lua_block { require("tidegate.balancer").log() }`+"\n", "")
-			}},
 		{"… and no metrics log", "the per-request metrics line (`access_log … tidegate_metrics`)",
 			func(c string) (string, error) {
 				return replaceRegexp(c, `(?m)^    access_log \S+ tidegate_metrics .*\n`, "")

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -612,17 +613,25 @@ func throughputAnalysis(res *results) string {
 				100*(1-math.Max(fs, fl)), 100*(1-math.Min(fs, fl)), 100*(1-math.Max(ts, tl)), 100*(1-math.Min(ts, tl)))
 		}
 	}
-	fmt.Fprintf(&b, "tidegate's conf runs %d Lua phases for every proxied request: %s. ", len(res.LuaPhases), phases)
-	b.WriteString("Per request, `balancer_by_lua` (`tidegate.balancer.balance`) looks the backend up (one shared-dict read of the global version, `$tidegate_backend`), picks the peer and calls `set_current_peer`; canary rules, the sticky cookie and the 503 for a backend without endpoints happen in the same call, only for the backends that use them. " +
-		"`log_by_lua` (`tidegate.balancer.log`) returns after two variable reads unless the backend needs every sample (ewma, ejection on 5xx) or the request was retried or failed. " +
-		"The request metrics are not counted in Lua: nginx formats one line per request into a buffered log (64 KiB, one write per few hundred requests) that the controller reads — the static reference writes only its access log, so that line is part of the difference too.\n\n")
+	plural := "s"
+	if len(res.LuaPhases) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(&b, "tidegate's conf runs %d Lua phase%s for every proxied request: %s. ", len(res.LuaPhases), plural, phases)
+	b.WriteString("Per request, `balancer_by_lua` (`tidegate.balancer.balance`) looks the backend up (one shared-dict read of the global version, `$tidegate_backend`), picks the peer and calls `set_current_peer`; canary rules, the sticky cookie and the 503 for a backend without endpoints happen in the same call, only for the backends that use them; on a retry it counts the failed try for passive ejection. ")
+	if slices.Contains(res.LuaPhases, "log_by_lua") {
+		b.WriteString("`log_by_lua` (`tidegate.balancer.log`) returns after one variable read unless the backend needs every sample (ewma, ejection on 5xx). ")
+	} else {
+		b.WriteString("There is no `log_by_lua`: nginx.conf has one only while some backend balances by ewma or ejects on 5xx, which need every response. ")
+	}
+	b.WriteString("The request metrics are not counted in Lua: nginx formats one line per request into a buffered log (64 KiB, one write per few hundred requests) that the controller reads — the static reference writes only its access log, so that line is part of the difference too.\n\n")
 	if len(s.Ablation) > 0 {
 		b.WriteString(ablationTable(s))
 	}
-	b.WriteString("The two features could leave the request path only by changing what they do: the log phase could run only in locations whose backends use ewma or 5xx ejection, with the default connect-failure ejection detected in the balancer when nginx retries (`get_last_failure`) — but without a log phase a success can no longer reset the count, so the default would have to count failures in a time window instead of in a row; and fewer per-request metric fields means fewer metrics. Those are product decisions, not measurement work. " +
-		"perf splits the worker's extra time per request into about 1.8 µs of kernel time with exactly the same system calls and bytes (strace: 2 writev, 2 recvfrom, 1 write, getsockopt, getpid per request in both; the extra time sits in this paravirtualised guest's interrupt-enable path, i.e. it is not a call tidegate makes), 1.7 µs in nginx (variable lookups by name from Lua, complex values, `map`s) and 1.5 µs in LuaJIT and the Lua module. " +
+	b.WriteString("The metrics line could only get cheaper with fewer fields, i.e. fewer metrics. " +
+		"A by-hand investigation on this machine (2026-12-02, before `lua_malloc_trim 0` and before the log phase left the default conf) split the worker's extra time per request with perf into about 1.8 µs of kernel time with exactly the same system calls and bytes (strace: 2 writev, 2 recvfrom, 1 write, getsockopt, getpid per request in both; the extra time sits in this paravirtualised guest's interrupt-enable path, i.e. it is not a call tidegate makes), 1.7 µs in nginx (variable lookups by name from Lua, complex values, `map`s) and 1.5 µs in LuaJIT and the Lua module. " +
 		"The same investigation found lua-nginx-module calling `malloc_trim()` every 1,000 requests by default (~30 `madvise` calls and ~37 page faults per 1,000 requests in the worker); the conf now sets `lua_malloc_trim 0`, worth 1–2 %. " +
-		"The history of this figure: 0.64× (1 route) / 0.73× (1,000 Ingresses) in the first run, when four Lua phases ran per request (a rewrite phase for the 503 and the canary choice, a header filter for sticky cookies, and request metrics counted in the Lua log phase); the rewrite and header-filter phases are gone and the metrics moved to the nginx log since.")
+		"The history of this figure: 0.64× (1 route) / 0.73× (1,000 Ingresses) in the first run, when four Lua phases ran per request (a rewrite phase for the 503 and the canary choice, a header filter for sticky cookies, and request metrics counted in the Lua log phase); the rewrite and header-filter phases are gone, the metrics moved to the nginx log, and passive ejection moved from the log phase into the balancer (failed tries are counted when nginx retries them) since.")
 	return b.String()
 }
 
@@ -835,8 +844,8 @@ func ablationTable(t throughput) string {
 	}
 	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the longer access-log line, the Lua module loaded | 1 | 1 | %+.1f %% |\n\n", 100*median(rest))
 	fmt.Fprintf(&b, "Steps are cumulative and the machine is noisy: with %d rounds a step's gain moves by a few per cent from run to run. ", len(vs[0]))
-	if len(vs) > 3 {
-		fmt.Fprintf(&b, "Without both the log phase and the metrics line (step 3) tidegate's conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", median(vs[3]))
+	if len(vs) > 2 {
+		fmt.Fprintf(&b, "Without tidegate's peer choice and the metrics line (step 2) its conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", median(vs[2]))
 	}
 	return b.String()
 }

@@ -43,6 +43,7 @@ type Nginx struct {
 	HTTP, HTTPS string
 
 	workers int
+	conf    map[string]any // confTmpl's data
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
@@ -99,13 +100,29 @@ func NewWorkers(t testing.TB, locs Locations, workers int) *Nginx {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	var conf bytes.Buffer
-	must(t, confTmpl.Execute(&conf, map[string]any{
+	n.conf = map[string]any{
 		"Dir": dir, "Socket": n.Socket, "HTTP": n.HTTP, "HTTPS": n.HTTPS,
 		"Root": os.Geteuid() == 0, "Workers": workers, "Paths": paths, "Locs": locs,
-	}))
-	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), conf.Bytes(), 0o644))
+		"LogPhase": false,
+	}
+	n.writeConf(t)
 	return n
+}
+
+// WithLogPhase adds the Lua log phase to nginx.conf, as tidegate renders it
+// while a backend balances by ewma or ejects on 5xx (model.Structure.LogPhase).
+// Call it before Start.
+func (n *Nginx) WithLogPhase(t testing.TB) *Nginx {
+	t.Helper()
+	n.conf["LogPhase"] = true
+	n.writeConf(t)
+	return n
+}
+
+func (n *Nginx) writeConf(t testing.TB) {
+	var conf bytes.Buffer
+	must(t, confTmpl.Execute(&conf, n.conf))
+	must(t, os.WriteFile(filepath.Join(n.Dir, "nginx.conf"), conf.Bytes(), 0o644))
 }
 
 // Start runs nginx in the foreground of a child process and waits until it
@@ -384,7 +401,9 @@ http {
   lua_shared_dict tidegate_certificates 16m;
   init_by_lua_block { require("tidegate.init").init() }
   init_worker_by_lua_block { require("tidegate.init").init_worker() }
+{{- if .LogPhase}}
   log_by_lua_block { require("tidegate.balancer").log() }
+{{- end}}
 
   ssl_certificate {{.Dir}}/default.crt;
   ssl_certificate_key {{.Dir}}/default.key;
@@ -406,7 +425,9 @@ http {
 
   server {
     listen unix:{{.Dir}}/run/503.sock;
+{{- if .LogPhase}}
     log_by_lua_block { }
+{{- end}}
     location / { return 503; }
   }
 
