@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -115,4 +116,60 @@ func readBody(resp *http.Response) string {
 			return b.String()
 		}
 	}
+}
+
+// TestPassiveEjectionAndTheLogPhase checks, with the rendered nginx.conf,
+// that a dead endpoint stops being tried after a few failed tries although
+// the conf has no Lua log phase, and that the log phase comes (with one
+// reload) when a Service balances by ewma and goes when none does.
+func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
+	be := startBackends(t, "live", "dead")
+	docs := []string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs)}
+	ing := func(anns ...string) string { return annotatedIngress("web", "web.test", "Prefix", "/", anns...) }
+	tg := startTidegate(t, map[string]string{"svc.yaml": strings.Join(docs, "---\n"), "ing.yaml": ing()})
+	conf := func() string { return readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")) }
+	if strings.Contains(conf(), "log_by_lua") {
+		t.Fatalf("round_robin only: nginx.conf has a log phase")
+	}
+
+	be.Kill(be.Addrs[1])
+	for i := 0; i < 60; i++ {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "live" {
+			t.Fatalf("request %d with one endpoint dead: %d %q, want 200 from live", i, r.Status, r.Name)
+		}
+	}
+	// 5 failed tries within 10 s eject a peer (per worker); without
+	// ejection every other request would try the dead one first.
+	errorLog := readFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
+	tries := strings.Count(errorLog, "connect() failed")
+	if max := 5 * len(tg.Workers()); tries > max {
+		t.Errorf("the dead endpoint was tried %d times in 60 requests, want at most %d (ejected after 5 failures per worker)", tries, max)
+	}
+	if !strings.Contains(errorLog, "ejected for") {
+		t.Errorf("no ejection in nginx's error log:\n%s", errorLog)
+	}
+
+	r0 := tg.settledReloads()
+	tg.Write("ing.yaml", ing("load-balance=ewma"))
+	tg.Eventually("the log phase in nginx.conf", func() string {
+		if !strings.Contains(conf(), `log_by_lua_block { require("tidegate.balancer").log() }`) {
+			return "no log phase"
+		}
+		return ""
+	})
+	if n := tg.settledReloads(); n != r0+1 {
+		t.Errorf("switching to ewma: %d reloads, want 1", n-r0)
+	}
+	for i := 0; i < 20; i++ {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "live" {
+			t.Fatalf("ewma, request %d: %d %q, want 200 from live", i, r.Status, r.Name)
+		}
+	}
+	tg.Write("ing.yaml", ing("load-balance=round_robin"))
+	tg.Eventually("the log phase gone from nginx.conf", func() string {
+		if strings.Contains(conf(), "log_by_lua") {
+			return "still a log phase"
+		}
+		return ""
+	})
 }
