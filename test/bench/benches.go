@@ -320,8 +320,30 @@ type churn struct {
 	NginxCPUQuiet, NginxCPUChurn float64
 }
 
-// Ratio is churn req/s over quiet req/s.
-func (c churn) Ratio() float64 { return c.Churn.RPS / c.Base.RPS }
+// Ratio is the median of PairRatios: like benchmark 1's ratios, it compares
+// runs back to back, so the machine's other load drifting over the minute
+// moves it less than the ratio of the means (MeanRatio) does.
+func (c churn) Ratio() float64 { return median(c.PairRatios()) }
+
+// MeanRatio is the mean churn req/s over the mean quiet req/s.
+func (c churn) MeanRatio() float64 { return c.Churn.RPS / c.Base.RPS }
+
+// PairRatios are, per churn chunk, its req/s over the mean of the quiet
+// chunks right before and right after it (before alone for the last one).
+func (c churn) PairRatios() []float64 {
+	var out []float64
+	for i, r := range c.Churned {
+		if i >= len(c.Quiet) {
+			break
+		}
+		q := c.Quiet[i].RPS
+		if i+1 < len(c.Quiet) {
+			q = (q + c.Quiet[i+1].RPS) / 2
+		}
+		out = append(out, r.RPS/q)
+	}
+	return out
+}
 
 const delayScript = `-- wrk: each connection waits between requests, so the load is about
 -- connections / (delay + latency) requests per second, well below the maximum.
@@ -379,8 +401,9 @@ func runChurn(cfg *config, root string, tg *tidegate, maxRPS float64, backendPor
 		return ch, err
 	}
 	// Quiet and churn alternate in chunks, so slow swings in the machine's
-	// other load hit both alike.
-	chunks := 3
+	// other load hit both alike; each churn chunk is compared with the
+	// quiet ones around it (Ratio).
+	chunks := 6
 	chunk := ch.Duration / time.Duration(chunks)
 	var quiet, churned []wrkResult
 	var qSec, cSec, qCtl, cCtl, qNgx, cNgx float64

@@ -352,7 +352,7 @@ func smallPhase(cfg *config, root string, res *results) error {
 	if res.Churn, err = runChurn(cfg, root, tg, maxRPS, res.BackendPort); err != nil {
 		return err
 	}
-	logf("   quiet %.0f req/s, churn %.0f req/s (%.3f), reloads %.0f, non-2xx %d, controller CPU %.0f%%", res.Churn.Base.RPS, res.Churn.Churn.RPS, res.Churn.Ratio(), res.Churn.Reloads, res.Churn.Churn.Non2xx, 100*res.Churn.CtlCPUChurn)
+	logf("   quiet %.0f req/s, churn %.0f req/s (median chunk ratio %.3f), reloads %.0f, non-2xx %d, controller CPU %.0f%%", res.Churn.Base.RPS, res.Churn.Churn.RPS, res.Churn.Ratio(), res.Churn.Reloads, res.Churn.Churn.Non2xx, 100*res.Churn.CtlCPUChurn)
 	return nil
 }
 

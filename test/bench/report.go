@@ -306,7 +306,12 @@ func writeReport(cfg *config, res *results) error {
 		cs = append(cs, fmt.Sprintf("%.0f", r.RPS))
 	}
 	w("| req/s (mean of chunks; chunks) | %.0f (%.0f %% of max; %s) | %.0f (%s) | | |", c.Base.RPS, 100*c.Base.RPS/c.MaxRPS, strings.Join(qs, ", "), c.Churn.RPS, strings.Join(cs, ", "))
-	w("| req/s with churn ÷ quiet | | **%.3f** | ≥ 0.95 | %s |", c.Ratio(), passMiss(c.Ratio() >= 0.95))
+	var prs []string
+	for _, r := range c.PairRatios() {
+		prs = append(prs, fmt.Sprintf("%.3f", r))
+	}
+	w("| req/s with churn ÷ quiet: median of each churn chunk ÷ the quiet chunks around it (%s); ratio of the means %.3f | | **%.3f** | ≥ 0.95 | %s |",
+		strings.Join(prs, ", "), c.MeanRatio(), c.Ratio(), passMiss(c.Ratio() >= 0.95))
 	w("| latency p50 / p99 (wrk, excluding the pause) | %s / %s | %s / %s | | |", ms(c.Base.P50), ms(c.Base.P99), ms(c.Churn.P50), ms(c.Churn.P99))
 	w("| CPU of the tidegate process (controller) | %.0f %% | %.0f %% | | |", 100*c.CtlCPUQuiet, 100*c.CtlCPUChurn)
 	w("| CPU of its nginx (master + worker) | %.0f %% | %.0f %% | | |", 100*c.NginxCPUQuiet, 100*c.NginxCPUChurn)
@@ -477,7 +482,7 @@ func verdicts(cfg *config, res *results) []verdict {
 	add(verdict{Bench: "3", Metric: "reloads during 100 changes/s", Ours: fmt.Sprintf("%.0f", c.Reloads), Target: "0", Pass: c.Reloads == 0})
 	add(verdict{Bench: "3", Metric: "non-2xx during churn", Ours: fmt.Sprintf("%d", c.Churn.Non2xx+c.Churn.Errors), Target: "0", Pass: c.Churn.Non2xx+c.Churn.Errors == 0})
 	cr := c.Ratio()
-	add(verdict{Bench: "3", Metric: "req/s with churn ÷ quiet", Ours: fmt.Sprintf("%.3f", cr), Target: "≥ 0.95", Ratio: cr / 0.95, Pass: cr >= 0.95})
+	add(verdict{Bench: "3", Metric: fmt.Sprintf("req/s with churn ÷ quiet (median over chunks; ratio of the means %.3f)", c.MeanRatio()), Ours: fmt.Sprintf("%.3f", cr), Target: "≥ 0.95", Ratio: cr / 0.95, Pass: cr >= 0.95})
 	last := res.Render[len(res.Render)-1]
 	add(verdict{Bench: "4", Metric: fmt.Sprintf("build + render, %d Ingresses (CPU time; wall %s)", last.Ingresses, ms(last.Total())), Ours: ms(last.CPU), Target: "≤ 250 ms",
 		Ratio: float64(last.CPU) / float64(250*time.Millisecond), Pass: last.CPU <= 250*time.Millisecond})
@@ -670,7 +675,8 @@ func churnAnalysis(res *results) string {
 			b.WriteString(", which do not overlap: churn cost this much here")
 		}
 		fmt.Fprintf(&b, ". What churn itself adds on the proxy's CPU is the controller's %.0f %% and, per push, the rebuild of the changed backend in the worker. ", 100*c.CtlCPUChurn)
-		b.WriteString("Where the controller's share goes (perf of `tidegate local`, by hand, the same churn, 1 route): a quarter is the Go runtime's `sysmon` thread waking in short sleeps after every sync (in this paravirtualised guest each sleep and wake costs a hypervisor exit), a tenth re-reading the changed file (YAML is now parsed once per document, not twice: 194 → 103 µs for a 10-endpoint slice), and the rest the sync, the push and the garbage collector. In a cluster the controller gets objects from the API server, not YAML, and the file cost goes away; the wakeups are the price of 35 syncs a second.")
+		b.WriteString("Where the controller's share goes (perf of `tidegate local`, by hand, the same churn, 1 route): a quarter is the Go runtime's `sysmon` thread waking in short sleeps after every sync (in this paravirtualised guest each sleep and wake costs a hypervisor exit), a tenth re-reading the changed file (YAML is now parsed once per document, not twice: 194 → 103 µs for a 10-endpoint slice), and the rest the sync, the push and the garbage collector. In a cluster the controller gets objects from the API server, not YAML, and the file cost goes away; the wakeups are the price of ")
+		fmt.Fprintf(&b, "%.0f syncs a second.", c.Syncs/c.Duration.Seconds())
 	}
 	return b.String()
 }
