@@ -129,7 +129,10 @@ type results struct {
 	BackendPort  int
 	Commands     []string
 	Elapsed      time.Duration
-	Settings     settings
+	// Ended is when the measurements ended (zero in results written
+	// before it was recorded).
+	Ended    time.Time
+	Settings settings
 	// LuaPhases are the Lua phase directives of tidegate's nginx.conf that
 	// run for proxied requests (from the conf used in benchmark 1).
 	LuaPhases []string
@@ -198,6 +201,7 @@ func run(cfg *config) error {
 	}
 	res.LoadEnd = loadavg()
 	res.Elapsed = time.Since(t0)
+	res.Ended = time.Now().UTC()
 	if cfg.resultsOut != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
