@@ -86,6 +86,54 @@ func (t throughput) PerCPU(tidegate bool) float64 {
 // FloorPerCPU is PerCPU of the bare balancer_by_lua floor.
 func (t throughput) FloorPerCPU() float64 { return perCPU(t.Floor, t.FloorCPU) }
 
+// CPURatio is the median over rounds of tidegate's requests per
+// CPU-second over the static conf's in the same round; FloorCPURatio the
+// floor's over the static conf's, OverFloorCPU tidegate's over the
+// floor's. Paired by round like Ratio, so a round the machine slowed as a
+// whole moves them less than a ratio of medians would.
+func (t throughput) CPURatio() float64 {
+	return perCPURatio(t.Tidegate, t.TidegateCPU, t.Static, t.StaticCPU)
+}
+func (t throughput) FloorCPURatio() float64 {
+	return perCPURatio(t.Floor, t.FloorCPU, t.Static, t.StaticCPU)
+}
+func (t throughput) OverFloorCPU() float64 {
+	return perCPURatio(t.Tidegate, t.TidegateCPU, t.Floor, t.FloorCPU)
+}
+
+// Implausible reports why this size's rounds cannot be trusted, or "":
+// the floor is the static conf plus a Lua hook and tidegate's conf is more
+// than the floor, so neither can really serve more requests per CPU-second
+// than the one below it. When the medians say so by more than a few per
+// cent, other load on the machine moved the runs more than the proxies
+// differ.
+func (t throughput) Implausible() string {
+	const slack = 1.03
+	if len(t.Floor) == 0 {
+		if r := t.CPURatio(); r > slack {
+			return fmt.Sprintf("tidegate served %.2f× the static conf's requests per CPU-second", r)
+		}
+		return ""
+	}
+	if r := t.FloorCPURatio(); r > slack {
+		return fmt.Sprintf("the bare balancer_by_lua floor served %.2f× the static conf's requests per CPU-second", r)
+	}
+	if r := t.OverFloorCPU(); r > slack {
+		return fmt.Sprintf("tidegate served %.2f× the floor's requests per CPU-second", r)
+	}
+	return ""
+}
+
+func perCPURatio(a []wrkResult, ac []float64, b []wrkResult, bc []float64) float64 {
+	var xs []float64
+	for i := range a {
+		if i < len(ac) && i < len(b) && i < len(bc) && ac[i] > 0 && bc[i] > 0 && b[i].RPS > 0 {
+			xs = append(xs, (a[i].RPS/ac[i])/(b[i].RPS/bc[i]))
+		}
+	}
+	return median(xs)
+}
+
 func perCPU(rs []wrkResult, cs []float64) float64 {
 	var xs []float64
 	for i := range rs {
