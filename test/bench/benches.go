@@ -450,7 +450,15 @@ func runChurn(cfg *config, root string, tg *tidegate, maxRPS float64, backendPor
 	}
 	// Quiet and churn alternate in chunks, so slow swings in the machine's
 	// other load hit both alike; each churn chunk is compared with the
-	// quiet ones around it (Ratio).
+	// quiet ones around it (Ratio). The writer runs in quiet chunks too,
+	// into a directory tidegate does not watch: writing 100 files a second
+	// costs this program CPU on wrk's and the backend's core, which is
+	// the load generator's cost, not tidegate's.
+	shadow, err := os.MkdirTemp(filepath.Dir(tg.Dir), "churn-shadow-")
+	if err != nil {
+		return ch, err
+	}
+	defer os.RemoveAll(shadow)
 	chunks := 6
 	chunk := ch.Duration / time.Duration(chunks)
 	var quiet, churned []wrkResult
@@ -460,29 +468,33 @@ func runChurn(cfg *config, root string, tg *tidegate, maxRPS float64, backendPor
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		var werr error
+		dir := shadow
 		if withChurn {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tick := time.NewTicker(10 * time.Millisecond)
-				defer tick.Stop()
-				for k := ch.Writes; ; k++ {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-					}
-					addrs := append([]string(nil), liveAddrs...)
-					skip := k % len(addrs)
-					addrs = append(addrs[:skip], addrs[skip+1:]...)
-					if err := writeAtomic(tg.Dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, addrs)); err != nil {
-						werr = err
-						return
-					}
+			dir = tg.Dir
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for k := ch.Writes; ; k++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				addrs := append([]string(nil), liveAddrs...)
+				skip := k % len(addrs)
+				addrs = append(addrs[:skip], addrs[skip+1:]...)
+				if err := writeAtomic(dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, addrs)); err != nil {
+					werr = err
+					return
+				}
+				if withChurn {
 					ch.Writes++
 				}
-			}()
-		}
+			}
+		}()
 		c0, n0, t0 := cpuSeconds(ctl), cpuSeconds(ngx...), time.Now()
 		r, argv, err := wrk(ch.Conns, chunk)
 		el := time.Since(t0).Seconds()
