@@ -124,6 +124,17 @@ func (t throughput) Implausible() string {
 	return ""
 }
 
+// Unsaturated reports why this size's req/s ratio does not measure the
+// proxies, or "": a req/s ratio is their cost only while both workers are
+// the bottleneck; below that, wrk and the backend set the pace.
+func (t throughput) Unsaturated() string {
+	const busy = 0.95
+	if tc, sc := median(t.TidegateCPU), median(t.StaticCPU); tc < busy || sc < busy {
+		return fmt.Sprintf("the proxy workers were %.0f %% (tidegate) and %.0f %% (static) busy, below %.0f %%", 100*tc, 100*sc, 100*busy)
+	}
+	return ""
+}
+
 func perCPURatio(a []wrkResult, ac []float64, b []wrkResult, bc []float64) float64 {
 	var xs []float64
 	for i := range a {

@@ -72,7 +72,7 @@ func (v verdict) row() string {
 	}
 	switch {
 	case v.Noisy:
-		res = "**too noisy to judge** (§1)"
+		res = "**no verdict** (§1)"
 	case !v.NA:
 		res = "**pass**"
 		if !v.Pass {
@@ -170,7 +170,7 @@ func writeReport(cfg *config, res *results) error {
 	}
 	if len(noisy) > 0 {
 		w("")
-		w("Too noisy to judge in this run: %s. §1 says why.", strings.Join(noisy, "; "))
+		w("No verdict in this run (the runs cannot show it; §1 says why): %s.", strings.Join(noisy, "; "))
 	}
 	w("")
 
@@ -487,7 +487,7 @@ func verdicts(cfg *config, res *results) []verdict {
 		r := t.Ratio()
 		noisy := t.Implausible() != ""
 		add(verdict{Bench: "1", Metric: fmt.Sprintf("req/s vs static nginx, %d Ingress(es) / %d endpoints", t.Ingresses, t.Endpoints),
-			Ours: fmt.Sprintf("%.3f×", r), Target: "≥ 0.95×", Ratio: r / 0.95, Pass: r >= 0.95, Noisy: noisy})
+			Ours: fmt.Sprintf("%.3f×", r), Target: "≥ 0.95×", Ratio: r / 0.95, Pass: r >= 0.95, Noisy: noisy || t.Unsaturated() != ""})
 		if pc := t.CPURatio(); pc > 0 {
 			add(verdict{Bench: "1", Metric: fmt.Sprintf("requests per CPU-second of the proxy worker vs static, %d Ingress(es), median of rounds", t.Ingresses),
 				Ours: fmt.Sprintf("%.3f×", pc), Target: "≥ 0.95×", Ratio: pc / 0.95, Pass: pc >= 0.95, Noisy: noisy})
@@ -609,6 +609,9 @@ func throughputAnalysis(res *results) string {
 	var b strings.Builder
 	s, l := res.Small, res.Large
 	for _, t := range []throughput{s, l} {
+		if why := t.Unsaturated(); why != "" && t.Implausible() == "" {
+			fmt.Fprintf(&b, "**The %d-Ingress req/s ratio of this run gets no verdict:** %s (medians), so the client side set the pace, not the proxies; the summary judges this size by requests per CPU-second of the worker.\n\n", t.Ingresses, why)
+		}
 		if why := t.Implausible(); why != "" {
 			fmt.Fprintf(&b, "**The %d-Ingress rounds of this run are too noisy to judge:** %s (median of rounds), which cannot really happen — each conf does all the work of the one it is compared with, and more. Other load on the machine (load average above) moved the runs more than the proxies differ; the summary gives no verdict for this size, and the figures below are shown as measured.\n\n", t.Ingresses, why)
 		}
