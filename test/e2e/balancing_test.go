@@ -142,8 +142,8 @@ func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
 	// ejection every other request would try the dead one first.
 	errorLog := readFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
 	tries := strings.Count(errorLog, "connect() failed")
-	if max := 5 * len(tg.Workers()); tries > max {
-		t.Errorf("the dead endpoint was tried %d times in 60 requests, want at most %d (ejected after 5 failures per worker)", tries, max)
+	if limit := 5 * len(tg.Workers()); tries > limit {
+		t.Errorf("the dead endpoint was tried %d times in 60 requests, want at most %d (ejected after 5 failures per worker)", tries, limit)
 	}
 	if !strings.Contains(errorLog, "ejected for") {
 		t.Errorf("no ejection in nginx's error log:\n%s", errorLog)
