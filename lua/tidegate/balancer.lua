@@ -146,7 +146,8 @@ local function build(json, old_stats, yield)
     slow_start = ej.slow_start_ms / 1000,
     percent = ej.max_ejected_percent,
   }
-  -- the log phase (when nginx.conf has one) has work only for these
+  -- the log phase has work only for these (model.needsLogPhase puts it in
+  -- nginx.conf for the same backends)
   obj.observe = algo == "ewma" or ej.consecutive_5xx > 0
   return obj, nil, st
 end

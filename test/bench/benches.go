@@ -135,14 +135,25 @@ func (t throughput) Unsaturated() string {
 	return ""
 }
 
+// perCPURatio is the median over rounds of cpuRatioAt.
 func perCPURatio(a []wrkResult, ac []float64, b []wrkResult, bc []float64) float64 {
 	var xs []float64
 	for i := range a {
-		if i < len(ac) && i < len(b) && i < len(bc) && ac[i] > 0 && bc[i] > 0 && b[i].RPS > 0 {
-			xs = append(xs, (a[i].RPS/ac[i])/(b[i].RPS/bc[i]))
+		if v, ok := cpuRatioAt(a, ac, b, bc, i); ok {
+			xs = append(xs, v)
 		}
 	}
 	return median(xs)
+}
+
+// cpuRatioAt is a's requests per CPU-second over b's in round i (a's runs
+// and worker CPU shares ac against b's and bc); false when that round is
+// missing or has no CPU figure.
+func cpuRatioAt(a []wrkResult, ac []float64, b []wrkResult, bc []float64, i int) (float64, bool) {
+	if i >= len(a) || i >= len(ac) || i >= len(b) || i >= len(bc) || ac[i] <= 0 || bc[i] <= 0 || b[i].RPS <= 0 {
+		return 0, false
+	}
+	return (a[i].RPS / ac[i]) / (b[i].RPS / bc[i]), true
 }
 
 func perCPU(rs []wrkResult, cs []float64) float64 {

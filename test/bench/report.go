@@ -150,16 +150,13 @@ func writeReport(cfg *config, res *results) error {
 	w("")
 	w("For “≥” targets a ratio above 1 is good, for “≤” targets a ratio below 1.")
 	w("")
-	misses := []string{}
+	var misses, noisy []string
 	for _, v := range vs {
-		if !v.NA && !v.Pass && !v.Noisy {
-			misses = append(misses, v.Bench+" "+v.Metric)
-		}
-	}
-	var noisy []string
-	for _, v := range vs {
-		if v.Noisy {
+		switch {
+		case v.Noisy:
 			noisy = append(noisy, v.Bench+" "+v.Metric)
+		case !v.NA && !v.Pass:
+			misses = append(misses, v.Bench+" "+v.Metric)
 		}
 	}
 	switch {
@@ -846,10 +843,7 @@ func ablationTable(t throughput) string {
 	// tidegate itself.
 	vs := make([][]float64, len(t.Ablation)+1)
 	rel := func(rs []wrkResult, cs []float64, i int) (float64, bool) {
-		if i >= len(rs) || i >= len(cs) || i >= len(t.Static) || i >= len(t.StaticCPU) || cs[i] <= 0 || t.StaticCPU[i] <= 0 {
-			return 0, false
-		}
-		return (rs[i].RPS / cs[i]) / (t.Static[i].RPS / t.StaticCPU[i]), true
+		return cpuRatioAt(rs, cs, t.Static, t.StaticCPU, i)
 	}
 	for i := range t.Static {
 		row := make([]float64, 0, len(vs))
