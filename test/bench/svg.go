@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -88,13 +90,13 @@ func (c chart) SVG() string {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", (padL+svgW-padR)/2, svgH-18, esc(c.XLabel))
 	fmt.Fprintf(&b, `<text x="16" y="%d" text-anchor="middle" transform="rotate(-90 16 %d)">%s</text>`+"\n", (padT+svgH-padB)/2, (padT+svgH-padB)/2, esc(c.YLabel))
-	for label, v := range c.HLines {
-		y := py(v)
+	for _, label := range slices.Sorted(maps.Keys(c.HLines)) {
+		y := py(c.HLines[label])
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c00" stroke-dasharray="6 4"/>`+"\n", padL, y, svgW-padR, y)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#c00">%s</text>`+"\n", svgW-padR-4, y-4, esc(label))
 	}
-	for label, v := range c.VLines {
-		x := px(v)
+	for _, label := range slices.Sorted(maps.Keys(c.VLines)) {
+		x := px(c.VLines[label])
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c00" stroke-dasharray="6 4"/>`+"\n", x, padT, x, svgH-padB)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#c00">%s</text>`+"\n", x+4, padT+12, esc(label))
 	}
