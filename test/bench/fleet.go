@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginx"
 )
 
 // The workload: one route under test ("bench.local" -> Service bench:80,
@@ -176,6 +178,13 @@ func referenceConf(dir string, listen, n, backendPort int, luaFloor bool) string
 		modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
 		luaInit = "    lua_malloc_trim 0;\n    init_by_lua_block { " + floorTable(backendPort) + " }\n"
 	}
+	// The access log writes the line tidegate writes by default
+	// (ingress-nginx's upstreaminfo), so both proxies format the same
+	// fields per request.
+	logFormat, err := nginx.Quote(nginx.DefaultLogFormat)
+	if err != nil {
+		panic(err) // a constant
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `worker_processes 1;
 worker_shutdown_timeout 240s;
@@ -194,7 +203,7 @@ http {
     server_names_hash_bucket_size 128;
     variables_hash_max_size 2048;
     client_max_body_size 1m;
-    log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$tidegate_backend] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status';
+    log_format upstreaminfo %[6]s;
     access_log %[1]s/logs/access.log upstreaminfo;
     map $http_host $tidegate_host { default $http_host; '' $host; }
     map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
@@ -217,9 +226,9 @@ http {
     server {
         listen %[2]d default_server reuseport backlog=4096;
         server_name _;
-        location / { set $tidegate_backend ""; return 404; }
+        location / { set $tidegate_backend ""; set $tidegate_ingress ""; return 404; }
     }
-`, dir, listen, tempPaths(dir), modules, luaInit)
+`, dir, listen, tempPaths(dir), modules, luaInit, logFormat)
 	route := func(name, host string, addrs []string) {
 		fmt.Fprintf(&b, "    upstream u_%s {\n", name)
 		if luaFloor && name == "bench" {
@@ -228,8 +237,8 @@ http {
 			b.WriteString(serverLines(addrs, backendPort))
 		}
 		fmt.Fprintf(&b, "        keepalive 320;\n        keepalive_timeout 60s;\n        keepalive_requests 10000;\n    }\n")
-		fmt.Fprintf(&b, "    server {\n        server_name %s;\n        listen %d;\n        location / { set $tidegate_backend default/%s:80; proxy_pass http://u_%s; }\n    }\n",
-			host, listen, name, name)
+		fmt.Fprintf(&b, "    server {\n        server_name %s;\n        listen %d;\n        location / { set $tidegate_backend default/%s:80; set $tidegate_ingress default/%s; proxy_pass http://u_%s; }\n    }\n",
+			host, listen, name, name, name)
 	}
 	route("bench", benchHost, liveAddrs)
 	for i := 1; i < n; i++ {

@@ -193,7 +193,7 @@ func writeReport(cfg *config, res *results) error {
 	// ---- 1
 	w("## 1. Proxy throughput")
 	w("")
-	w("wrk through tidegate's nginx (one `upstream` with `balancer_by_lua`, endpoints pushed to Lua) and through the same nginx binary with a hand-written static conf: identical http settings to `nginx/nginx.tmpl` (1 worker, client keepalive 75 s / 1,000 requests, upstream `keepalive 320`, HTTP/1.1 to the backend, the same `proxy_set_header`s and the same access-log format written to a file), one `upstream { server ...; }` per route and no Lua. The backend is a separate nginx (1 worker, `return 200` of a %d-byte body) listening on the route's %d endpoint addresses 127.0.2.1–%d; both proxies balance round-robin over them. ", bodySize, endpointsPer, endpointsPer)
+	w("wrk through tidegate's nginx (one `upstream` with `balancer_by_lua`, endpoints pushed to Lua) and through the same nginx binary with a hand-written static conf: identical http settings to `nginx/nginx.tmpl` (1 worker, client keepalive 75 s / 1,000 requests, upstream `keepalive 320`, HTTP/1.1 to the backend, the same `proxy_set_header`s and the same access-log line, tidegate's default (ingress-nginx's `upstreaminfo`), written to a file), one `upstream { server ...; }` per route and no Lua. The backend is a separate nginx (1 worker, `return 200` of a %d-byte body) listening on the route's %d endpoint addresses 127.0.2.1–%d; both proxies balance round-robin over them. ", bodySize, endpointsPer, endpointsPer)
 	w("In the %d-Ingress case the other %d Ingresses each have their own host, Service and %d endpoints on 10.x.y.z addresses nobody listens on: they are loaded (nginx.conf, Lua state: %d endpoints in all) but never requested; the route under test points only at live endpoints. The static reference gets %d `server` blocks and %d `upstream` blocks, one per host, as a person would write it; tidegate serves all these hosts from one shared `server` block (same shape: `pkg/nginx/hostgroups.go`), so its per-request path adds a `map $host` lookup for the backend and Ingress name.",
 		res.Large.Ingresses, res.Large.Ingresses-1, endpointsPer, res.Large.Endpoints, res.Large.Ingresses, res.Large.Ingresses)
 	w("")
@@ -879,7 +879,7 @@ func ablationTable(t throughput) string {
 	for _, v := range vs[len(vs)-1] {
 		rest = append(rest, 1-v)
 	}
-	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the longer access-log line, the Lua module loaded | 1 | 1 | %+.1f %% |\n\n", 100*median(rest))
+	fmt.Fprintf(&b, "| static conf | the rest: tidegate's variables and `map`s, HSTS `add_header`, the Lua module loaded (the access-log line is the same on both sides) | 1 | 1 | %+.1f %% |\n\n", 100*median(rest))
 	fmt.Fprintf(&b, "Steps are cumulative and the machine is noisy: with %d rounds a step's gain moves by a few per cent from run to run. ", len(vs[0]))
 	if len(vs) > 2 {
 		fmt.Fprintf(&b, "Without tidegate's peer choice and the metrics line (step 2) its conf would serve %.3f× the static conf's requests per CPU-second; what is left is the `balancer_by_lua` hook and the variables the routing needs. ", median(vs[2]))
