@@ -41,6 +41,10 @@ type throughput struct {
 	TidegatePerf, StaticPerf map[string]float64
 	TidegateCmd              string
 	StaticCmd                string
+	// Side is the side-by-side measurement (sidebyside.go): a second copy
+	// of the static conf, the floor, tidegate and the ablation steps, each
+	// beside the static conf on one core.
+	Side []sideSeries
 }
 
 func (t throughput) medians(rs []wrkResult) (rps float64, p50, p99 time.Duration) {
@@ -181,7 +185,8 @@ type ablationProxy struct {
 // runThroughput runs wrk against tidegate, the static nginx and the bare
 // balancer_by_lua nginx in turn, round after round, after one warm-up run
 // each.
-func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTest, ablation []ablationProxy) (throughput, error) {
+func runThroughput(cfg *config, n, endpoints int, tg proxyUnderTest, refs references, ablation []ablationProxy) (throughput, error) {
+	static, floor := refs.static, refs.floor
 	t := throughput{Ingresses: n, Endpoints: endpoints, Ablation: make([]ablationRun, len(ablation))}
 	for k, a := range ablation {
 		t.Ablation[k] = ablationRun{Name: a.step.Name, Removed: a.step.Removed}
@@ -255,7 +260,13 @@ func runThroughput(cfg *config, n, endpoints int, tg, static, floor proxyUnderTe
 	if t.TidegatePerf != nil {
 		logf("  perf: Lua share of the tidegate worker's CPU samples %.1f%%", luaShare(t.TidegatePerf))
 	}
-	return t, nil
+	side := []namedProxy{{sideTwin, refs.twin}, {sideFloor, floor}, {sideTidegate, tg}}
+	for k, a := range ablation {
+		side = append(side, namedProxy{fmt.Sprintf("step %d", k+1), a.proxyUnderTest})
+	}
+	var err error
+	t.Side, err = runSideBySide(cfg, static, side)
+	return t, err
 }
 
 // ---- 2. endpoint propagation ---------------------------------------------

@@ -37,6 +37,7 @@ type config struct {
 	wrkConns               int
 	wrkDur, warmDur        time.Duration
 	pairs                  int
+	sideRounds             int // side-by-side windows per proxy (sidebyside.go)
 	changes, changesLarge  int
 	churnDur               time.Duration
 	pushes                 int
@@ -82,12 +83,12 @@ func main() {
 	}
 	cfg.wrkConns = 50
 	if cfg.quick {
-		cfg.wrkDur, cfg.warmDur, cfg.pairs = 3*time.Second, 1*time.Second, 3
+		cfg.wrkDur, cfg.warmDur, cfg.pairs, cfg.sideRounds = 3*time.Second, 1*time.Second, 3, 2
 		cfg.changes, cfg.changesLarge = 200, 30
 		cfg.churnDur, cfg.pushes, cfg.reloads = 15*time.Second, 5, 2
 		cfg.renderSizes, cfg.liveSizes = []int{100, 1000, 10000}, []int{1000}
 	} else {
-		cfg.wrkDur, cfg.warmDur, cfg.pairs = 5*time.Second, 2*time.Second, 7
+		cfg.wrkDur, cfg.warmDur, cfg.pairs, cfg.sideRounds = 5*time.Second, 2*time.Second, 7, 5
 		cfg.changes, cfg.changesLarge = 300, 60
 		cfg.churnDur, cfg.pushes, cfg.reloads = 30*time.Second, 10, 3
 		cfg.renderSizes, cfg.liveSizes = []int{100, 300, 1000, 3000, 10000}, []int{1000, 10000}
@@ -265,20 +266,30 @@ func (s *nginxSet) stop() {
 	s.procs = nil
 }
 
-// startReferences starts the static conf and the bare balancer_by_lua
-// floor for n Ingresses.
-func (s *nginxSet) startReferences(cfg *config, dir string, n, backendPort int) (static, floor proxyUnderTest, err error) {
+// references are the nginx instances tidegate is compared with.
+type references struct {
+	static, floor proxyUnderTest
+	// twin is a second copy of the static conf, for the side-by-side
+	// measurement's check of itself (sidebyside.go).
+	twin proxyUnderTest
+}
+
+func (r references) ports() []int { return []int{r.static.port, r.floor.port, r.twin.port} }
+
+// startReferences starts the static conf, its twin and the bare
+// balancer_by_lua floor for n Ingresses.
+func (s *nginxSet) startReferences(cfg *config, dir string, n, backendPort int) (refs references, err error) {
 	for _, v := range []struct {
 		name string
 		conf func(dir string, listen, n, backendPort int) string
 		dst  *proxyUnderTest
-	}{{"static", staticConf, &static}, {"floor", floorConf, &floor}} {
+	}{{"static", staticConf, &refs.static}, {"floor", floorConf, &refs.floor}, {"static-twin", staticConf, &refs.twin}} {
 		d, port := filepath.Join(dir, v.name), freePort()
 		if *v.dst, err = s.start(cfg, v.name, d, port, v.conf(d, port, n, backendPort)); err != nil {
-			return static, floor, err
+			return refs, err
 		}
 	}
-	return static, floor, nil
+	return refs, nil
 }
 
 // startAblation starts one nginx per ablation step from tidegate's
@@ -320,11 +331,11 @@ func smallPhase(cfg *config, root string, res *results) error {
 	defer tg.Stop()
 	var refs nginxSet
 	defer refs.stop()
-	static, floor, err := refs.startReferences(cfg, dir, 1, res.BackendPort)
+	ref, err := refs.startReferences(cfg, dir, 1, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	for _, port := range []int{tg.HTTP, static.port, floor.port} {
+	for _, port := range append(ref.ports(), tg.HTTP) {
 		if err := waitServes(port, benchHost, fixedBody[:8], 30*time.Second); err != nil {
 			return err
 		}
@@ -342,7 +353,7 @@ func smallPhase(cfg *config, root string, res *results) error {
 	if err != nil {
 		return err
 	}
-	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, static, floor, ablation); err != nil {
+	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, ref, ablation); err != nil {
 		return err
 	}
 	refs.stop()
@@ -442,18 +453,18 @@ func largePhase(cfg *config, root string, res *results) error {
 	sl.RSSStart, _ = tg.RSS()
 	var refs nginxSet
 	defer refs.stop()
-	static, floor, err := refs.startReferences(cfg, dir, n, res.BackendPort)
+	ref, err := refs.startReferences(cfg, dir, n, res.BackendPort)
 	if err != nil {
 		return err
 	}
-	for _, port := range []int{tg.HTTP, static.port, floor.port} {
+	for _, port := range append(ref.ports(), tg.HTTP) {
 		if err := waitServes(port, benchHost, fixedBody[:8], 60*time.Second); err != nil {
 			return err
 		}
 	}
 	logf("1. throughput, %d Ingresses / %d endpoints", n, n*endpointsPer)
 	tgp := proxyUnderTest{port: tg.HTTP, workers: func() []int { return workersOf(tg) }}
-	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, static, floor, nil); err != nil {
+	if res.Large, err = runThroughput(cfg, n, n*endpointsPer, tgp, ref, nil); err != nil {
 		return err
 	}
 	refs.stop()

@@ -44,7 +44,7 @@ func pinned(cpus string, argv ...string) *exec.Cmd {
 
 var haveTaskset = func() bool { _, err := exec.LookPath("taskset"); return err == nil }()
 
-// proc is a child process in its own process group.
+// proc is a child process in its own session and process group.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
@@ -58,7 +58,11 @@ func startProc(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A session of its own: the kernel schedules each session as a group
+	// (autogroup), so a proxy competes for its core as itself, not diluted
+	// by this program's and wrk's load on the other CPU (sidebyside.go).
+	// The session leader leads its process group too (stop).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
