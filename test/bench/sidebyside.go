@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -152,23 +153,35 @@ func (t throughput) side(name string) (sideSeries, bool) {
 }
 
 // sideCheck says why the side-by-side figures of t cannot be trusted, or
-// "" when they can: the second copy of the static conf must come out
-// within 2 % of 1, and the core must have been full (the two workers
-// together at least 90 % busy), or the windows did not share it.
-func (t throughput) sideCheck() string {
+// "" when they can: the core must have been full (the two workers together
+// at least 90 % busy), or the windows did not share it; and the second
+// copy of the static conf must come out within 2 % of 1. Its distance from
+// 1 (err) is how far the method itself was off in this run: a figure
+// farther than that from its target still gets a verdict (decides).
+func (t throughput) sideCheck() (why string, err float64) {
 	twin, ok := t.side(sideTwin)
 	if !ok {
-		return "not measured"
-	}
-	if r := twin.Ratio(); r < 0.98 || r > 1.02 {
-		return fmt.Sprintf("the static conf's second copy came out at %.3f×, not 1", r)
+		return "not measured", math.Inf(1)
 	}
 	for _, s := range t.Side {
 		if a, b := s.busy(); a+b < 0.9 {
-			return fmt.Sprintf("%s and static were %.0f %% + %.0f %% busy: the core was not full", s.Name, 100*a, 100*b)
+			return fmt.Sprintf("%s and static were %.0f %% + %.0f %% busy: the core was not full", s.Name, 100*a, 100*b), math.Inf(1)
 		}
 	}
-	return ""
+	r := twin.Ratio()
+	err = math.Abs(r - 1)
+	if err > 0.02 {
+		return fmt.Sprintf("the static conf's second copy came out at %.3f×, not 1", r), err
+	}
+	return "", err
+}
+
+// sideDecides reports whether ratio gets a verdict against target: the
+// side-by-side check passed, or ratio is farther from target than the
+// method was off.
+func (t throughput) sideDecides(ratio, target float64) bool {
+	why, err := t.sideCheck()
+	return why == "" || math.Abs(ratio-target) > err
 }
 
 // sideTable renders the side-by-side measurement of both sizes.
@@ -201,7 +214,13 @@ func sideTable(res *results) string {
 	}
 	b.WriteString("\n")
 	for _, t := range []throughput{res.Small, res.Large} {
-		if why := t.sideCheck(); why != "" {
+		why, _ := t.sideCheck()
+		if why == "" {
+			continue
+		}
+		if sd, ok := t.side(sideTidegate); ok && t.sideDecides(sd.Ratio(), 0.95) {
+			fmt.Fprintf(&b, "At %d Ingress(es) %s: the method was that far off in this run, and tidegate's %.3f× is farther than that from 0.95×, so it still gets a verdict.\n\n", t.Ingresses, why, sd.Ratio())
+		} else {
 			fmt.Fprintf(&b, "At %d Ingress(es) the side-by-side figures get no verdict: %s.\n\n", t.Ingresses, why)
 		}
 	}
