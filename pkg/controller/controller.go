@@ -94,7 +94,11 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
-	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), newMetricsLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs))
+	var requests *metricsLog // nil: nginx writes no metrics line
+	if !cfg.Nginx.NoRequestMetrics {
+		requests = newMetricsLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs)
+	}
+	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), requests)
 	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
 }
@@ -164,6 +168,9 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-metricsTick.C:
+			if c.dataplane.log == nil {
+				continue
+			}
 			if err := c.dataplane.log.read(); err != nil {
 				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)
 			}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -59,7 +60,7 @@ var (
 	descProcessRequests = prometheus.NewDesc("nginx_ingress_controller_nginx_process_requests_total",
 		"Client requests nginx read, control socket included (stub_status).", nil, nil)
 	descUp = prometheus.NewDesc("tidegate_dataplane_metrics_up",
-		"1 if the last scrape read nginx's metrics log and its stub_status over the control socket.", nil, nil)
+		"1 if the last scrape read nginx's metrics log (unless --enable-metrics=false) and its stub_status over the control socket.", nil, nil)
 )
 
 // dataplane is a prometheus.Collector reading nginx's metrics log and its
@@ -89,7 +90,7 @@ func (d *dataplane) Collect(ch chan<- prometheus.Metric) {
 	up := 1.0
 	s, err := d.log.poll()
 	s.emit(ch)
-	if err != nil {
+	if err != nil && !errors.Is(err, errMetricsOff) {
 		up = 0
 	}
 	if raw, serr := d.get("/tidegate/stub_status"); serr != nil {

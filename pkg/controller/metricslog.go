@@ -60,16 +60,27 @@ func newDataplaneSnapshot() *dataplaneSnapshot {
 	return &dataplaneSnapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
 }
 
+// errMetricsOff is what a nil metricsLog (--enable-metrics=false: nginx
+// writes no metrics line) reports where counts were expected.
+var errMetricsOff = errors.New("request metrics are off (--enable-metrics=false)")
+
 // read counts what nginx wrote since the last call and rotates the file
-// when it is big.
+// when it is big. A nil log reads nothing.
 func (m *metricsLog) read() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.readNew()
 }
 
 // poll reads like read and returns a copy of the counts so far.
+// A nil log has no counts and says so (errMetricsOff).
 func (m *metricsLog) poll() (*dataplaneSnapshot, error) {
+	if m == nil {
+		return newDataplaneSnapshot(), errMetricsOff
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	err := m.readNew()
@@ -334,6 +345,9 @@ func logValue(s string) string {
 // longer in any backend (pods come and go: kept forever, their series would
 // grow without bound). live reports whether "ns/svc" has endpoint addr.
 func (m *metricsLog) forgetEndpoints(live func(ns, svc, addr string) bool) {
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range m.counts.endpoints {

@@ -33,6 +33,10 @@ type Settings struct {
 	// Resolvers are the name servers that resolve auth-url host names
 	// (extauth.go), usually SystemResolvers().
 	Resolvers []string
+	// NoRequestMetrics leaves out the per-request metrics line (nginx.tmpl,
+	// log_format tidegate_metrics): --enable-metrics=false, as in
+	// ingress-nginx. Each request then formats one log line fewer.
+	NoRequestMetrics bool
 	// ServerPerHost renders one server block per host, never a shared one
 	// (hostgroups.go): what tidegate did before host groups, kept to
 	// measure the two side by side (make bench).
@@ -99,7 +103,7 @@ type view struct {
 	LuaPath           string
 	Temp              struct{ Body, Proxy, Fastcgi, Uwsgi, Scgi string }
 	Socket            string
-	MetricsLog        string
+	MetricsLog        string // "" with Settings.NoRequestMetrics
 	// Unavailable are the sockets of the server answering 503 for backends
 	// without endpoints: plain, https, grpc (h2c) and grpcs.
 	Unavailable         struct{ HTTP, HTTPS, GRPC, GRPCS string }
@@ -213,7 +217,9 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	paths[filepath.Join(tmp, "scgi")] = &v.Temp.Scgi
 	paths[filepath.Join(set.WorkDir, "lua", "?.lua")+";;"] = &v.LuaPath
 	paths["unix:"+set.SocketPath()] = &v.Socket
-	paths[set.MetricsLogPath()] = &v.MetricsLog
+	if !set.NoRequestMetrics {
+		paths[set.MetricsLogPath()] = &v.MetricsLog
+	}
 	paths[set.unavailableSocket("")] = &v.Unavailable.HTTP
 	paths[set.unavailableSocket("https")] = &v.Unavailable.HTTPS
 	paths[set.unavailableSocket("grpc")] = &v.Unavailable.GRPC

@@ -176,6 +176,35 @@ func TestRenderIsDeterministic(t *testing.T) {
 	}
 }
 
+// --enable-metrics=false: nginx formats no metrics line per request, and
+// the conf without it still passes nginx -t.
+func TestRenderWithoutRequestMetrics(t *testing.T) {
+	m := model.Build(fixture.Snapshot(fixture.Service("web", "80"),
+		fixture.Ingress("a").Host("a.io").Prefix("/", "web:80")), model.DefaultOptions())
+	dir := t.TempDir()
+	for _, off := range []bool{false, true} {
+		set := nginx.Settings{WorkDir: dir, HTTPPort: 18080, HTTPSPort: 18443, NoRequestMetrics: off}
+		r, err := nginx.Render(m.Structure, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"log_format tidegate_metrics", set.MetricsLogPath()} {
+			if got := bytes.Contains(r.Conf, []byte(s)); got == off {
+				t.Errorf("NoRequestMetrics %v: nginx.conf has %q: %v", off, s, got)
+			}
+		}
+		if off {
+			proc, err := nginx.NewProcess(set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proc.Check(r.Conf); err != nil {
+				t.Errorf("nginx -t: %v", err)
+			}
+		}
+	}
+}
+
 func TestQuote(t *testing.T) {
 	tests := map[string]struct {
 		in, want string

@@ -240,6 +240,45 @@ func TestObservabilityMetrics(t *testing.T) {
 	}
 }
 
+// With --enable-metrics=false (an ingress-nginx flag) nginx writes no
+// metrics line: requests are served and stub_status still counts them, but
+// no request series appears, and the status page says why there are no
+// endpoint outcomes.
+func TestObservabilityMetricsOff(t *testing.T) {
+	a := startBackends(t, "a1")
+	tg := startTidegateWith(t, map[string]string{
+		"svc.yaml":  serviceYAML("a", 80),
+		"eps.yaml":  sliceYAML("a-1", "a", a.Port, a.Addrs),
+		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80"),
+	}, startOptions{Args: []string{"--enable-metrics=false"}})
+	for i := 0; i < 5; i++ {
+		if r := tg.Get("shop.io", "/api"); r.Status != 200 {
+			t.Fatalf("GET /api: %d %s", r.Status, r.Body)
+		}
+	}
+	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "tidegate_metrics") {
+		t.Error("nginx.conf still writes the metrics line")
+	}
+	// With metrics on, nginx flushes its buffered line within a second.
+	time.Sleep(1500 * time.Millisecond)
+	samples := tg.scrape()
+	if _, n := sum(samples, "nginx_ingress_controller_requests", nil); n != 0 {
+		t.Errorf("%d nginx_ingress_controller_requests series with --enable-metrics=false, want none", n)
+	}
+	if v, _ := sum(samples, "nginx_ingress_controller_nginx_process_requests_total", nil); v < 5 {
+		t.Errorf("nginx_ingress_controller_nginx_process_requests_total = %v, want at least the 5 requests", v)
+	}
+	if v, _ := sum(samples, "tidegate_dataplane_metrics_up", nil); v != 1 {
+		t.Errorf("tidegate_dataplane_metrics_up = %v, want 1: metrics that are off are not a failure", v)
+	}
+	if _, err := os.Stat(filepath.Join(tg.WorkDir, "logs", "metrics.log")); !os.IsNotExist(err) {
+		t.Errorf("logs/metrics.log exists (%v), want none", err)
+	}
+	if code, page := tg.getStatus("/"); code != 200 || !strings.Contains(page, "request metrics are off (--enable-metrics=false)") {
+		t.Errorf("status page (%d) does not say that request metrics are off", code)
+	}
+}
+
 // accessLog waits for n lines in the access log and returns them.
 func (tg *tidegate) accessLog(n int) []string {
 	tg.t.Helper()
