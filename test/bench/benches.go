@@ -185,7 +185,8 @@ type ablationProxy struct {
 // runThroughput runs wrk against tidegate, the static nginx and the bare
 // balancer_by_lua nginx in turn, round after round, after one warm-up run
 // each.
-func runThroughput(cfg *config, n, endpoints int, tg proxyUnderTest, refs references, ablation []ablationProxy) (throughput, error) {
+// extra are more proxies for the side-by-side measurement only.
+func runThroughput(cfg *config, n, endpoints int, tg proxyUnderTest, refs references, ablation []ablationProxy, extra ...namedProxy) (throughput, error) {
 	static, floor := refs.static, refs.floor
 	t := throughput{Ingresses: n, Endpoints: endpoints, Ablation: make([]ablationRun, len(ablation))}
 	for k, a := range ablation {
@@ -260,7 +261,7 @@ func runThroughput(cfg *config, n, endpoints int, tg proxyUnderTest, refs refere
 	if t.TidegatePerf != nil {
 		logf("  perf: Lua share of the tidegate worker's CPU samples %.1f%%", luaShare(t.TidegatePerf))
 	}
-	side := []namedProxy{{sideTwin, refs.twin}, {sideFloor, floor}, {sideTidegate, tg}}
+	side := append([]namedProxy{{sideTwin, refs.twin}, {sideFloor, floor}, {sideTidegate, tg}}, extra...)
 	for k, a := range ablation {
 		side = append(side, namedProxy{fmt.Sprintf("step %d", k+1), a.proxyUnderTest})
 	}

@@ -353,10 +353,23 @@ func smallPhase(cfg *config, root string, res *results) error {
 	if err != nil {
 		return err
 	}
-	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, ref, ablation); err != nil {
+	// The same tidegate with --enable-metrics=false, side by side only; it
+	// watches the same manifests, so it stops before benchmarks 2 and 3
+	// write to them.
+	noMetrics, err := startTidegate(cfg.bin, filepath.Join(dir, "no-metrics"), filepath.Join(dir, "manifests"), cfg.proxyCPU, "--enable-metrics=false")
+	if err != nil {
+		return fmt.Errorf("tidegate --enable-metrics=false: %w", err)
+	}
+	defer noMetrics.Stop()
+	if err := waitServes(noMetrics.HTTP, benchHost, fixedBody[:8], 30*time.Second); err != nil {
+		return err
+	}
+	nm := namedProxy{sideNoMetrics, proxyUnderTest{port: noMetrics.HTTP, workers: func() []int { return workersOf(noMetrics) }}}
+	if res.Small, err = runThroughput(cfg, 1, endpointsPer, tgp, ref, ablation, nm); err != nil {
 		return err
 	}
 	refs.stop()
+	noMetrics.Stop()
 	logf("2. propagation, 1 route: %d changes", cfg.changes)
 	if res.PropSmall, err = runPropagation(tg, 1, cfg.changes, res.BackendPort); err != nil {
 		return err

@@ -127,12 +127,18 @@ type tidegate struct {
 	PeakRSS int64
 }
 
-func startTidegate(bin, root, dir, cpus string) (*tidegate, error) {
+// startTidegate runs `tidegate local` on the manifests in dir, its working
+// files under root, with extra command-line arguments args.
+func startTidegate(bin, root, dir, cpus string, args ...string) (*tidegate, error) {
 	tg := &tidegate{Dir: dir, Work: filepath.Join(root, "work"), HTTP: freePort(), HTTPS: freePort(), Status: freePort(),
 		client: &http.Client{Timeout: 10 * time.Second}}
 	cmd := pinned(cpus, bin, "local", "--manifests", dir, "--workdir", tg.Work,
 		"--http-port", strconv.Itoa(tg.HTTP), "--https-port", strconv.Itoa(tg.HTTPS),
 		"--status-port", strconv.Itoa(tg.Status), "--stop-timeout", "5s")
+	cmd.Args = append(cmd.Args, args...)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
 	tg.startedAt = time.Now()
 	p, err := startProc("tidegate", cmd, filepath.Join(root, "tidegate.log"))
 	if err != nil {

@@ -140,6 +140,8 @@ const (
 	sideTwin     = "static (second copy)"
 	sideFloor    = "floor"
 	sideTidegate = "tidegate"
+	// sideNoMetrics is tidegate run with --enable-metrics=false.
+	sideNoMetrics = "tidegate --enable-metrics=false"
 )
 
 // side returns the series called name, if t has it.
