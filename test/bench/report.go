@@ -674,7 +674,7 @@ func throughputAnalysis(res *results) string {
 	if len(s.Ablation) > 0 {
 		b.WriteString(ablationTable(s))
 	}
-	b.WriteString("The metrics line could only get cheaper with fewer fields, i.e. fewer metrics. " +
+	b.WriteString("The metrics line could only get cheaper with fewer fields, i.e. fewer metrics; `--enable-metrics=false` (ingress-nginx's flag) leaves it out, and the side-by-side table above measures tidegate run that way. " +
 		"A by-hand investigation on this machine (2026-12-02, before `lua_malloc_trim 0` and before the log phase left the default conf) split the worker's extra time per request with perf into about 1.8 µs of kernel time with exactly the same system calls and bytes (strace: 2 writev, 2 recvfrom, 1 write, getsockopt, getpid per request in both; the extra time sits in this paravirtualised guest's interrupt-enable path, i.e. it is not a call tidegate makes), 1.7 µs in nginx (variable lookups by name from Lua, complex values, `map`s) and 1.5 µs in LuaJIT and the Lua module. " +
 		"The same investigation found lua-nginx-module calling `malloc_trim()` every 1,000 requests by default (~30 `madvise` calls and ~37 page faults per 1,000 requests in the worker); the conf now sets `lua_malloc_trim 0`, worth 1–2 %. " +
 		"The history of this figure: 0.64× (1 route) / 0.73× (1,000 Ingresses) in the first run, when four Lua phases ran per request (a rewrite phase for the 503 and the canary choice, a header filter for sticky cookies, and request metrics counted in the Lua log phase); the rewrite and header-filter phases are gone, the metrics moved to the nginx log, and passive ejection moved from the log phase into the balancer (failed tries are counted when nginx retries them) since.")
