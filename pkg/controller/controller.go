@@ -169,7 +169,7 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 			return nil
 		case <-metricsTick.C:
 			if c.dataplane.log == nil {
-				continue
+				continue // --enable-metrics=false
 			}
 			if err := c.dataplane.log.read(); err != nil {
 				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)

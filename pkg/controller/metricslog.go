@@ -65,11 +65,8 @@ func newDataplaneSnapshot() *dataplaneSnapshot {
 var errMetricsOff = errors.New("request metrics are off (--enable-metrics=false)")
 
 // read counts what nginx wrote since the last call and rotates the file
-// when it is big. A nil log reads nothing.
+// when it is big.
 func (m *metricsLog) read() error {
-	if m == nil {
-		return nil
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.readNew()
@@ -345,9 +342,6 @@ func logValue(s string) string {
 // longer in any backend (pods come and go: kept forever, their series would
 // grow without bound). live reports whether "ns/svc" has endpoint addr.
 func (m *metricsLog) forgetEndpoints(live func(ns, svc, addr string) bool) {
-	if m == nil {
-		return
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range m.counts.endpoints {
