@@ -888,10 +888,12 @@ func ablationTable(t throughput) string {
 			vs[k] = append(vs[k], v)
 		}
 	}
-	gain := func(k int) float64 {
+	// gain is the median over rounds of step k's ratio minus step k-1's,
+	// in m (vs or side).
+	gain := func(m [][]float64, k int) float64 {
 		var d []float64
-		for i := range vs[k] {
-			d = append(d, vs[k][i]-vs[k-1][i])
+		for i := range m[k] {
+			d = append(d, m[k][i]-m[k-1][i])
 		}
 		return median(d)
 	}
@@ -909,30 +911,27 @@ func ablationTable(t throughput) string {
 	for _, s := range side {
 		haveSide = haveSide && len(s) == len(side[0])
 	}
-	sideGain := func(k int) float64 {
-		var d []float64
-		for i := range side[k] {
-			d = append(d, side[k][i]-side[k-1][i])
-		}
-		return median(d)
-	}
 	b.WriteString("**Where the difference goes** (1 route: tidegate's own rendered nginx.conf with one more piece of the request path taken out per step, each step a separate nginx pinned like the others; `test/bench/ablation.go`). Each figure is a median over the rounds of requests per CPU-second of the step's worker ÷ the static conf's in the same round; a step's gain is the median of its per-round difference from the step before.")
 	if haveSide {
-		b.WriteString(" The side-by-side columns measure each step beside the static conf at the same moment (see above): at half load, and with about ±1 % of noise instead of ±5 %, so they are the ones to read.")
+		b.WriteString(" The side-by-side columns measure each step beside the static conf at the same moment (see above): at half load, and with a few times less noise than the rounds, so they are the ones to read.")
 	}
 	b.WriteString("\n\n")
+	// The side-by-side columns come first, when there are any.
+	head, rule, rounds := "| step | taken out |", "|---|---|", "req per CPU-s ÷ static"
+	sideCells := func(k int) string { return "" }
 	if haveSide {
-		b.WriteString("| step | taken out | side by side: req per CPU-s ÷ static | gained by this step | rounds: req per CPU-s ÷ static | req/s ÷ static | gained by this step |\n|---|---|---|---|---|---|---|\n")
-		fmt.Fprintf(&b, "| tidegate | — | **%.3f×** | | %.3f× | %.3f× | |\n", median(side[0]), median(vs[0]), t.Ratio())
-		for k, a := range t.Ablation {
-			fmt.Fprintf(&b, "| %d. %s | %s | %.3f× | **%+.1f %%** | %.3f× | %.3f× | %+.1f %% |\n", k+1, a.Name, a.Removed, median(side[k+1]), 100*sideGain(k+1), median(vs[k+1]), roundRatio(a.Runs, t.Static), 100*gain(k+1))
+		head, rule, rounds = head+" side by side: req per CPU-s ÷ static | gained by this step |", rule+"---|---|", "rounds: "+rounds
+		sideCells = func(k int) string {
+			if k == 0 {
+				return fmt.Sprintf(" **%.3f×** | |", median(side[0]))
+			}
+			return fmt.Sprintf(" %.3f× | **%+.1f %%** |", median(side[k]), 100*gain(side, k))
 		}
-	} else {
-		b.WriteString("| step | taken out | req per CPU-s ÷ static | req/s ÷ static | gained by this step |\n|---|---|---|---|---|\n")
-		fmt.Fprintf(&b, "| tidegate | — | %.3f× | %.3f× | |\n", median(vs[0]), t.Ratio())
-		for k, a := range t.Ablation {
-			fmt.Fprintf(&b, "| %d. %s | %s | %.3f× | %.3f× | %+.1f %% |\n", k+1, a.Name, a.Removed, median(vs[k+1]), roundRatio(a.Runs, t.Static), 100*gain(k+1))
-		}
+	}
+	fmt.Fprintf(&b, "%s %s | req/s ÷ static | gained by this step |\n%s---|---|---|\n", head, rounds, rule)
+	fmt.Fprintf(&b, "| tidegate | — |%s %.3f× | %.3f× | |\n", sideCells(0), median(vs[0]), t.Ratio())
+	for k, a := range t.Ablation {
+		fmt.Fprintf(&b, "| %d. %s | %s |%s %.3f× | %.3f× | %+.1f %% |\n", k+1, a.Name, a.Removed, sideCells(k+1), median(vs[k+1]), roundRatio(a.Runs, t.Static), 100*gain(vs, k+1))
 	}
 	rest := func(xs []float64) float64 {
 		var r []float64
@@ -942,11 +941,11 @@ func ablationTable(t throughput) string {
 		return median(r)
 	}
 	const restText = "the rest: tidegate's variables and `map`s, HSTS `add_header`, the Lua module loaded (the access-log line is the same on both sides)"
+	restSide := ""
 	if haveSide {
-		fmt.Fprintf(&b, "| static conf | %s | 1 | **%+.1f %%** | 1 | 1 | %+.1f %% |\n\n", restText, 100*rest(side[len(side)-1]), 100*rest(vs[len(vs)-1]))
-	} else {
-		fmt.Fprintf(&b, "| static conf | %s | 1 | 1 | %+.1f %% |\n\n", restText, 100*rest(vs[len(vs)-1]))
+		restSide = fmt.Sprintf(" 1 | **%+.1f %%** |", 100*rest(side[len(side)-1]))
 	}
+	fmt.Fprintf(&b, "| static conf | %s |%s 1 | 1 | %+.1f %% |\n\n", restText, restSide, 100*rest(vs[len(vs)-1]))
 	fmt.Fprintf(&b, "Steps are cumulative. With %d rounds a step's gain in the sequential rounds moves by a few per cent from run to run. ", len(vs[0]))
 	if len(vs) > 2 {
 		at := median(vs[2])

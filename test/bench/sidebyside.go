@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -200,10 +201,9 @@ func sideTable(res *results) string {
 				continue // in the ablation table
 			}
 			rs := s.ratios()
-			lo, hi := rs[0], rs[0]
+			lo, hi := slices.Min(rs), slices.Max(rs)
 			var a, c []float64
 			for _, r := range s.Runs {
-				lo, hi = min(lo, r.Ratio), max(hi, r.Ratio)
 				a, c = append(a, r.RPS), append(c, r.StaticRPS)
 			}
 			pb, sb := s.busy()
