@@ -159,14 +159,18 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	if err := p.install(conf); err != nil {
 		return err
 	}
-	// A socket left by a crashed nginx would stop the new one from binding.
-	_ = os.Remove(p.set.SocketPath())
+	if err := clearSockets(filepath.Join(p.set.WorkDir, "run")); err != nil {
+		return err
+	}
 	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
 		"-e", filepath.Join(p.set.WorkDir, "logs", "error.log"), "-g", "daemon off; master_process on;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	var stderr bytes.Buffer
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
+	// Workers inherit the stderr pipe: without a delay, Wait would not
+	// return while the workers of a killed master live on.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start nginx: %w (is nginx installed? run `make deps`)", err)
 	}
@@ -174,6 +178,10 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	p.exited = make(chan struct{})
 	go func() {
 		err := cmd.Wait()
+		// Workers outlive a master that was killed (SIGKILL, the OOM
+		// killer) and keep its ports: end its process group so that a new
+		// master can bind them. After a clean exit the group is empty.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		p.mu.Lock()
 		p.err = fmt.Errorf("nginx exited: %v: %s", err, strings.TrimSpace(stderr.String()))
 		p.mu.Unlock()
@@ -181,6 +189,25 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	}()
 	p.log.Info("nginx started", "pid", cmd.Process.Pid, "conf", p.set.ConfPath())
 	return p.waitGeneration(ctx, gen, p.waitFor(conf))
+}
+
+// clearSockets removes the unix sockets in dir, tidegate's private run
+// directory: a master that did not exit cleanly leaves its sockets behind,
+// and nginx refuses to bind over them.
+func clearSockets(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("clear nginx sockets: %w", err)
+	}
+	for _, e := range entries {
+		if e.Type()&fs.ModeSocket == 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clear nginx sockets: %w", err)
+		}
+	}
+	return nil
 }
 
 // Reload installs conf, signals the master (SIGHUP) and waits until new

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -133,5 +135,70 @@ func TestQuarantineAndLastGood(t *testing.T) {
 	}
 	if !strings.Contains(readFile(t, tg3.logPath), "last good nginx.conf") {
 		t.Errorf("the restart does not say it serves the last good configuration")
+	}
+}
+
+// TestNginxKilled: when the nginx master dies without cleaning up (SIGKILL,
+// the OOM killer), tidegate starts a new one with the last good
+// configuration and its endpoints, although the dead master left its unix
+// sockets behind and its orphaned workers still hold the ports. A restart
+// of tidegate itself on the same working directory serves too.
+func TestNginxKilled(t *testing.T) {
+	be := startBackends(t, "web-1", "web-2")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	if r := tg.Get("web.test", "/"); r.Status != 200 {
+		t.Fatalf("before: %d %q", r.Status, r.Body)
+	}
+	master := func() int {
+		b, err := os.ReadFile(filepath.Join(tg.WorkDir, "nginx.pid"))
+		if err != nil {
+			return 0
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	old := master()
+	oldWorkers := tg.Workers()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tg.Eventually("a new nginx master serves both endpoints", func() string {
+		if m := master(); m == old || m == 0 {
+			return fmt.Sprintf("master pid %d", m)
+		}
+		seen := map[string]bool{}
+		for range 20 {
+			r := tg.Get("web.test", "/")
+			if r.Status != 200 {
+				return fmt.Sprintf("status %d %q", r.Status, r.Body)
+			}
+			seen[r.Name] = true
+		}
+		if !seen["web-1"] || !seen["web-2"] {
+			return fmt.Sprintf("served by %v", seen)
+		}
+		return ""
+	})
+	if n := tg.metric("tidegate_nginx_restarts_total"); n != 1 {
+		t.Errorf("tidegate_nginx_restarts_total = %v, want 1", n)
+	}
+	for _, pid := range oldWorkers {
+		// A zombie waits for its reaper, which is not tidegate: only a
+		// running worker holds the ports.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+			t.Errorf("worker %d of the killed master still runs", pid)
+		}
+	}
+
+	// tidegate itself dies the same way: SIGKILL for it and its nginx.
+	tg.cmd.Process.Kill()
+	_ = syscall.Kill(-master(), syscall.SIGKILL)
+	tg.wait(20 * time.Second)
+	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir})
+	if r := tg2.Get("web.test", "/"); r.Status != 200 {
+		t.Errorf("tidegate restarted on the same working directory: %d %q", r.Status, r.Body)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,12 +52,25 @@ func TestMain(m *testing.M) {
 // freePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct TCP ports that were free a moment ago on
+// 127.0.0.1. Their listeners are held open together: one at a time, the
+// kernel can hand out the same port twice (CI saw http and status ports
+// equal, and nginx could not bind).
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // backends are echo servers on distinct loopback addresses sharing one
@@ -135,6 +149,8 @@ type tidegate struct {
 	logPath                       string
 	logf                          *os.File
 	stopped                       bool
+	exited                        chan struct{} // closed when cmd has exited
+	exitErr                       error         // cmd.Wait's; read after exited is closed
 	client                        *http.Client
 }
 
@@ -163,34 +179,64 @@ func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions
 	if o.WorkDir == "" {
 		o.WorkDir = t.TempDir()
 	}
-	tg := &tidegate{t: t, Dir: o.Dir, WorkDir: o.WorkDir,
-		HTTPPort: freePort(t), HTTPSPort: freePort(t), StatusPt: freePort(t)}
-	if o.Ports != nil {
-		tg.HTTPPort, tg.HTTPSPort, tg.StatusPt = o.Ports.HTTPPort, o.Ports.HTTPSPort, o.Ports.StatusPt
-	}
+	tg := &tidegate{t: t, Dir: o.Dir, WorkDir: o.WorkDir}
 	for name, body := range manifests {
 		tg.Write(name, body)
 	}
-	tg.logPath = filepath.Join(t.TempDir(), "tidegate.log")
-	logf, err := os.Create(tg.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg.cmd = exec.Command(tidegateBin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
-		"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
-		"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s")
-	tg.cmd.Args = append(tg.cmd.Args, o.Args...)
-	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
-	tg.logf = logf
-	if err := tg.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	tg.run(o.Ports, nil, func() []string {
+		return append([]string{"local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
+			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
+			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, o.Args...)
+	})
+	return tg
+}
+
+// run starts tidegateBin with args() and waits until /healthz answers 200;
+// t.Cleanup stops it. The ports are ports's (a restart) or new ones. New
+// ports can be taken by another test between their choice and nginx's
+// bind; then it tries again on other ports, up to three times.
+func (tg *tidegate) run(ports *tidegate, env []string, args func() []string) {
+	t := tg.t
+	t.Helper()
 	tg.client = &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(tg.Stop)
-	tg.waitHealthy()
-	return tg
+	for attempt := 1; ; attempt++ {
+		if ports != nil {
+			tg.HTTPPort, tg.HTTPSPort, tg.StatusPt = ports.HTTPPort, ports.HTTPSPort, ports.StatusPt
+		} else {
+			p := freePorts(t, 3)
+			tg.HTTPPort, tg.HTTPSPort, tg.StatusPt = p[0], p[1], p[2]
+		}
+		tg.logPath = filepath.Join(t.TempDir(), "tidegate.log")
+		logf, err := os.Create(tg.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.cmd = exec.Command(tidegateBin, args()...)
+		if env != nil {
+			tg.cmd.Env = append(os.Environ(), env...)
+		}
+		tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
+		tg.logf, tg.stopped = logf, false
+		if err := tg.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tg.exited = make(chan struct{})
+		go func(cmd *exec.Cmd, exited chan struct{}) { tg.exitErr = cmd.Wait(); close(exited) }(tg.cmd, tg.exited)
+		err = tg.healthy()
+		if err == nil {
+			t.Cleanup(tg.Stop)
+			return
+		}
+		tg.Stop()
+		if ports == nil && attempt < 3 && strings.Contains(tg.logText(), "Address already in use") {
+			t.Logf("tidegate could not bind a port another test took (attempt %d); trying other ports", attempt)
+			continue
+		}
+		tg.dumpLogs()
+		t.Fatal(err)
+	}
 }
 
 // Stop ends tidegate with SIGINT (and SIGKILL after 15s); safe to repeat.
@@ -203,13 +249,11 @@ func (tg *tidegate) Stop() {
 	tg.stopped = true
 	func() {
 		_ = tg.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { tg.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-tg.exited:
 		case <-time.After(20 * time.Second):
 			tg.cmd.Process.Kill()
-			<-done
+			<-tg.exited
 		}
 		logf.Close()
 		if t.Failed() {
@@ -229,24 +273,36 @@ func (tg *tidegate) dumpLogs() {
 	}
 }
 
-func (tg *tidegate) waitHealthy() {
-	tg.t.Helper()
+// wait waits up to timeout for tidegate to exit; exited is false if it is
+// still running, err is its exit error.
+func (tg *tidegate) wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case <-tg.exited:
+		return true, tg.exitErr
+	case <-time.After(timeout):
+		return false, nil
+	}
+}
+
+// healthy waits up to 30 s for /healthz to answer 200, or for the
+// process to exit.
+func (tg *tidegate) healthy() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
-		if tg.cmd.ProcessState != nil {
-			break
+		select {
+		case <-tg.exited:
+			return fmt.Errorf("tidegate exited before /healthz answered 200: %v", tg.cmd.ProcessState)
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	tg.dumpLogs()
-	tg.t.Fatal("tidegate did not become healthy within 30s")
+	return errors.New("tidegate did not become healthy within 30s")
 }
 
 // Write creates or replaces a manifest file atomically (write + rename), as

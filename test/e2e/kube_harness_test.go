@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,27 +116,12 @@ type kubeTidegate struct {
 // /healthz answers 200. It is stopped (SIGINT) at the end of t.
 func startController(t testing.TB, k kubeTidegate) *tidegate {
 	t.Helper()
-	tg := &tidegate{t: t, WorkDir: t.TempDir(), HTTPPort: freePort(t), HTTPSPort: freePort(t), StatusPt: freePort(t)}
-	tg.logPath = filepath.Join(t.TempDir(), "tidegate.log")
-	logf, err := os.Create(tg.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"controller", "--kubeconfig", k.kubeconfig, "--workdir", tg.WorkDir,
-		"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
-		"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, k.args...)
-	tg.cmd = exec.Command(tidegateBin, args...)
-	tg.cmd.Env = append(os.Environ(), k.env...)
-	tg.cmd.Stdout, tg.cmd.Stderr = logf, logf
-	if err := tg.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tg.client = &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
-	tg.logf = logf
-	t.Cleanup(tg.Stop)
-	tg.waitHealthy()
+	tg := &tidegate{t: t, WorkDir: t.TempDir()}
+	tg.run(nil, k.env, func() []string {
+		return append([]string{"controller", "--kubeconfig", k.kubeconfig, "--workdir", tg.WorkDir,
+			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
+			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, k.args...)
+	})
 	return tg
 }
 

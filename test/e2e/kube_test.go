@@ -258,18 +258,15 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		if r := tg.Get("web.test", "/"); r.Status != 200 {
 			t.Errorf("during the grace period: %d %s, want still served", r.Status, r.Body)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- tg.cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if took := time.Since(begin); took < 2*time.Second {
-				t.Errorf("exited after %s, before the 2s grace period", took)
-			}
-			if err != nil {
-				t.Errorf("exit: %v", err)
-			}
-		case <-time.After(20 * time.Second):
+		ok, err := tg.wait(20 * time.Second)
+		if !ok {
 			t.Fatal("still running 20s after SIGTERM")
+		}
+		if took := time.Since(begin); took < 2*time.Second {
+			t.Errorf("exited after %s, before the 2s grace period", took)
+		}
+		if err != nil {
+			t.Errorf("exit: %v", err)
 		}
 		if h := c.leaseHolder(t, ns, "tidegate-traffic"); h != "" {
 			t.Errorf("lease still held by %q after a graceful stop", h)
@@ -419,7 +416,7 @@ func testKubeLeaderElection(t *testing.T, c *cluster) {
 	if err := dead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = dead.cmd.Wait()
+	_, _ = dead.wait(20 * time.Second)
 	waitFor(t, 30*time.Second, "the follower takes over", func() string {
 		if h := c.leaseHolder(t, ns, lease); h != follower {
 			return fmt.Sprintf("holder %q", h)

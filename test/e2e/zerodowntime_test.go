@@ -299,17 +299,13 @@ func testTidegateShutdown(t *testing.T, c *zdCluster, ns string, report reportFu
 	// balancer that honours /healthz does.
 	time.Sleep(grace - time.Since(sigterm) - 300*time.Millisecond)
 	r := l.stop()
-	exited := make(chan error, 1)
-	go func() { exited <- tg.cmd.Wait() }()
-	var took time.Duration
-	select {
-	case err := <-exited:
-		took = time.Since(sigterm)
-		if err != nil {
-			t.Errorf("tidegate exit: %v", err)
-		}
-	case <-time.After(30 * time.Second):
+	ok, err := tg.wait(30 * time.Second)
+	if !ok {
 		t.Fatal("tidegate still running 30s after SIGTERM")
+	}
+	took := time.Since(sigterm)
+	if err != nil {
+		t.Errorf("tidegate exit: %v", err)
 	}
 	s1, s2 := slow.stop(), slow2.stop()
 	t.Logf("SIGTERM → /healthz 503 in %s; exited after %s (grace %s)", unhealthy.Round(time.Millisecond), took.Round(time.Millisecond), grace)
