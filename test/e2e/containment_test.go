@@ -138,7 +138,8 @@ func TestQuarantineAndLastGood(t *testing.T) {
 	}
 }
 
-// TestNginxKilled: when the nginx master dies without cleaning up (SIGKILL,
+// TestNginxKilled: killed workers are replaced by nginx and serve the
+// endpoints. When the nginx master dies without cleaning up (SIGKILL,
 // the OOM killer), tidegate starts a new one with the last good
 // configuration and its endpoints, although the dead master left its unix
 // sockets behind and its orphaned workers still hold the ports. A restart
@@ -160,6 +161,28 @@ func TestNginxKilled(t *testing.T) {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return pid
 	}
+	// Workers killed: the master starts others, which find the endpoints
+	// in shared memory (tidegate does not notice, so it pushes nothing).
+	for _, pid := range tg.Workers() {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tg.Eventually("new workers serve both endpoints", func() string {
+		seen := map[string]bool{}
+		for range 20 {
+			r := tg.Get("web.test", "/")
+			if r.Status != 200 {
+				return fmt.Sprintf("status %d %q", r.Status, r.Body)
+			}
+			seen[r.Name] = true
+		}
+		if !seen["web-1"] || !seen["web-2"] {
+			return fmt.Sprintf("served by %v", seen)
+		}
+		return ""
+	})
+
 	old := master()
 	oldWorkers := tg.Workers()
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
