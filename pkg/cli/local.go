@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -68,6 +69,11 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 		dir = d
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
+	}
+	// nginx reads relative paths from its prefix, not from our directory.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nginx.Settings{}, fmt.Errorf("working directory: %w", err)
 	}
 	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog,
 		NoRequestMetrics: !f.metrics,

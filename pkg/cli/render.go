@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -31,6 +32,10 @@ func newRender() *cobra.Command {
 			workdir := f.workdir
 			if workdir == "" {
 				workdir = "/var/lib/tidegate"
+			}
+			workdir, err := filepath.Abs(workdir)
+			if err != nil {
+				return err
 			}
 			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog}
 			snap, srcProblems := files.Load(manifests)

@@ -169,6 +169,8 @@ type startOptions struct {
 	Args []string
 	// Ports reuses the ports of an earlier run (a restart).
 	Ports *tidegate
+	// Cwd is the directory tidegate runs in (default: the test's).
+	Cwd string
 }
 
 func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions) *tidegate {
@@ -183,7 +185,7 @@ func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions
 	for name, body := range manifests {
 		tg.Write(name, body)
 	}
-	tg.run(o.Ports, nil, func() []string {
+	tg.run(o.Ports, nil, o.Cwd, func() []string {
 		return append([]string{"local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
 			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, o.Args...)
@@ -191,11 +193,11 @@ func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions
 	return tg
 }
 
-// run starts tidegateBin with args() and waits until /healthz answers 200;
+// run starts tidegateBin with args() in cwd ("": the test's) and waits until /healthz answers 200;
 // t.Cleanup stops it. The ports are ports's (a restart) or new ones. New
 // ports can be taken by another test between their choice and nginx's
 // bind; then it tries again on other ports, up to three times.
-func (tg *tidegate) run(ports *tidegate, env []string, args func() []string) {
+func (tg *tidegate) run(ports *tidegate, env []string, cwd string, args func() []string) {
 	t := tg.t
 	t.Helper()
 	tg.client = &http.Client{Timeout: 10 * time.Second,
@@ -214,6 +216,7 @@ func (tg *tidegate) run(ports *tidegate, env []string, args func() []string) {
 			t.Fatal(err)
 		}
 		tg.cmd = exec.Command(tidegateBin, args()...)
+		tg.cmd.Dir = cwd
 		if env != nil {
 			tg.cmd.Env = append(os.Environ(), env...)
 		}

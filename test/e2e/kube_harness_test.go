@@ -117,7 +117,7 @@ type kubeTidegate struct {
 func startController(t testing.TB, k kubeTidegate) *tidegate {
 	t.Helper()
 	tg := &tidegate{t: t, WorkDir: t.TempDir()}
-	tg.run(nil, k.env, func() []string {
+	tg.run(nil, k.env, "", func() []string {
 		return append([]string{"controller", "--kubeconfig", k.kubeconfig, "--workdir", tg.WorkDir,
 			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
 			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}, k.args...)

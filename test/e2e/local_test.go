@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -358,5 +360,27 @@ spec:
 	conf := readFile(t, tg.WorkDir+"/nginx.conf")
 	if strings.Contains(conf, "pwned") {
 		t.Errorf("nginx.conf contains text from the hostile path")
+	}
+}
+
+// TestRelativeDirectories: `tidegate local --manifests m --workdir wd`, both
+// relative to the current directory, serves (nginx resolves relative paths
+// from its own prefix, so tidegate must not hand it any).
+func TestRelativeDirectories(t *testing.T) {
+	be := startBackends(t, "rel")
+	cwd := t.TempDir()
+	if err := os.Mkdir(filepath.Join(cwd, "m"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tg := startTidegateWith(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			ingressYAML("app", "app.test", "Prefix / web:80"),
+	}, startOptions{Cwd: cwd, Dir: filepath.Join(cwd, "m"), WorkDir: filepath.Join(cwd, "wd"),
+		Args: []string{"--manifests", "m", "--workdir", "wd"}})
+	if r := tg.Get("app.test", "/"); r.Status != 200 || r.Name != "rel" {
+		t.Errorf("app.test: %d %q", r.Status, r.Name)
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "wd", "nginx.conf")); err != nil {
+		t.Errorf("nginx.conf is not in the relative working directory: %v", err)
 	}
 }
