@@ -170,6 +170,22 @@ local function join(set)
   return tbl_concat(list, "\n")
 end
 
+-- ConfigMap sizes of the dicts (ingress-nginx's lua-shared-dicts names).
+local DICT_SETTING = {
+  [store.BACKENDS_DICT] = "configuration_data",
+  [store.CERTIFICATES_DICT] = "certificate_data",
+}
+
+-- store_error describes a failed write; a full dict names the setting that
+-- sizes it.
+local function store_error(name, err)
+  if err == "no memory" then
+    return str_format("shared dict %s is full (%.0f MiB): raise %s in the ConfigMap key lua-shared-dicts",
+      name, ngx.shared[name]:capacity() / 1048576, DICT_SETTING[name])
+  end
+  return "shared dict " .. name .. ": " .. err
+end
+
 -- writer wraps safe_set (which never evicts other keys: an evicted backend
 -- would silently vanish) and remembers the first failure.
 local function writer(dict)
@@ -401,7 +417,7 @@ local function apply_items(dict, current, items, hdr, yield)
     end
   end
   if w.err then
-    return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
+    return 500, store_error(store.BACKENDS_DICT, w.err)
   end
   local next_names
   if added then
@@ -444,7 +460,7 @@ local function apply_items(dict, current, items, hdr, yield)
   end
   w.set(store.VERSION, version)
   if w.err then
-    return 500, "shared dict " .. store.BACKENDS_DICT .. ": " .. w.err
+    return 500, store_error(store.BACKENDS_DICT, w.err)
   end
   -- workers drop what is not in the names list; now free the memory
   if next_names then
@@ -650,7 +666,7 @@ local function apply_certificates(doc)
     w.set(store.sni_key(h), id)
   end
   if w.err then
-    return 500, "shared dict " .. store.CERTIFICATES_DICT .. ": " .. w.err
+    return 500, store_error(store.CERTIFICATES_DICT, w.err)
   end
   for h in pairs(old_sni) do
     if not sni[h] then
@@ -672,7 +688,7 @@ local function apply_certificates(doc)
   w.set(store.NAMES, join(names))
   w.set(store.VERSION, doc.version)
   if w.err then
-    return 500, "shared dict " .. store.CERTIFICATES_DICT .. ": " .. w.err
+    return 500, store_error(store.CERTIFICATES_DICT, w.err)
   end
   return 200, changed
 end

@@ -424,10 +424,20 @@ func (c *Controller) sync(ctx context.Context) {
 	c.met.reloadSeconds.Set(took.Seconds())
 	c.page.noteReload(took, reloadReason(c.applied, next))
 	c.met.lastReloadOK.Set(1)
-	rem := Plan{RemovedBackends: plan.RemovedBackends, RemovedCertificates: plan.RemovedCertificates}
-	if err := c.applyDynamic(ctx, rem); err != nil {
-		c.log.Error("push after reload failed; retrying with a full push", "err", err)
-		c.pushFailed()
+	if c.applied.Structure.Global.Settings.LuaDicts != next.Structure.Global.Settings.LuaDicts {
+		// A shared dict of a new size is a new, empty zone: the new
+		// workers have nothing until everything is pushed again.
+		c.log.Info("shared dicts resized: pushing everything again", "mib", next.Structure.Global.Settings.LuaDicts)
+		if err := c.pushAll(ctx, next); err != nil {
+			c.log.Error("full push after resizing the shared dicts failed; retrying", "err", err)
+			c.pushFailed()
+		}
+	} else {
+		rem := Plan{RemovedBackends: plan.RemovedBackends, RemovedCertificates: plan.RemovedCertificates}
+		if err := c.applyDynamic(ctx, rem); err != nil {
+			c.log.Error("push after reload failed; retrying with a full push", "err", err)
+			c.pushFailed()
+		}
 	}
 	c.applied = next
 	c.met.inSync.Set(1)

@@ -411,3 +411,29 @@ func serial(t *testing.T, certPEM []byte) string {
 	}
 	return c.SerialNumber.String()
 }
+
+// TestCertificatesDictFull: a push that does not fit the certificates dict
+// (16 MiB in this conf) is refused with a reason that says what to raise,
+// and the certificates nginx had are still served.
+func TestCertificatesDictFull(t *testing.T) {
+	ng, c := start(t)
+	kept, keptSerial := cert(t, "ns/kept", "kept.example.com")
+	if err := c.PushCertificates(ctx(t), true, []model.Certificate{kept}, nil); err != nil {
+		t.Fatal(err)
+	}
+	one, _ := cert(t, "ns/one", "one.example.com")
+	many := []model.Certificate{kept}
+	for i := range 12000 {
+		host := fmt.Sprintf("h%d.example.com", i)
+		many = append(many, model.Certificate{ID: fmt.Sprintf("ns/c-%d", i), Hosts: []string{host}, CertPEM: one.CertPEM, KeyPEM: one.KeyPEM})
+	}
+	err := c.PushCertificates(ctx(t), true, many, nil)
+	var pe *PushError
+	if !errors.As(err, &pe) || pe.Status != 500 || !strings.Contains(pe.Reason, "tidegate_certificates is full") ||
+		!strings.Contains(pe.Reason, "certificate_data in the ConfigMap key lua-shared-dicts") {
+		t.Fatalf("got %v, want a 500 saying the dict is full and what to raise", err)
+	}
+	if got := ng.ServedCertificate(t, "kept.example.com"); got != keptSerial {
+		t.Errorf("after the refused push: kept.example.com served %s, want %s", got, keptSerial)
+	}
+}

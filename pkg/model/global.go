@@ -135,6 +135,16 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 				continue
 			}
 			g.ForceSSLRedirect = bv
+		case "lua-shared-dicts":
+			ignored, err := parseLuaDicts(v, &g.Settings.LuaDicts) // luadicts.go
+			if err != nil {
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default sizes are used"})
+				continue
+			}
+			for _, name := range ignored {
+				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Warning: true,
+					Reason: fmt.Sprintf("tidegate has no Lua shared dict %q (it sizes only configuration_data and certificate_data); it is ignored", name)})
+			}
 		case "allow-snippet-annotations", "global-allowed-response-headers":
 			if err := g.snippets.parse(k, v); err != nil { // snippets.go
 				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default is used"})

@@ -37,6 +37,8 @@ type Settings struct {
 	// RealIPFrom are proxies trusted to set X-Forwarded-For
 	// (use-forwarded-headers with proxy-real-ip-cidr).
 	RealIPFrom []netip.Prefix
+	// LuaDicts size the data plane's shared memory (lua-shared-dicts).
+	LuaDicts LuaDicts
 }
 
 // DefaultSettings are ingress-nginx's defaults.
@@ -48,6 +50,7 @@ func DefaultSettings() Settings {
 		UseGzip:      false, ClientHeaderTimeout: 60, KeepAlive: 75, WorkerShutdownTimeout: 240,
 		UpstreamKeepaliveTimeout: 60, UpstreamKeepaliveRequests: 10000,
 		ProxyNextUpstream: []string{"error", "timeout"}, ProxyNextUpstreamTries: 3,
+		LuaDicts: DefaultLuaDicts(),
 	}
 }
 

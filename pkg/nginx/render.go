@@ -124,6 +124,8 @@ type view struct {
 	AccessLogOff bool
 	// LogPhase renders the Lua log phase (model.Structure.LogPhase).
 	LogPhase bool
+	// LuaDicts size the shared dicts and the pushes to them, in MiB.
+	LuaDicts model.LuaDicts
 	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
 	// number of hosts and the longest name, so nginx never has to warn or
 	// fail building its server name hash; MapHash* do the same for the
@@ -195,8 +197,18 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	if !sizeRe.MatchString(g.ProxyBodySize) {
 		return nil, fmt.Errorf("proxy-body-size %q: want an nginx size", g.ProxyBodySize)
 	}
+	d := g.Settings.LuaDicts
+	if d == (model.LuaDicts{}) { // a Structure not built by model (tests)
+		d = model.DefaultLuaDicts()
+	}
+	for name, mib := range map[string]int{"backends": d.Backends, "certificates": d.Certificates} {
+		if mib < 1 || mib > model.MaxLuaDict {
+			return nil, fmt.Errorf("lua shared dict for %s: %d MiB, want 1-%d", name, mib, model.MaxLuaDict)
+		}
+	}
 	paths := map[string]*string{}
 	v := &view{
+		LuaDicts: d,
 		WorkerProcesses: g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,

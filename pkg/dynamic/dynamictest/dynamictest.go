@@ -398,7 +398,7 @@ http {
 
   lua_package_path "{{.Dir}}/lua/?.lua;;";
   lua_shared_dict tidegate_backends 64m;
-  lua_shared_dict tidegate_certificates 16m;
+  lua_shared_dict tidegate_certificates 16m; # small on purpose: TestCertificatesDictFull
   init_by_lua_block { require("tidegate.init").init() }
   init_worker_by_lua_block { require("tidegate.init").init_worker() }
 {{- if .LogPhase}}

@@ -1,0 +1,48 @@
+package model_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// TestLuaSharedDicts: ingress-nginx's lua-shared-dicts sizes tidegate's two
+// dicts under ingress-nginx's names, only ever upwards, and says what it
+// ignores or refuses.
+func TestLuaSharedDicts(t *testing.T) {
+	def := model.DefaultLuaDicts()
+	tests := map[string]struct {
+		value   string
+		want    model.LuaDicts
+		problem string
+	}{
+		"megabytes without a unit":                 {value: "certificate_data: 512", want: model.LuaDicts{Backends: def.Backends, Certificates: 512}},
+		"both, with units":                         {value: "configuration_data: 128M, certificate_data:1024m", want: model.LuaDicts{Backends: 128, Certificates: 1024}},
+		"kilobytes round up":                       {value: "configuration_data: 131073k", want: model.LuaDicts{Backends: 129, Certificates: def.Certificates}},
+		"smaller than the default is raised to it": {value: "certificate_data: 20, configuration_data: 5", want: def},
+		"an ingress-nginx dict tidegate does not have": {value: "balancer_ewma: 10M, certificate_data: 300", want: model.LuaDicts{Backends: def.Backends, Certificates: 300},
+			problem: `tidegate has no Lua shared dict "balancer_ewma"`},
+		"not a size":                {value: "certificate_data: lots", want: def, problem: `"certificate_data: lots" is not "name: size"`},
+		"no size":                   {value: "certificate_data", want: def, problem: "is not \"name: size\""},
+		"too large":                 {value: "certificate_data: 5000", want: def, problem: "is more than 4096m"},
+		"a bad item spoils the key": {value: "certificate_data: 512, configuration_data: x", want: def, problem: "the default sizes are used"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := model.Build(fixture.Snapshot(fixture.ConfigMap("tidegate/tidegate", "lua-shared-dicts="+tc.value)), model.DefaultOptions())
+			if got := m.Structure.Global.Settings.LuaDicts; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("sizes %+v, want %+v", got, tc.want)
+			}
+			p := problems(m)
+			if tc.problem == "" && len(p) != 0 || tc.problem != "" && (len(p) != 1 || !strings.Contains(p[0], tc.problem) || !strings.Contains(p[0], "data.lua-shared-dicts")) {
+				t.Errorf("problems %q, want one containing %q", p, tc.problem)
+			}
+		})
+	}
+	if got := model.Build(fixture.Snapshot(), model.DefaultOptions()).Structure.Global.Settings.LuaDicts; got != def {
+		t.Errorf("without the key: %+v, want %+v", got, def)
+	}
+}

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chainAndKey returns a PEM chain (leaf and issuer) and an RSA-2048 key of
+// the sizes cert-manager and Let's Encrypt produce: 2.3 KiB and 1.7 KiB.
+func chainAndKey(t *testing.T, cn string) (chain, key []byte) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example Issuing CA R3", Organization: []string{"Example Trust"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _ := x509.ParseCertificate(caDER)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{"*.tenants.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, issuer, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
+	key = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	return chain, key
+}
+
+// TestManyCertificates: 5,000 TLS hosts, each with its own Secret of a
+// realistic size, are all served with their certificate (the first
+// certificates dict, 16 MiB, held about 2,500; tidegate then refused to
+// start). Raising certificate_data in lua-shared-dicts reloads nginx with a
+// new, empty dict, and every certificate and backend is pushed again before
+// the reload is reported done.
+func TestManyCertificates(t *testing.T) {
+	const n = 5000
+	be := startBackends(t, "tenant")
+	chain, key := chainAndKey(t, "tenant certificate")
+	var secrets, ingresses strings.Builder
+	for i := range n {
+		fmt.Fprintf(&secrets, "---\n%s", tlsSecretYAML(fmt.Sprintf("tls-%d", i), chain, key))
+		fmt.Fprintf(&ingresses, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t-%d}\nspec:\n  ingressClassName: tidegate\n"+
+			"  tls: [{hosts: [t%d.tenants.test], secretName: tls-%d}]\n  rules:\n  - host: t%d.tenants.test\n"+
+			"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n", i, i, i, i)
+	}
+	t.Logf("%d Secrets: %d MiB of YAML", n, secrets.Len()>>20)
+	tg := startTidegate(t, map[string]string{
+		"web.yaml":       serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"secrets.yaml":   secrets.String(),
+		"ingresses.yaml": ingresses.String(),
+	})
+	check := func(when string) {
+		t.Helper()
+		for _, i := range []int{0, n / 2, n - 1} {
+			host := fmt.Sprintf("t%d.tenants.test", i)
+			if r, cn, _ := tg.GetTLS(host, "/"); cn != "tenant certificate" || r.Status != 200 || r.Name != "tenant" {
+				t.Errorf("%s: %s served certificate %q and %d %q, want its own certificate and the backend", when, host, cn, r.Status, r.Name)
+			}
+		}
+	}
+	check("at start")
+
+	reloaded := strings.Count(tg.logText(), `msg="nginx reloaded"`)
+	tg.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\n"+
+		"data: {lua-shared-dicts: \"certificate_data: 512, configuration_data: 96\"}\n")
+	tg.Eventually("the resize reload", func() string {
+		if got := strings.Count(tg.logText(), `msg="nginx reloaded"`); got == reloaded {
+			return "no reload logged"
+		}
+		return ""
+	})
+	check("right after the resize")
+	conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
+	for _, want := range []string{"lua_shared_dict tidegate_certificates 512m;", "lua_shared_dict tidegate_backends 96m;"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("nginx.conf has no %q", want)
+		}
+	}
+}
