@@ -19,8 +19,7 @@ type LuaDicts struct {
 // (about 6 MiB per GiB of zone for the slab allocator's page table, the rest
 // on use). Measured with a 2.3 KiB chain and a 1.7 KiB RSA key per
 // certificate: 16 MiB held 2,500 certificates and failed at 3,500; 256 MiB
-// held 40,000, nearly full. Endpoints take far less: the benchmark's
-// 10,000 fit in 64 MiB many times over.
+// held 40,000, nearly full.
 func DefaultLuaDicts() LuaDicts { return LuaDicts{Backends: 64, Certificates: 256} }
 
 // MaxLuaDict is the largest zone lua-shared-dicts may ask for, in MiB.
