@@ -601,7 +601,9 @@ function _M.workers()
     backends_dict:get(store.VERSION) or 0, tbl_concat(list, ",")))
 end
 
-local function apply_certificates(doc)
+-- apply_certificates stores doc's certificates. keep are ids nginx refused
+-- in this push: whatever is stored for them stays, even in a full push.
+local function apply_certificates(doc, keep)
   local dict = certificates_dict
   local ok, stored, reason = check_version(dict, doc)
   if not ok then
@@ -616,7 +618,7 @@ local function apply_certificates(doc)
     for h in pairs(hs) do
       old_sni[h] = true
     end
-    if not doc.full then
+    if not doc.full or keep[id] then
       hosts[id] = hs
     end
   end
@@ -704,24 +706,32 @@ function _M.certificates()
   if not doc then
     return fail(400, err)
   end
+  -- A pair OpenSSL refuses is left out, not the push: one broken Secret
+  -- must not hold back every other certificate. Its hosts keep what they
+  -- had (the default certificate when nothing was stored for them).
+  local accepted, keep, rejected = {}, {}, {}
   for _, c in ipairs(doc.certificates) do
-    local ok
-    ok, err = pem.check_pair(c.cert, c.key)
-    if not ok then
-      return fail(400, str_format("certificate %q: %s", c.id, err))
+    local ok, perr = pem.check_pair(c.cert, c.key)
+    if ok then
+      accepted[#accepted + 1] = c
+    else
+      keep[c.id] = true
+      rejected[#rejected + 1] = str_format("%s:%s", cjson.encode(c.id), cjson.encode(perr))
     end
   end
+  doc.certificates = accepted
   local ok
   ok, err = lock(certificates_dict)
   if not ok then
     return fail(503, "lock: " .. err)
   end
-  local status, res, stored = apply_certificates(doc)
+  local status, res, stored = apply_certificates(doc, keep)
   unlock(certificates_dict)
   if status ~= 200 then
     return fail(status, res, stored)
   end
-  return respond(200, str_format('{"version":%.0f,"changed":%d}', doc.version, res))
+  return respond(200, str_format('{"version":%.0f,"changed":%d,"rejected":{%s}}', doc.version, res,
+    tbl_concat(rejected, ",")))
 end
 
 return _M

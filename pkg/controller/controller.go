@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"reflect"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -530,6 +532,15 @@ func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Bac
 func (c *Controller) pushCertificates(ctx context.Context, full bool, cs []model.Certificate, removed []string) error {
 	begin := time.Now()
 	err := c.push.PushCertificates(ctx, full, cs, removed)
+	var rej *dynamic.RejectedError
+	if errors.As(err, &rej) {
+		// The rest was applied: nothing to retry until the Secrets change.
+		for _, id := range slices.Sorted(maps.Keys(rej.Rejected)) {
+			c.log.Error("nginx could not load a certificate; its hosts keep what they had (the default certificate if nothing)",
+				"secret", id, "reason", rej.Rejected[id])
+		}
+		err = nil
+	}
 	c.observePush("certificates", begin, err)
 	return err
 }

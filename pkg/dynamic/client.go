@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,6 +116,25 @@ type Result struct {
 	Version int64 `json:"version"`
 	// Changed counts the items that were added, changed or removed.
 	Changed int `json:"changed"`
+	// Rejected are certificates nginx could not load, by ID, with the
+	// reason; the rest of the push was applied.
+	Rejected map[string]string `json:"rejected,omitempty"`
+}
+
+// RejectedError is what PushCertificates returns when nginx applied the
+// push but left out certificates it could not load.
+type RejectedError struct {
+	// Rejected maps certificate IDs to nginx's reasons.
+	Rejected map[string]string
+}
+
+func (e *RejectedError) Error() string {
+	ids := make([]string, 0, len(e.Rejected))
+	for id := range e.Rejected {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("nginx left out %d certificate(s) it could not load: %s", len(ids), strings.Join(ids, ", "))
 }
 
 // backendsHeader is the first line of a backends push.
@@ -153,9 +174,10 @@ type certificatesDoc struct {
 }
 
 type answer struct {
-	Version int64  `json:"version"`
-	Changed int    `json:"changed"`
-	Error   string `json:"error"`
+	Version  int64             `json:"version"`
+	Changed  int               `json:"changed"`
+	Rejected map[string]string `json:"rejected"`
+	Error    string            `json:"error"`
 	// FullRequired: see PushError.
 	FullRequired bool `json:"full_required"`
 }
@@ -192,10 +214,14 @@ func (c *Client) PushBackendsResult(ctx context.Context, full bool, backends []m
 
 // PushCertificates sends certificates to nginx. With full, nginx drops every
 // certificate not listed; otherwise the listed ones are added or replaced and
-// the removed ids dropped. nginx rejects a pair whose PEMs do not parse or do
-// not match, naming its id.
+// the removed ids dropped. nginx leaves out a pair whose PEMs do not parse
+// or do not match, keeping what it stored for that id, and applies the
+// rest: then the error is a *RejectedError naming them.
 func (c *Client) PushCertificates(ctx context.Context, full bool, certs []model.Certificate, removed []string) error {
-	_, err := c.PushCertificatesResult(ctx, full, certs, removed)
+	res, err := c.PushCertificatesResult(ctx, full, certs, removed)
+	if err == nil && len(res.Rejected) > 0 {
+		return &RejectedError{Rejected: res.Rejected}
+	}
 	return err
 }
 
@@ -266,7 +292,7 @@ func (c *Client) push(ctx context.Context, path, contentType string, encode func
 			backoff = min(backoff*2, c.maxBackoff)
 			continue
 		case status == fasthttp.StatusOK:
-			return Result{Version: ans.Version, Changed: ans.Changed}, nil
+			return Result{Version: ans.Version, Changed: ans.Changed, Rejected: ans.Rejected}, nil
 		case status == fasthttp.StatusConflict && !conflictRetried && ans.Version >= version:
 			conflictRetried = true
 			c.version = max(c.version, ans.Version)

@@ -203,7 +203,6 @@ func TestProtocolErrors(t *testing.T) {
 		"listed twice":        {"POST", BackendsPath, `{"version":1,"backends":[{"name":"a"},{"name":"a"}]}`, 400, "listed twice"},
 		"backends not array":  {"POST", BackendsPath, `{"version":1,"backends":{"a":1}}`, 400, "backends: must be an array"},
 		"bad wildcard":        {"POST", CertificatesPath, `{"version":1,"certificates":[{"id":"x","hosts":["a.*.b"],"cert":"-----BEGIN ","key":"-----BEGIN "}]}`, 400, "not a DNS name"},
-		"bad PEM":             {"POST", CertificatesPath, `{"version":1,"certificates":[{"id":"ns/s","hosts":["a.b"],"cert":"-----BEGIN x","key":"-----BEGIN y"}]}`, 400, `certificate "ns/s": invalid certificate`},
 		"other path":          {"POST", "/configuration/other", `{}`, 404, ""},
 	}
 	for name, tc := range tests {
@@ -386,16 +385,36 @@ func TestCertificatesBySNI(t *testing.T) {
 	}
 }
 
-func TestMismatchedKeyIsRejected(t *testing.T) {
-	_, c := start(t)
-	a, _ := cert(t, "ns/a", "a.example.com")
-	b, _ := cert(t, "ns/b", "b.example.com")
-	a.KeyPEM = b.KeyPEM
-	err := c.PushCertificates(ctx(t), false, []model.Certificate{b, a}, nil)
-	var pe *PushError
-	if !errors.As(err, &pe) || pe.Status != 400 || !strings.Contains(pe.Reason, `"ns/a"`) ||
-		!strings.Contains(pe.Reason, "does not match") {
-		t.Fatalf("got %v, want a 400 naming ns/a", err)
+// TestMismatchedKeyIsLeftOut: a pair nginx cannot load is left out of the
+// push, named with its reason, and the rest is applied; a certificate that
+// was stored for that id stays served, even through a full push.
+func TestMismatchedKeyIsLeftOut(t *testing.T) {
+	ng, c := start(t)
+	def := ng.ServedCertificate(t, "none.example.com")
+	a, aSerial := cert(t, "ns/a", "a.example.com")
+	if err := c.PushCertificates(ctx(t), true, []model.Certificate{a}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, bSerial := cert(t, "ns/b", "b.example.com")
+	renewed, _ := cert(t, "ns/a", "a.example.com")
+	renewed.KeyPEM = b.KeyPEM
+	fresh, _ := cert(t, "ns/fresh", "fresh.example.com")
+	fresh.KeyPEM = b.KeyPEM
+	junk := model.Certificate{ID: "ns/junk", Hosts: []string{"junk.example.com"}, CertPEM: "-----BEGIN x", KeyPEM: "-----BEGIN y"}
+	err := c.PushCertificates(ctx(t), true, []model.Certificate{renewed, b, fresh, junk}, nil)
+	var rej *RejectedError
+	if !errors.As(err, &rej) || len(rej.Rejected) != 3 || !strings.Contains(rej.Rejected["ns/a"], "does not match") ||
+		!strings.Contains(rej.Rejected["ns/fresh"], "does not match") || !strings.Contains(rej.Rejected["ns/junk"], "invalid certificate") {
+		t.Fatalf("got %v, want ns/a and ns/fresh left out as not matching, ns/junk as invalid", err)
+	}
+	for sni, want := range map[string]string{
+		"b.example.com":     bSerial, // the rest of the push is applied
+		"a.example.com":     aSerial, // the stored pair stays
+		"fresh.example.com": def,     // nothing was stored for it
+	} {
+		if got := ng.ServedCertificate(t, sni); got != want {
+			t.Errorf("SNI %s: served %s, want %s", sni, got, want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package model
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,8 +72,16 @@ func checkTLSSecret(sec *corev1.Secret) error {
 	if len(crt) == 0 || len(key) == 0 {
 		return fmt.Errorf("needs both %s and %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
 	}
-	if _, err := tls.X509KeyPair(crt, key); err != nil {
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
 		return fmt.Errorf("%s/%s are not a valid PEM key pair: %v", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+	}
+	// X509KeyPair parses only the leaf; nginx (OpenSSL) parses every
+	// certificate of the chain and refuses the pair if one does not parse.
+	for i, der := range pair.Certificate[1:] {
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return fmt.Errorf("%s: certificate %d of the chain does not parse: %v", corev1.TLSCertKey, i+2, err)
+		}
 	}
 	return nil
 }
