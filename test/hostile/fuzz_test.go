@@ -1,14 +1,18 @@
 package hostile
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/dynamic"
+	"github.com/tidegate/tidegate/pkg/dynamic/dynamictest"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
@@ -28,7 +32,9 @@ var fuzzEnv struct {
 // annotation values through model and render. Invariants: nginx.conf always
 // parses, holds no control character, no directive outside the template's
 // vocabulary, no newline inside an argument; every 50th rendering passes a
-// real `nginx -t`.
+// real `nginx -t`. The model's backends are pushed to a real Lua data plane,
+// which must take every one of them: a backend the model builds and Lua
+// refuses would hold back every other endpoint change.
 func FuzzRender(f *testing.F) {
 	keys := annotations.Keys()
 	f.Add("a.io", "/x", uint8(0), "web", uint8(0), "8m")
@@ -50,6 +56,11 @@ func FuzzRender(f *testing.F) {
 			}
 		}
 	}
+	// One Lua data plane for the whole run, owned by f so it outlives every
+	// input.
+	lua := dynamictest.New(f, dynamictest.Locations{"/x": "fz/web:80"})
+	lua.Start(f)
+	push := dynamic.New(lua.Socket)
 	f.Fuzz(func(t *testing.T, host, path string, pathType uint8, svc string, key uint8, value string) {
 		fuzzEnv.once.Do(func() {
 			// Shared by every fuzz input: not t.TempDir, which goes with the
@@ -79,7 +90,13 @@ func FuzzRender(f *testing.F) {
 		default:
 			ing.Specific(path, svc+":80")
 		}
-		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing), model.DefaultOptions())
+		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing,
+			fixture.Slice("fz/web-1", "web", "80").Ready("10.0.0.1", "10.0.0.2")), model.DefaultOptions())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := push.PushBackends(ctx, true, m.Dynamic.Backends, nil); err != nil {
+			t.Fatalf("the Lua data plane refused the model's backends: %v", err)
+		}
 		r, err := nginx.Render(m.Structure, fuzzEnv.set)
 		if err != nil {
 			return // refused with an error: fine
