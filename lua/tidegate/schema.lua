@@ -20,15 +20,15 @@ local _M = {}
 
 local MAX_NAME = 512        -- backend name or certificate id
 local MAX_HOST = 253        -- DNS name
-local MAX_ENDPOINTS = 10000 -- per backend
-local MAX_HOSTS = 1000      -- per certificate
+local MAX_ENDPOINTS = 100000 -- per backend (model.MaxEndpoints)
+local MAX_HOSTS = 100000    -- per certificate (model.MaxCertificateHosts)
 local MAX_VERSION = 9007199254740992 -- 2^53: larger numbers lose precision
 
 _M.ALGORITHMS = { round_robin = true, ewma = true, chash = true }
 _M.AFFINITY_MODES = { balanced = true, persistent = true }
 _M.SAMESITE = { None = true, Lax = true, Strict = true }
 
-local MAX_CANARIES = 16     -- per backend
+local MAX_CANARIES = 16     -- per backend (model.MaxCanaries)
 local MAX_SECONDS = 2147483647
 local MAX_MS = 86400000     -- one day
 

@@ -88,7 +88,12 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 			Reason: fmt.Sprintf("service %s/%s has no port %s; requests get 503", ing.Namespace, svcName, portLabel)})
 		return name, nil
 	}
-	be.Endpoints = endpointsFor(b.snap.EndpointSlicesFor(ing.Namespace, svcName), sp)
+	list := b.snap.EndpointSlicesFor(ing.Namespace, svcName)
+	be.Endpoints = endpointsFor(list, sp)
+	if n := tooManyEndpoints(list); n > 0 && len(be.Endpoints) == MaxEndpoints {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: true,
+			Reason: fmt.Sprintf("service %s/%s has %d endpoint addresses; tidegate balances over the first %d", ing.Namespace, svcName, n, MaxEndpoints)})
+	}
 	b.sources[name] = endpointSource{namespace: ing.Namespace, service: svcName, port: sp}
 	return name, nil
 }
@@ -197,7 +202,25 @@ func endpointsFor(list []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []En
 		}
 		return cmp.Compare(x.Port, y.Port)
 	})
+	if len(out) > MaxEndpoints { // reported by the builder (tooManyEndpoints)
+		out = out[:MaxEndpoints:MaxEndpoints]
+	}
 	return out
+}
+
+// tooManyEndpoints reports how many endpoints a Service has when endpointsFor
+// had to leave some out, else 0.
+func tooManyEndpoints(list []*discoveryv1.EndpointSlice) int {
+	n := 0
+	for _, es := range list {
+		for _, ep := range es.Endpoints {
+			n += len(ep.Addresses)
+		}
+	}
+	if n <= MaxEndpoints {
+		return 0
+	}
+	return n
 }
 
 // canonicalAddr is addr.String() without formatting it again when the

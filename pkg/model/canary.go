@@ -149,6 +149,12 @@ func (b *builder) attachCanaries() {
 		if dup {
 			continue // another path of the same canary Ingress, or the same service twice
 		}
+		if len(mb.Canaries) >= MaxCanaries {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: pc.field + ".backend",
+				Reason: fmt.Sprintf("host %q path %q already has %d canaries, the most one backend takes; the canary is ignored",
+					displayHost(pc.srv.host), pc.key.path, MaxCanaries)})
+			continue
+		}
 		mb.Canaries = append(mb.Canaries, c)
 		sort.Slice(mb.Canaries, func(i, j int) bool { return mb.Canaries[i].Backend < mb.Canaries[j].Backend })
 	}

@@ -56,6 +56,11 @@ func (b *builder) addTLS(ing *networkingv1.Ingress) map[string]bool {
 				}
 				continue
 			}
+			if len(c.Hosts) >= MaxCertificateHosts {
+				b.report(Problem{Kind: "Ingress", Object: key, Field: field,
+					Reason: fmt.Sprintf("secret %s already serves %d hosts, the most one certificate takes; the default certificate is served for %q", sk, MaxCertificateHosts, h)})
+				continue
+			}
 			c.Hosts = append(c.Hosts, h)
 			b.certByHost[h] = sk
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 // chainAndKey returns a PEM chain (leaf and issuer) and an RSA-2048 key of
@@ -88,6 +90,36 @@ func TestManyCertificates(t *testing.T) {
 	for _, want := range []string{"lua_shared_dict tidegate_certificates 512m;", "lua_shared_dict tidegate_backends 96m;"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("nginx.conf has no %q", want)
+		}
+	}
+}
+
+// TestWildcardSecretSharedByManyHosts: one wildcard Secret used by 1,500
+// Ingresses, one tenant host each (a common SaaS layout), serves every host
+// with it. nginx used to refuse a certificate of more than 1,000 hosts, and
+// with it the whole certificates push: tidegate exited at start.
+func TestWildcardSecretSharedByManyHosts(t *testing.T) {
+	const n = 1500
+	be := startBackends(t, "tenant")
+	crt, key, err := tlsutil.SelfSigned("tenants wildcard", "*.tenants.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ingresses strings.Builder
+	for i := range n {
+		fmt.Fprintf(&ingresses, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t-%d}\nspec:\n  ingressClassName: tidegate\n"+
+			"  tls: [{hosts: [t%d.tenants.test], secretName: wildcard}]\n  rules:\n  - host: t%d.tenants.test\n"+
+			"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n", i, i, i)
+	}
+	tg := startTidegate(t, map[string]string{
+		"web.yaml":       serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"secret.yaml":    tlsSecretYAML("wildcard", crt, key),
+		"ingresses.yaml": ingresses.String(),
+	})
+	for _, i := range []int{0, n / 2, n - 1} {
+		host := fmt.Sprintf("t%d.tenants.test", i)
+		if r, cn, _ := tg.GetTLS(host, "/"); cn != "tenants wildcard" || r.Status != 200 {
+			t.Errorf("%s: certificate %q, status %d; want the wildcard and 200", host, cn, r.Status)
 		}
 	}
 }

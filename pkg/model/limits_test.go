@@ -1,0 +1,58 @@
+package model_test
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/pkg/fixture"
+	"github.com/tidegate/tidegate/pkg/model"
+)
+
+// TestLimitsMatchLua: the model's limits are the Lua data plane's, so nginx
+// never refuses a push for an item the model built.
+func TestLimitsMatchLua(t *testing.T) {
+	b, err := os.ReadFile("../../lua/tidegate/schema.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"MAX_ENDPOINTS": model.MaxEndpoints, "MAX_HOSTS": model.MaxCertificateHosts, "MAX_CANARIES": model.MaxCanaries} {
+		m := regexp.MustCompile(`(?m)^local ` + name + ` = ([0-9]+)`).FindSubmatch(b)
+		if m == nil {
+			t.Errorf("schema.lua has no %s", name)
+			continue
+		}
+		if got, _ := strconv.Atoi(string(m[1])); got != want {
+			t.Errorf("schema.lua %s = %d, the model's is %d", name, got, want)
+		}
+	}
+}
+
+// TestTooManyCanaries: canaries beyond what one backend takes are reported
+// and left out; the first ones (by age) stay.
+func TestTooManyCanaries(t *testing.T) {
+	objs := []any{fixture.Service("default/web", "80"), fixture.Ingress("main").Created(time.Hour).Host("a.io").Prefix("/", "web:80")}
+	for i := range model.MaxCanaries + 2 {
+		svc := fmt.Sprintf("v%02d", i)
+		objs = append(objs, fixture.Service("default/"+svc, "80"),
+			fixture.Ingress("c-"+svc).Created(time.Duration(-i)*time.Minute).Host("a.io").Prefix("/", svc+":80").
+				Annotate(ann+"canary", "true").Annotate(ann+"canary-weight", "1"))
+	}
+	m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
+	if got := len(backendNamed(m, "default/web:80").Canaries); got != model.MaxCanaries {
+		t.Errorf("%d canaries, want %d", got, model.MaxCanaries)
+	}
+	var reported []string
+	for _, p := range problems(m) {
+		if strings.Contains(p, "already has 16 canaries") {
+			reported = append(reported, p)
+		}
+	}
+	if len(reported) != 2 {
+		t.Errorf("left-out canaries reported: %q, want 2", reported)
+	}
+}
