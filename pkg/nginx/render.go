@@ -208,7 +208,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	}
 	paths := map[string]*string{}
 	v := &view{
-		LuaDicts: d,
+		LuaDicts:        d,
 		WorkerProcesses: g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
