@@ -17,6 +17,7 @@ import (
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/nginx/confparse"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 var fuzzEnv struct {
@@ -58,6 +59,10 @@ func FuzzRender(f *testing.F) {
 	}
 	// One Lua data plane for the whole run, owned by f so it outlives every
 	// input.
+	fuzzCert, fuzzKey, err := tlsutil.SelfSigned("fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
 	lua := dynamictest.New(f, dynamictest.Locations{"/x": "fz/web:80"})
 	lua.Start(f)
 	push := dynamic.New(lua.Socket)
@@ -79,7 +84,7 @@ func FuzzRender(f *testing.F) {
 		if fuzzEnv.err != nil {
 			t.Fatal(fuzzEnv.err)
 		}
-		ing := fixture.Ingress("fz/ing").Annotate(annotations.Prefix+keys[int(key)%len(keys)], value).Host(host)
+		ing := fixture.Ingress("fz/ing").Annotate(annotations.Prefix+keys[int(key)%len(keys)], value).Host(host).TLS("tls", host)
 		switch pathType % 4 {
 		case 0:
 			ing.Prefix(path, svc+":80")
@@ -90,12 +95,15 @@ func FuzzRender(f *testing.F) {
 		default:
 			ing.Specific(path, svc+":80")
 		}
-		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing,
+		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing, fixture.TLSSecret("fz/tls", fuzzCert, fuzzKey),
 			fixture.Slice("fz/web-1", "web", "80").Ready("10.0.0.1", "10.0.0.2")), model.DefaultOptions())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := push.PushBackends(ctx, true, m.Dynamic.Backends, nil); err != nil {
 			t.Fatalf("the Lua data plane refused the model's backends: %v", err)
+		}
+		if err := push.PushCertificates(ctx, true, m.Dynamic.Certificates, nil); err != nil {
+			t.Fatalf("the Lua data plane refused the model's certificates (hosts %q): %v", host, err)
 		}
 		r, err := nginx.Render(m.Structure, fuzzEnv.set)
 		if err != nil {
