@@ -42,10 +42,12 @@ test: deps tools ## every test: model, render, real nginx, real kube-apiserver, 
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./test/hostile
 	$(GO) test -run '^$$' -fuzz '^FuzzLuaSchema$$' -fuzztime $(FUZZTIME) ./test/hostile
+	$(GO) test -run '^$$' -fuzz '^FuzzEndpointAddress$$' -fuzztime $(FUZZTIME) ./test/hostile
 
-fuzz: deps ## fuzz model+render and the Lua push schema for longer (FUZZTIME=5m each by default)
+fuzz: deps ## fuzz model+render, the Lua push schema and endpoint addresses for longer (FUZZTIME=5m each by default)
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(or $(filter-out 15s,$(FUZZTIME)),5m) ./test/hostile
 	$(GO) test -run '^$$' -fuzz '^FuzzLuaSchema$$' -fuzztime $(or $(filter-out 15s,$(FUZZTIME)),5m) ./test/hostile
+	$(GO) test -run '^$$' -fuzz '^FuzzEndpointAddress$$' -fuzztime $(or $(filter-out 15s,$(FUZZTIME)),5m) ./test/hostile
 
 e2e: deps tools ## only the end-to-end tests (real nginx, real kube-apiserver)
 	$(GO) test -count=1 -timeout 30m -v ./test/...

@@ -164,7 +164,9 @@ func endpointsFor(list []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []En
 			}
 			for _, a := range ep.Addresses {
 				addr, err := netip.ParseAddr(a)
-				if err != nil {
+				// A zone ("fe80::1%eth0") names an interface of some other
+				// host; the API server never stores one, a manifest may.
+				if err != nil || addr.Zone() != "" {
 					continue
 				}
 				k := key{addr, port}
