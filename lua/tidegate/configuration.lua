@@ -45,6 +45,9 @@ schema.set_null(cjson.null)
 local store = require("tidegate.store")
 local pem = require("tidegate.pem")
 
+local ffi = require("ffi")
+pcall(ffi.cdef, "int malloc_trim(size_t pad);")
+
 local backends_dict = ngx.shared[store.BACKENDS_DICT]
 local certificates_dict = ngx.shared[store.CERTIFICATES_DICT]
 
@@ -76,6 +79,25 @@ local function fail(status, reason, stored)
     return respond(status, str_format('{"error":%s,"version":%.0f}', cjson.encode(reason), stored))
   end
   return respond(status, cjson.encode({ error = reason }))
+end
+
+local RELEASE_ABOVE = 4 * 1024 * 1024 -- bytes of push body
+
+-- release_after gives the memory of a large push back to the system once
+-- the request is over (the timer runs after the handler returns, when the
+-- decoded document is garbage). nginx.conf sets lua_malloc_trim 0, since a
+-- trim every 1,000 requests cost throughput, so without this a worker
+-- keeps the peak of its largest push: 125 MB more than its peers after a
+-- push of 5,000 certificates.
+local function release_after()
+  local size = tonumber(ngx.var.content_length) or 0
+  if size < RELEASE_ABOVE then
+    return
+  end
+  ngx.timer.at(0, function()
+    collectgarbage("collect")
+    ffi.C.malloc_trim(0)
+  end)
 end
 
 -- read_body returns the body of a POST, or answers the request itself and
@@ -579,6 +601,7 @@ function _M.backends()
     return fail(status, res, stored)
   end
   -- on success stored is the version just stored
+  release_after()
   return respond(200, str_format('{"version":%.0f,"changed":%d}', stored, res))
 end
 
@@ -730,6 +753,7 @@ function _M.certificates()
   if status ~= 200 then
     return fail(status, res, stored)
   end
+  release_after()
   return respond(200, str_format('{"version":%.0f,"changed":%d,"rejected":{%s}}', doc.version, res,
     tbl_concat(rejected, ",")))
 end
