@@ -17,11 +17,7 @@ func TestBrokenChainIsContained(t *testing.T) {
 	good, goodKey, _ := tlsutil.SelfSigned("good.test", "good.test")
 	bad, badKey, _ := tlsutil.SelfSigned("bad.test", "bad.test")
 	bad = append(bad, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not a certificate at all")})...)
-	ing := func(name, host, secret string) string {
-		return "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: " + name + "}\nspec:\n  ingressClassName: tidegate\n" +
-			"  tls: [{hosts: [" + host + "], secretName: " + secret + "}]\n  rules:\n  - host: " + host + "\n" +
-			"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n"
-	}
+	ing := tlsIngressYAML
 	tg := startTidegate(t, map[string]string{
 		"web.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
 		"good.yaml": tlsSecretYAML("good-tls", good, goodKey) + "---\n" + ing("good", "good.test", "good-tls"),

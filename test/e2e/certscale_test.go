@@ -16,6 +16,14 @@ import (
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
+// tlsIngressYAML is an Ingress serving host over TLS with secret, to the
+// Service web:80.
+func tlsIngressYAML(name, host, secret string) string {
+	return "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: " + name + "}\nspec:\n  ingressClassName: tidegate\n" +
+		"  tls: [{hosts: [" + host + "], secretName: " + secret + "}]\n  rules:\n  - host: " + host + "\n" +
+		"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n"
+}
+
 // chainAndKey returns a PEM chain (leaf and issuer) and an RSA-2048 key of
 // the sizes cert-manager and Let's Encrypt produce: 2.3 KiB and 1.7 KiB.
 func chainAndKey(t *testing.T, cn string) (chain, key []byte) {
@@ -55,9 +63,7 @@ func TestManyCertificates(t *testing.T) {
 	var secrets, ingresses strings.Builder
 	for i := range n {
 		fmt.Fprintf(&secrets, "---\n%s", tlsSecretYAML(fmt.Sprintf("tls-%d", i), chain, key))
-		fmt.Fprintf(&ingresses, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t-%d}\nspec:\n  ingressClassName: tidegate\n"+
-			"  tls: [{hosts: [t%d.tenants.test], secretName: tls-%d}]\n  rules:\n  - host: t%d.tenants.test\n"+
-			"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n", i, i, i, i)
+		fmt.Fprintf(&ingresses, "---\n%s", tlsIngressYAML(fmt.Sprintf("t-%d", i), fmt.Sprintf("t%d.tenants.test", i), fmt.Sprintf("tls-%d", i)))
 	}
 	t.Logf("%d Secrets: %d MiB of YAML", n, secrets.Len()>>20)
 	tg := startTidegate(t, map[string]string{
@@ -107,9 +113,7 @@ func TestWildcardSecretSharedByManyHosts(t *testing.T) {
 	}
 	var ingresses strings.Builder
 	for i := range n {
-		fmt.Fprintf(&ingresses, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t-%d}\nspec:\n  ingressClassName: tidegate\n"+
-			"  tls: [{hosts: [t%d.tenants.test], secretName: wildcard}]\n  rules:\n  - host: t%d.tenants.test\n"+
-			"    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n", i, i, i)
+		fmt.Fprintf(&ingresses, "---\n%s", tlsIngressYAML(fmt.Sprintf("t-%d", i), fmt.Sprintf("t%d.tenants.test", i), "wildcard"))
 	}
 	tg := startTidegate(t, map[string]string{
 		"web.yaml":       serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
