@@ -267,18 +267,24 @@ local function quote(s)
   return cjson.encode(s)
 end
 
--- check_canary_patterns compiles every canary header_pattern: the schema
--- cannot (no ngx.re in plain luajit).
+-- NEVER is a PCRE that compiles and matches nothing.
+local NEVER = "(?!)"
+
+-- check_canary_patterns compiles every canary header_pattern (the schema
+-- cannot: no ngx.re in plain luajit). One that PCRE refuses never matches,
+-- as in ingress-nginx, and is logged; the push goes on, since one canary
+-- annotation must not hold back every other backend.
 local function check_canary_patterns(b)
   for _, c in ipairs(b.canaries) do
     if c.header_pattern ~= "" then
       local _, _, rerr = re_find("", c.header_pattern, "jo")
       if rerr then
-        return nil, str_format("backend %q canary %q: header_pattern: %s", b.name, c.backend, rerr)
+        ngx_log(ngx_WARN, str_format("tidegate: backend %q canary %q: header_pattern %q does not compile (%s); "
+          .. "it never matches: fix the canary-by-header-pattern annotation", b.name, c.backend, c.header_pattern, rerr))
+        c.header_pattern = NEVER
       end
     end
   end
-  return true
 end
 
 -- An item is one backend of a push, checked and ready to store:
@@ -295,11 +301,7 @@ local function checked_item(dict, current, b, where, yield)
   if not b then
     return nil, err
   end
-  local ok
-  ok, err = check_canary_patterns(b)
-  if not ok then
-    return nil, err
-  end
+  check_canary_patterns(b)
   local json = schema.encode_backend(b, quote, yield)
   if current[b.name] and dict:get(store.backend_key(b.name)) == json then
     json = nil
@@ -574,11 +576,7 @@ function _M.backends()
       return fail(400, err)
     end
     for _, b in ipairs(doc.backends) do
-      local ok
-      ok, err = check_canary_patterns(b)
-      if not ok then
-        return fail(400, err)
-      end
+      check_canary_patterns(b)
     end
   end
   local ok

@@ -64,7 +64,8 @@ func ParseCanary(ann map[string]string) (Canary, []Problem) {
 		}
 	}
 	// ingress-nginx: the pattern is only used without a value. It is a PCRE
-	// regex; nginx rejects a push with one that does not compile.
+	// regex, so RE2 cannot judge it here; one that PCRE refuses never
+	// matches, and nginx's error log says so.
 	if v := ann[balancingAnnPrefix+annCanaryHeaderPattern]; v != "" && c.Header != "" && c.HeaderValue == "" {
 		if printable(v) && len(v) <= 1024 {
 			c.HeaderPattern = v

@@ -385,6 +385,7 @@ var confTmpl = template.Must(template.New("nginx.conf").Parse(`
 worker_processes {{.Workers}};
 daemon off;
 pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/logs/error.log notice;
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 events { worker_connections 1024; }
