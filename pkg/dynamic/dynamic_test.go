@@ -440,13 +440,21 @@ func TestCertificatesDictFull(t *testing.T) {
 	if err := c.PushCertificates(ctx(t), true, []model.Certificate{kept}, nil); err != nil {
 		t.Fatal(err)
 	}
-	one, _ := cert(t, "ns/one", "one.example.com")
-	many := []model.Certificate{kept}
-	for i := range 12000 {
-		host := fmt.Sprintf("h%d.example.com", i)
-		many = append(many, model.Certificate{ID: fmt.Sprintf("ns/c-%d", i), Hosts: []string{host}, CertPEM: one.CertPEM, KeyPEM: one.KeyPEM})
+	// 150 names make a 4.3 KB PEM, which the dict's slab allocator stores in
+	// two 4 KiB pages: 3,000 of them (a 13 MB push) need 24 MiB.
+	names := make([]string, 150)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%03d.example.com", i)
 	}
-	err := c.PushCertificates(ctx(t), true, many, nil)
+	big, _ := cert(t, "ns/big", names...)
+	many := []model.Certificate{kept}
+	for i := range 3000 {
+		host := fmt.Sprintf("h%d.example.com", i)
+		many = append(many, model.Certificate{ID: fmt.Sprintf("ns/c-%d", i), Hosts: []string{host}, CertPEM: big.CertPEM, KeyPEM: big.KeyPEM})
+	}
+	long, cancel := context.WithTimeout(context.Background(), time.Minute) // a loaded CI machine
+	defer cancel()
+	err := c.PushCertificates(long, true, many, nil)
 	var pe *PushError
 	if !errors.As(err, &pe) || pe.Status != 500 || !strings.Contains(pe.Reason, "tidegate_certificates is full") ||
 		!strings.Contains(pe.Reason, "certificate_data in the ConfigMap key lua-shared-dicts") {
