@@ -52,8 +52,10 @@ type Client struct {
 	socket string
 	http   *fasthttp.Client
 
-	// requestTimeout bounds one HTTP exchange; the context bounds the whole
-	// push including retries.
+	// requestTimeout bounds one HTTP exchange, plus a second per MiB of
+	// body (nginx checks every certificate of a push: 40,000 of them,
+	// 172 MB, took tens of seconds); the context bounds the whole push
+	// including retries.
 	requestTimeout time.Duration
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
@@ -322,7 +324,7 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 	req.Header.SetContentType(contentType)
 	req.SetBodyRaw(body)
 
-	deadline := time.Now().Add(c.requestTimeout)
+	deadline := time.Now().Add(c.requestTimeout + time.Duration(len(body)>>20)*time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
