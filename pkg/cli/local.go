@@ -30,6 +30,7 @@ type commonFlags struct {
 	statusPort    int
 	workdir       string
 	accessLog     string
+	errorLog      string
 	metrics       bool
 	shutdownGrace time.Duration
 	stopTimeout   time.Duration
@@ -48,6 +49,7 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.statusPort, "status-port", 10254, "port for /healthz and /metrics")
 	fs.StringVar(&f.workdir, "workdir", "", "directory for nginx.conf, logs and the control socket (default: a new temporary directory)")
 	fs.StringVar(&f.accessLog, "access-log", "", "access log file (default: WORKDIR/logs/access.log; /dev/stdout in a container)")
+	fs.StringVar(&f.errorLog, "error-log", "", "nginx's error log file (default: WORKDIR/logs/error.log; /dev/stderr in a container: tidegate passes it on to its own stderr)")
 	fs.BoolVar(&f.metrics, "enable-metrics", true, "count every request for /metrics (nginx_ingress_controller_requests and the other request series); false saves nginx one log line per request, as in ingress-nginx")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace-period", 0, "on SIGTERM, how long /healthz answers 503 before nginx stops taking requests")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long nginx may take to finish in-flight requests when stopping")
@@ -75,7 +77,7 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 	if err != nil {
 		return nginx.Settings{}, fmt.Errorf("working directory: %w", err)
 	}
-	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog,
+	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog, ErrorLog: f.errorLog,
 		NoRequestMetrics: !f.metrics,
 		Resolvers:        nginx.SystemResolvers()} // auth-url host names
 	if os.Geteuid() == 0 {

@@ -37,7 +37,7 @@ func newRender() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog}
+			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog, ErrorLog: f.errorLog}
 			snap, srcProblems := files.Load(manifests)
 			m := model.Build(snap, f.opts)
 			if report {

@@ -163,11 +163,13 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 		return err
 	}
 	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
-		"-e", filepath.Join(p.set.WorkDir, "logs", "error.log"), "-g", "daemon off; master_process on;")
+		"-e", p.set.ErrorLogPath(), "-g", "daemon off; master_process on;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	var stderr bytes.Buffer
 	cmd.Stdout = io.Discard
-	cmd.Stderr = &limitedBuffer{b: &stderr, max: 64 << 10}
+	// nginx's own stderr (and its error log with --error-log /dev/stderr)
+	// goes on to tidegate's; the last 64 KiB explain an exit.
+	cmd.Stderr = io.MultiWriter(os.Stderr, &limitedBuffer{b: &stderr, max: 64 << 10})
 	// Workers inherit the stderr pipe: without a delay, Wait would not
 	// return while the workers of a killed master live on.
 	cmd.WaitDelay = time.Second
@@ -349,7 +351,7 @@ func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.D
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("nginx did not serve configuration %s within %s (it serves %q; see %s)",
-				gen, timeout, last, filepath.Join(p.set.WorkDir, "logs", "error.log"))
+				gen, timeout, last, p.set.ErrorLogPath())
 		}
 		select {
 		case <-ctx.Done():
@@ -362,7 +364,7 @@ func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.D
 	}
 }
 
-// limitedBuffer keeps the first max bytes written to it.
+// limitedBuffer keeps the last max bytes written to it.
 type limitedBuffer struct {
 	mu  sync.Mutex
 	b   *bytes.Buffer
@@ -372,13 +374,15 @@ type limitedBuffer struct {
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if room := l.max - l.b.Len(); room > 0 {
-		if len(p) > room {
-			l.b.Write(p[:room])
-		} else {
-			l.b.Write(p)
-		}
+	if len(p) >= l.max {
+		l.b.Reset()
+		l.b.Write(p[len(p)-l.max:])
+		return len(p), nil
 	}
+	if over := l.b.Len() + len(p) - l.max; over > 0 {
+		l.b.Next(over)
+	}
+	l.b.Write(p)
 	return len(p), nil
 }
 

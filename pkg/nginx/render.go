@@ -30,6 +30,10 @@ type Settings struct {
 	User string
 	// AccessLog is a file path, or "" for WorkDir/logs/access.log.
 	AccessLog string
+	// ErrorLog is nginx's error log: a file path, "/dev/stderr" (tidegate
+	// passes nginx's stderr on to its own), or "" for
+	// WorkDir/logs/error.log.
+	ErrorLog string
 	// Resolvers are the name servers that resolve auth-url host names
 	// (extauth.go), usually SystemResolvers().
 	Resolvers []string
@@ -64,6 +68,14 @@ func (s Settings) unavailableSocket(scheme string) string {
 
 // ConfPath is the live nginx.conf.
 func (s Settings) ConfPath() string { return filepath.Join(s.WorkDir, "nginx.conf") }
+
+// ErrorLogPath is where nginx writes its error log.
+func (s Settings) ErrorLogPath() string {
+	if s.ErrorLog != "" {
+		return s.ErrorLog
+	}
+	return filepath.Join(s.WorkDir, "logs", "error.log")
+}
 
 var tmpl = template.Must(template.New("nginx.tmpl").Parse(nginxfiles.Template))
 
@@ -220,7 +232,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		accessLog = filepath.Join(set.WorkDir, "logs", "access.log")
 	}
 	paths[filepath.Join(set.WorkDir, "nginx.pid")] = &v.PidFile
-	paths[filepath.Join(set.WorkDir, "logs", "error.log")] = &v.ErrorLog
+	paths[set.ErrorLogPath()] = &v.ErrorLog
 	tmp := filepath.Join(set.WorkDir, "tmp")
 	paths[filepath.Join(tmp, "body")] = &v.Temp.Body
 	paths[filepath.Join(tmp, "proxy")] = &v.Temp.Proxy

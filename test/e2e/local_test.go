@@ -384,3 +384,27 @@ func TestRelativeDirectories(t *testing.T) {
 		t.Errorf("nginx.conf is not in the relative working directory: %v", err)
 	}
 }
+
+// TestErrorLogToStderr: with --error-log /dev/stderr (the DaemonSet's
+// setting), nginx's errors reach tidegate's stderr, where `kubectl logs`
+// shows them, and no error log grows in the working directory.
+func TestErrorLogToStderr(t *testing.T) {
+	be := startBackends(t, "gone")
+	tg := startTidegateWith(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			ingressYAML("app", "app.test", "Prefix / web:80"),
+	}, startOptions{Args: []string{"--error-log", "/dev/stderr"}})
+	be.Kill(be.Addrs[0])
+	if r := tg.Get("app.test", "/"); r.Status != 502 {
+		t.Errorf("a refused endpoint: %d, want 502", r.Status)
+	}
+	tg.Eventually("nginx's error in tidegate's stderr", func() string {
+		if !strings.Contains(tg.logText(), "connect() failed (111: Connection refused) while connecting to upstream") {
+			return "not there"
+		}
+		return ""
+	})
+	if _, err := os.Stat(filepath.Join(tg.WorkDir, "logs", "error.log")); err == nil {
+		t.Errorf("an error log was written in the working directory")
+	}
+}
