@@ -62,9 +62,13 @@ type Controller struct {
 	// rejected is the last structure nginx -t refused; the same structure
 	// is not checked again, only its dynamic part applied.
 	rejected *model.Structure
-	// needFull is set when a push failed: Lua's state is unknown, so the
-	// next sync pushes everything.
+	// needFull is set when a push failed: Lua's state is unknown, so a
+	// sync at or after fullAt pushes everything. fullBackoff is the wait
+	// after the last failure: 1 s, doubling to a minute while the full
+	// push keeps failing.
 	needFull    bool
+	fullAt      time.Time
+	fullBackoff time.Duration
 	appliedConf *nginx.Rendered
 	lastProblem map[string]bool
 	healthy     atomic.Bool
@@ -264,12 +268,17 @@ func (c *Controller) start(ctx context.Context) error {
 	}
 	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond))
 	c.appliedConf = r
-	if err := c.pushAll(ctx, m); err != nil {
-		return err
-	}
 	c.applied = m
-	c.healthy.Store(true)
-	c.met.inSync.Set(1)
+	if err := c.pushAll(ctx, m); err != nil {
+		// nginx serves what it took; /healthz stays 503 until a full push
+		// succeeds. Exiting would take down every host of the node.
+		c.pushFailed()
+		c.log.Error("the first push failed; nginx serves without what it refused", "retry_in", c.fullBackoff, "err", err)
+		c.met.inSync.Set(0)
+	} else {
+		c.healthy.Store(true)
+		c.met.inSync.Set(1)
+	}
 	c.setStatus(false)
 	releaseMemory()
 	return nil
@@ -308,7 +317,9 @@ func (c *Controller) restart(ctx context.Context) error {
 		return fmt.Errorf("restart nginx: %w", err)
 	}
 	if err := c.pushAll(ctx, c.applied); err != nil {
-		return err
+		c.pushFailed()
+		c.log.Error("the push after restarting nginx failed; nginx serves without what it refused", "retry_in", c.fullBackoff, "err", err)
+		return nil
 	}
 	c.healthy.Store(true)
 	return nil
@@ -345,12 +356,13 @@ func (c *Controller) sync(ctx context.Context) {
 	next := model.Update(c.built, c.builtSnap, snap, c.cfg.Options)
 	c.built, c.builtSnap = next, snap
 	c.report(next, srcProblems)
-	if c.needFull {
+	if c.needFull && !time.Now().Before(c.fullAt) {
 		if err := c.pushAll(ctx, c.applied); err != nil {
-			c.log.Error("full push failed; retrying in a second", "err", err)
 			c.pushFailed()
+			c.log.Error("full push failed", "retry_in", c.fullBackoff, "err", err)
 		} else {
-			c.needFull = false
+			c.needFull, c.fullBackoff = false, 0
+			c.healthy.Store(true)
 		}
 	}
 	plan := Decide(c.applied, next)
@@ -591,11 +603,15 @@ func (c *Controller) setStatus(reloaded bool) {
 	c.status.Store(&st)
 }
 
-// pushFailed marks Lua's state as unknown and schedules a sync in a second,
-// so a failed push is retried in full even if nothing else changes.
+// pushFailed marks Lua's state as unknown and schedules a sync, so a failed
+// push is retried in full even if nothing else changes. A full push that
+// keeps failing (the certificates outgrew their dict) is tried less and
+// less often, not at every sync.
 func (c *Controller) pushFailed() {
 	c.needFull = true
-	time.AfterFunc(time.Second, func() {
+	c.fullBackoff = min(max(2*c.fullBackoff, time.Second), time.Minute)
+	c.fullAt = time.Now().Add(c.fullBackoff)
+	time.AfterFunc(c.fullBackoff, func() {
 		select {
 		case c.wake <- struct{}{}:
 		default:

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 // TestBlastRadius: with 50 invalid Ingresses present, other hosts answer
@@ -214,5 +217,64 @@ func TestNginxKilled(t *testing.T) {
 	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir})
 	if r := tg2.Get("web.test", "/"); r.Status != 200 {
 		t.Errorf("tidegate restarted on the same working directory: %d %q", r.Status, r.Body)
+	}
+}
+
+// TestRefusedPushDoesNotStopTidegate: when nginx refuses the first push
+// (here a wrapper shrinks the certificates dict to 1 MiB, too small for the
+// certificates), tidegate keeps nginx serving what it took: the plain HTTP
+// host answers, /healthz is 503 until a full push succeeds, the error says
+// what to raise, and the full push is retried less and less often.
+func TestRefusedPushDoesNotStopTidegate(t *testing.T) {
+	be := startBackends(t, "web")
+	wrapper := filepath.Join(t.TempDir(), "nginx")
+	script := `#!/bin/sh
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "-c" ]; then sed -i 's/tidegate_certificates [0-9]*m;/tidegate_certificates 1m;/' "$a"; fi
+  prev="$a"
+done
+exec nginx "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	crt, key, _ := tlsutil.SelfSigned("many")
+	// 1,000 Ingresses, each with its own Secret: 1,000 certificates do not
+	// fit in 1 MiB.
+	var objs strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&objs, "---\n%s---\n%s", tlsSecretYAML(fmt.Sprintf("s-%d", i), crt, key),
+			tlsIngressYAML(fmt.Sprintf("t-%d", i), fmt.Sprintf("t%d.tls.test", i), fmt.Sprintf("s-%d", i)))
+	}
+	tg := startTidegateWith(t, map[string]string{
+		"web.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" + ingressYAML("plain", "plain.test", "Prefix / web:80"),
+		"tls.yaml": objs.String(),
+	}, startOptions{Args: []string{"--nginx-binary", wrapper}, Unhealthy: true})
+	tg.Eventually("plain.test is served", func() string {
+		if r := tg.Get("plain.test", "/"); r.Status != 200 || r.Name != "web" {
+			return fmt.Sprintf("%d %q", r.Status, r.Name)
+		}
+		return ""
+	})
+	time.Sleep(12 * time.Second)
+	log := tg.logText()
+	if !strings.Contains(log, "the first push failed") || !strings.Contains(log, "raise certificate_data in the ConfigMap key lua-shared-dicts") {
+		t.Errorf("the log does not say the push failed and what to raise")
+	}
+	// Retries 1, 2, 4 and 8 s after each failure: at most 4 in 12 s (a retry
+	// every second would make about 7 here).
+	n := strings.Count(log, `msg="full push failed"`)
+	t.Logf("full push retries in 12 s: %d", n)
+	if n < 1 || n > 4 {
+		t.Errorf("%d full push retries in 12 s, want 1 to 4 (backing off)", n)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("/healthz %d while the certificates are not pushed, want 503", resp.StatusCode)
 	}
 }
