@@ -1,7 +1,8 @@
 -- ssl_certificate_by_lua: serve the pushed certificate for the SNI name.
 -- Lookup order: exact host, then the one-label wildcard ("a.b.c" ->
--- "*.b.c", so a.b.example.com does not match *.example.com), then nothing
--- (nginx's default certificate stays). Parsed pairs are cached per worker
+-- "*.b.c", so a.b.example.com does not match *.example.com), then the
+-- pushed default certificate (--default-ssl-certificate), then nothing
+-- (nginx's self-signed default certificate stays). Parsed pairs are cached per worker
 -- and the cache is dropped whenever the certificates version changes.
 
 local ngx = ngx
@@ -15,6 +16,7 @@ local str_lower = string.lower
 local ssl = require("ngx.ssl")
 local lrucache = require("resty.lrucache")
 local store = require("tidegate.store")
+local schema = require("tidegate.schema")
 local pem = require("tidegate.pem")
 
 local dict = ngx.shared[store.CERTIFICATES_DICT]
@@ -34,6 +36,10 @@ local function check_version()
   end
 end
 
+-- DEFAULT_KEY holds the id of the default certificate
+-- (--default-ssl-certificate), if one was pushed.
+local DEFAULT_KEY = store.sni_key(schema.DEFAULT_SNI)
+
 -- lookup returns the certificate id serving name, or nil.
 local function lookup(name)
   local id = dict:get(store.sni_key(name))
@@ -42,9 +48,12 @@ local function lookup(name)
   end
   local dot = str_find(name, ".", 1, true)
   if dot and dot > 1 then
-    return dict:get(store.sni_key("*" .. str_sub(name, dot)))
+    id = dict:get(store.sni_key("*" .. str_sub(name, dot)))
+    if id then
+      return id
+    end
   end
-  return nil
+  return dict:get(DEFAULT_KEY)
 end
 _M.lookup = lookup
 
@@ -70,17 +79,20 @@ end
 -- call runs in ssl_certificate_by_lua for every full handshake.
 function _M.call()
   local name, err = ssl.server_name()
-  if not name then
+  check_version()
+  local id
+  if name then
+    name = str_lower(name)
+    id = lookup(name)
+  else
     if err then
       ngx_log(ngx_ERR, "tidegate: server_name: ", err)
     end
-    return -- no SNI: default certificate
+    name = "(no SNI)"
+    id = dict:get(DEFAULT_KEY)
   end
-  check_version()
-  name = str_lower(name)
-  local id = lookup(name)
   if not id then
-    return
+    return -- nginx's own default certificate
   end
   local p
   p, err = pair(id)

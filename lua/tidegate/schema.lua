@@ -25,6 +25,9 @@ local MAX_HOSTS = 100000    -- per certificate (model.MaxCertificateHosts)
 local MAX_VERSION = 9007199254740992 -- 2^53: larger numbers lose precision
 
 _M.ALGORITHMS = { round_robin = true, ewma = true, chash = true }
+-- DEFAULT_SNI is the host of the default certificate (--default-ssl-
+-- certificate; model.DefaultSNI): the lookup's last resort.
+_M.DEFAULT_SNI = "*"
 _M.AFFINITY_MODES = { balanced = true, persistent = true }
 _M.SAMESITE = { None = true, Lax = true, Strict = true }
 
@@ -713,10 +716,12 @@ local function check_certificate(c, where)
   local hosts = {}
   local seen = {}
   for i = 1, #in_hosts do
-    local h
-    h, err = check_host(in_hosts[i], str_format("%s hosts[%d]", where, i - 1))
-    if not h then
-      return nil, err
+    local h = in_hosts[i]
+    if h ~= _M.DEFAULT_SNI then -- "*": the default certificate
+      h, err = check_host(h, str_format("%s hosts[%d]", where, i - 1))
+      if not h then
+        return nil, err
+      end
     end
     if not seen[h] then
       seen[h] = true

@@ -43,6 +43,7 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.opts.WatchWithoutClass, "watch-ingress-without-class", false, "also serve Ingresses that name no class")
 	fs.StringVar(&f.opts.ConfigMap, "configmap", d.ConfigMap, "NAMESPACE/NAME of the ConfigMap with global settings")
 	fs.StringVar(&f.opts.DefaultBackendService, "default-backend-service", "", "NAMESPACE/NAME of the Service answering unmatched requests (default: a built-in 404)")
+	fs.StringVar(&f.opts.DefaultSSLCertificate, "default-ssl-certificate", "", "NAMESPACE/NAME of a TLS Secret served for unknown names, clients without SNI and TLS hosts without a usable Secret (default: a self-signed certificate)")
 	fs.StringVar(&nginx.Binary, "nginx-binary", nginx.Binary, "the nginx executable (Debian's nginx-light with libnginx-mod-http-lua)")
 	fs.IntVar(&f.httpPort, "http-port", 8080, "port for plain HTTP")
 	fs.IntVar(&f.httpsPort, "https-port", 8443, "port for HTTPS")

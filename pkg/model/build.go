@@ -33,6 +33,10 @@ type Options struct {
 	// DefaultBackendService is "namespace/name" of the Service that answers
 	// requests no rule matches (instead of the built-in 404).
 	DefaultBackendService string
+	// DefaultSSLCertificate is "namespace/name" of the TLS Secret served
+	// for every name no other certificate serves (instead of tidegate's
+	// self-signed one).
+	DefaultSSLCertificate string
 }
 
 // DefaultOptions returns the defaults of the command line.
@@ -263,6 +267,7 @@ func (b *builder) classExists(name string) bool {
 
 // finish sorts everything into the final model.
 func (b *builder) finish() *Model {
+	b.addDefaultCertificate() // certificates.go
 	m := &Model{Problems: b.problems, Compat: b.compat, opts: b.opts, sources: b.sources, parsed: b.parsed}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB

@@ -4,12 +4,50 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
+
+// DefaultSNI is the name the Lua lookup falls back to when no certificate
+// serves the SNI name exactly or by wildcard, and when the client sent none.
+const DefaultSNI = "*"
+
+// addDefaultCertificate serves the --default-ssl-certificate Secret under
+// DefaultSNI, as ingress-nginx does: for unknown names, clients without SNI,
+// and TLS hosts without a secretName or with a broken Secret. Rotating it
+// is a push, like any certificate.
+func (b *builder) addDefaultCertificate() {
+	ref := b.opts.DefaultSSLCertificate
+	if ref == "" {
+		return
+	}
+	ns, name, _ := strings.Cut(ref, "/")
+	if err := checkTLSSecret(b.snap.Secret(ns, name)); err != nil {
+		b.report(Problem{Kind: "Secret", Object: ref, Field: "--default-ssl-certificate",
+			Reason: fmt.Sprintf("%v; tidegate's self-signed certificate is served instead", err)})
+		return
+	}
+	if b.certs == nil {
+		b.certs = map[string]*Certificate{}
+		b.certByHost = map[string]string{}
+	}
+	c := b.certs[ref]
+	if c == nil {
+		sec := b.snap.Secret(ns, name)
+		c = &Certificate{ID: ref, CertPEM: string(sec.Data[corev1.TLSCertKey]), KeyPEM: string(sec.Data[corev1.TLSPrivateKeyKey])}
+		b.certs[ref] = c
+	}
+	if len(c.Hosts) >= MaxCertificateHosts {
+		b.report(Problem{Kind: "Secret", Object: ref, Field: "--default-ssl-certificate",
+			Reason: fmt.Sprintf("already serves %d hosts, the most one certificate takes; tidegate's self-signed certificate is the default", MaxCertificateHosts)})
+		return
+	}
+	c.Hosts = append(c.Hosts, DefaultSNI)
+}
 
 // addTLS records the certificates of an Ingress's spec.tls and returns its
 // TLS hosts. A missing or malformed Secret is reported; its hosts still get

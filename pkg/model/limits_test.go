@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 // TestLimitsMatchLua: the model's limits are the Lua data plane's, so nginx
@@ -54,5 +56,27 @@ func TestTooManyCanaries(t *testing.T) {
 	}
 	if len(reported) != 2 {
 		t.Errorf("left-out canaries reported: %q, want 2", reported)
+	}
+}
+
+// TestDefaultSSLCertificate: the --default-ssl-certificate Secret is pushed
+// under the default name "*", next to the hosts that name it themselves; a
+// missing one is reported and leaves tidegate's self-signed default.
+func TestDefaultSSLCertificate(t *testing.T) {
+	crt, key, err := tlsutil.SelfSigned("wild", "*.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := fixture.Ingress("a").Host("a.example.test").Prefix("/", "web:80").TLS("wild", "a.example.test")
+	opts := model.DefaultOptions()
+	opts.DefaultSSLCertificate = "default/wild"
+	m := model.Build(fixture.Snapshot(fixture.Service("default/web", "80"), ing, fixture.TLSSecret("default/wild", crt, key)), opts)
+	if len(m.Dynamic.Certificates) != 1 || !slices.Equal(m.Dynamic.Certificates[0].Hosts, []string{model.DefaultSNI, "a.example.test"}) {
+		t.Errorf("certificates %+v, want default/wild for * and a.example.test", m.Dynamic.Certificates)
+	}
+	missing := model.Build(fixture.Snapshot(fixture.Service("default/web", "80")), opts)
+	if len(missing.Dynamic.Certificates) != 0 || !strings.Contains(strings.Join(problems(missing), "\n"),
+		"Secret default/wild --default-ssl-certificate: not found; tidegate's self-signed certificate is served instead") {
+		t.Errorf("a missing default Secret: certificates %+v, problems %q", missing.Dynamic.Certificates, problems(missing))
 	}
 }

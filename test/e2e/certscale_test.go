@@ -127,3 +127,47 @@ func TestWildcardSecretSharedByManyHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultSSLCertificate: --default-ssl-certificate (ingress-nginx's
+// flag) is served for unknown names, clients without SNI, TLS hosts without
+// a secretName and TLS hosts whose Secret is missing; a host with its own
+// Secret keeps it; renewing the default Secret is a push, not a reload.
+func TestDefaultSSLCertificate(t *testing.T) {
+	be := startBackends(t, "web")
+	wild, wildKey, _ := tlsutil.SelfSigned("default wildcard", "*.example.test")
+	own, ownKey, _ := tlsutil.SelfSigned("own.example.test", "own.example.test")
+	noSecret := strings.Replace(tlsIngressYAML("nosecret", "nosecret.example.test", "x"), ", secretName: x", "", 1)
+	tg := startTidegateWith(t, map[string]string{
+		"web.yaml":     serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"secrets.yaml": tlsSecretYAML("wild", wild, wildKey) + "---\n" + tlsSecretYAML("own", own, ownKey),
+		"ing.yaml": tlsIngressYAML("own", "own.example.test", "own") + "---\n" + noSecret + "---\n" +
+			tlsIngressYAML("broken", "broken.example.test", "missing"),
+	}, startOptions{Args: []string{"--default-ssl-certificate", "default/wild"}})
+	for sni, want := range map[string]string{
+		"own.example.test":      "own.example.test",
+		"nosecret.example.test": "default wildcard",
+		"broken.example.test":   "default wildcard",
+		"unknown.test":          "default wildcard",
+		"":                      "default wildcard", // no SNI
+	} {
+		r, cn, _ := tg.GetTLS(sni, "/")
+		if cn != want {
+			t.Errorf("SNI %q: certificate %q, want %q", sni, cn, want)
+		}
+		if strings.HasSuffix(sni, ".example.test") && r.Status != 200 {
+			t.Errorf("SNI %q: status %d", sni, r.Status)
+		}
+	}
+	reloads := tg.settledReloads()
+	renewed, renewedKey, _ := tlsutil.SelfSigned("renewed default", "*.example.test")
+	tg.Write("secrets.yaml", tlsSecretYAML("wild", renewed, renewedKey)+"---\n"+tlsSecretYAML("own", own, ownKey))
+	tg.Eventually("the renewed default certificate", func() string {
+		if _, cn, _ := tg.GetTLS("unknown.test", "/"); cn != "renewed default" {
+			return cn
+		}
+		return ""
+	})
+	if n := tg.Reloads(); n != reloads {
+		t.Errorf("reloads went from %d to %d: renewing the default certificate must be a push", reloads, n)
+	}
+}

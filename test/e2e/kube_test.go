@@ -288,7 +288,8 @@ func testKubeDeployDryRun(t *testing.T, c *cluster) {
 
 // testKubeRBAC: the controller works with the deploy/ ServiceAccount's
 // token and nothing more: watch every namespace, read a TLS Secret (also one
-// referenced only later), write status, record an Event, hold the Lease.
+// referenced only later, and the --default-ssl-certificate one), write
+// status, record an Event, hold the Lease.
 func testKubeRBAC(t *testing.T, c *cluster) {
 	for _, f := range []string{"namespace.yaml", "rbac.yaml", "configmap.yaml", "ingressclass.yaml"} {
 		c.kubectl(t, "", "apply", "-f", filepath.Join(c.root, "deploy", f))
@@ -308,12 +309,17 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certD, keyD, err := tlsutil.SelfSigned("default.rbac.test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
-		tlsSecretYAML("one-tls", cert1, key1), tlsSecretYAML("two-tls", cert2, key2),
+		tlsSecretYAML("one-tls", cert1, key1), tlsSecretYAML("two-tls", cert2, key2), tlsSecretYAML("default-tls", certD, keyD),
 		withTLS(ingressYAML("one", "one.rbac.test", "Prefix / app:80"), "one.rbac.test", "one-tls"))
 
 	tg := startController(t, kubeTidegate{kubeconfig: kubeconfig, args: []string{
-		"--configmap", "tidegate/tidegate", "--election-ttl", "4s", "--publish-status-address", "198.51.100.20"}})
+		"--configmap", "tidegate/tidegate", "--election-ttl", "4s", "--publish-status-address", "198.51.100.20",
+		"--default-ssl-certificate", ns + "/default-tls"}})
 
 	if who := c.kubectl(t, "", "--kubeconfig", kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); who != "system:serviceaccount:tidegate:tidegate" {
 		t.Fatalf("the kubeconfig authenticates as %q", who)
@@ -321,6 +327,12 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 	tg.Eventually("one.rbac.test served over TLS with its Secret", func() string {
 		if r, cn, _ := tg.GetTLS("one.rbac.test", "/"); r.Status != 200 || cn != "one.rbac.test" {
 			return fmt.Sprintf("%d cert %q", r.Status, cn)
+		}
+		return ""
+	})
+	tg.Eventually("unknown names served with --default-ssl-certificate", func() string {
+		if _, cn, _ := tg.GetTLS("unknown.rbac.test", "/"); cn != "default.rbac.test" {
+			return fmt.Sprintf("cert %q", cn)
 		}
 		return ""
 	})

@@ -130,6 +130,15 @@ func New(opts Options) (*Source, error) {
 		}
 		s.configMaps = corev1informers.NewFilteredConfigMapInformer(c, cmNS, 0, cache.Indexers{}, byName(cmName))
 	}
+	if ref := opts.Model.DefaultSSLCertificate; ref != "" {
+		sNS, _, err := splitKey("--default-ssl-certificate", ref)
+		if err != nil {
+			return nil, err
+		}
+		if ns != "" && sNS != ns {
+			return nil, fmt.Errorf("--default-ssl-certificate %s: only Secrets of --watch-namespace %s are watched; copy the Secret there", ref, ns)
+		}
+	}
 	// The default backend may live outside the watched namespace (typically
 	// in the controller's own): watch that one Service and its slices.
 	if dbs := opts.Model.DefaultBackendService; dbs != "" && ns != "" {
@@ -404,6 +413,9 @@ func listAs[T any](inf cache.SharedIndexInformer) []T {
 // our class names in spec.tls.
 func referencedSecrets(snap *snapshot.Snapshot, opts model.Options) map[string]bool {
 	refs := map[string]bool{}
+	if opts.DefaultSSLCertificate != "" {
+		refs[opts.DefaultSSLCertificate] = true
+	}
 	for _, ing := range model.OurIngresses(snap, opts) {
 		for _, t := range ing.Spec.TLS {
 			if t.SecretName != "" {
