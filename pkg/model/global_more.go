@@ -39,6 +39,30 @@ type Settings struct {
 	RealIPFrom []netip.Prefix
 	// LuaDicts size the data plane's shared memory (lua-shared-dicts).
 	LuaDicts LuaDicts
+	// Buffers are ingress-nginx's buffer keys; empty sizes keep nginx's
+	// defaults.
+	Buffers Buffers
+}
+
+// Buffers are the ConfigMap's request and response buffer sizes (nginx
+// sizes, validated).
+type Buffers struct {
+	// ProxyBufferSize and ProxyBuffersNumber size the buffers for a
+	// backend's answer (proxy-buffer-size, proxy-buffers-number): headers
+	// larger than ProxyBufferSize make nginx answer 502.
+	ProxyBufferSize    string
+	ProxyBuffersNumber int
+	// ClientHeaderBufferSize and LargeClientHeaderBuffers ("4 16k") hold
+	// request headers: a larger request line or header is refused with 414
+	// or 400 (large-client-header-buffers, client-header-buffer-size).
+	ClientHeaderBufferSize   string
+	LargeClientHeaderBuffers string
+	// ClientBodyBufferSize is the request body kept in memory before a
+	// temporary file (client-body-buffer-size; the annotation overrides it).
+	ClientBodyBufferSize string
+	// UnderscoresInHeaders passes request headers with "_" in their names
+	// (enable-underscores-in-headers); nginx drops them by default.
+	UnderscoresInHeaders bool
 }
 
 // DefaultSettings are ingress-nginx's defaults.
@@ -55,6 +79,9 @@ func DefaultSettings() Settings {
 }
 
 var secLevelRe = regexp.MustCompile(`^@SECLEVEL=[0-5]$`)
+
+// bufferSize is an nginx size of 1k to 64m, with a unit.
+var bufferSize = regexp.MustCompile(`^([1-9][0-9]{0,4}[kK]|[1-9][0-9]?[mM])$`)
 
 // cipherList accepts an OpenSSL cipher list made only of known cipher names
 // and aliases (joined with '+', prefixed with '!', '-' or '+'), @STRENGTH
@@ -114,7 +141,38 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		*dst = n
 		return nil
 	}
+	size := func(dst *string) error {
+		v := strings.TrimSpace(v)
+		if !bufferSize.MatchString(v) {
+			return fmt.Errorf("value %q is not an nginx size from 1k to 64m such as 16k", v)
+		}
+		*dst = v
+		return nil
+	}
 	switch k {
+	case "proxy-buffer-size":
+		return true, size(&s.Buffers.ProxyBufferSize)
+	case "proxy-buffers-number":
+		// nginx needs its busy buffers (twice the buffer size) below all
+		// buffers but one: fewer than 4 fails nginx -t.
+		return true, number(&s.Buffers.ProxyBuffersNumber, 4, 1024, "a number")
+	case "client-header-buffer-size":
+		return true, size(&s.Buffers.ClientHeaderBufferSize)
+	case "client-body-buffer-size":
+		return true, size(&s.Buffers.ClientBodyBufferSize)
+	case "large-client-header-buffers":
+		f := strings.Fields(v)
+		if len(f) != 2 {
+			return true, fmt.Errorf(`value %q is not "NUMBER SIZE" such as "4 16k"`, v)
+		}
+		n, _ := strconv.Atoi(f[0])
+		if n < 1 || n > 1024 || !bufferSize.MatchString(f[1]) {
+			return true, fmt.Errorf(`value %q is not "NUMBER SIZE" such as "4 16k"`, v)
+		}
+		s.Buffers.LargeClientHeaderBuffers = fmt.Sprintf("%d %s", n, f[1])
+		return true, nil
+	case "enable-underscores-in-headers":
+		return true, boolean(&s.Buffers.UnderscoresInHeaders)
 	case "hsts":
 		return true, boolean(&s.HSTS)
 	case "hsts-max-age":

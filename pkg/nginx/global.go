@@ -58,5 +58,29 @@ func globalLines(s model.Settings) ([]string, error) {
 		xff = "$proxy_add_x_forwarded_for"
 	}
 	add("map $remote_addr $tidegate_xff { default %s; }", xff)
+	b := s.Buffers
+	if b.ProxyBufferSize != "" || b.ProxyBuffersNumber != 0 {
+		size, n := b.ProxyBufferSize, b.ProxyBuffersNumber
+		if size == "" {
+			size = "4k" // ingress-nginx's default
+		}
+		if n == 0 {
+			n = 4
+		}
+		add("proxy_buffer_size %s;", size)
+		add("proxy_buffers %d %s;", n, size)
+	}
+	if b.ClientHeaderBufferSize != "" {
+		add("client_header_buffer_size %s;", b.ClientHeaderBufferSize)
+	}
+	if b.LargeClientHeaderBuffers != "" {
+		add("large_client_header_buffers %s;", b.LargeClientHeaderBuffers)
+	}
+	if b.ClientBodyBufferSize != "" {
+		add("client_body_buffer_size %s;", b.ClientBodyBufferSize)
+	}
+	if b.UnderscoresInHeaders {
+		add("underscores_in_headers on;")
+	}
 	return out, nil
 }

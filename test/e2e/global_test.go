@@ -70,3 +70,60 @@ data:
 		t.Errorf("an unknown ConfigMap key must be reported")
 	}
 }
+
+// TestBufferSettings: ingress-nginx's buffer keys, by their effect. By
+// default a 12 KiB cookie is refused (400) and a backend's 12 KiB header
+// is a 502; with large-client-header-buffers and proxy-buffer-size raised,
+// both pass; with enable-underscores-in-headers a header named with "_"
+// reaches the backend. A bad value is reported and nginx keeps its default.
+func TestBufferSettings(t *testing.T) {
+	big := strings.Repeat("x", 12<<10)
+	port := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", big)
+		fmt.Fprintf(w, "cookie %d, under_score %q", len(r.Header.Get("Cookie")), r.Header.Get("Under_score"))
+	}))
+	tg := startTidegate(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
+			ingressYAML("app", "app.test", "Prefix / web:80"),
+	})
+	get := func() (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
+		req.Host = "app.test"
+		req.Header.Set("Cookie", "session="+big)
+		req.Header.Set("Under_score", "yes")
+		resp, err := tg.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, readBody(resp)
+	}
+	if status, _ := get(); status != 400 {
+		t.Errorf("a 12 KiB cookie with nginx's defaults: %d, want 400", status)
+	}
+	tg.Write("cm.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: tidegate, namespace: tidegate}
+data:
+  large-client-header-buffers: "4 16k"
+  proxy-buffer-size: "16k"
+  enable-underscores-in-headers: "true"
+  client-header-buffer-size: "lots"
+`)
+	tg.Eventually("the buffer settings applied", func() string {
+		if status, body := get(); status != 200 || !strings.Contains(body, `under_score "yes"`) {
+			return fmt.Sprintf("%d %q", status, body)
+		}
+		return ""
+	})
+	if log := tg.logText(); !strings.Contains(log, "data.client-header-buffer-size") || !strings.Contains(log, `value \"lots\" is not an nginx size`) {
+		t.Errorf("a bad buffer size must be reported")
+	}
+	tg.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata:\n  large-client-header-buffers: \"4 16k\"\n")
+	tg.Eventually("the backend's big header refused again", func() string {
+		if status, _ := get(); status != 502 {
+			return fmt.Sprint(status)
+		}
+		return ""
+	})
+}
