@@ -151,9 +151,14 @@ func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
 
 	r0 := tg.settledReloads()
 	tg.Write("ing.yaml", ing("load-balance=ewma"))
-	tg.Eventually("the log phase in nginx.conf", func() string {
+	// nginx.conf is installed before the reload is counted (when nginx
+	// serves it): wait for both.
+	tg.Eventually("the log phase in nginx.conf, reloaded", func() string {
 		if !strings.Contains(conf(), `log_by_lua_block { require("tidegate.balancer").log() }`) {
 			return "no log phase"
+		}
+		if tg.Reloads() == r0 {
+			return "no reload counted"
 		}
 		return ""
 	})
