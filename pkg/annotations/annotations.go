@@ -54,6 +54,9 @@ type Config struct {
 	Snippets Snippets
 	ExtAuth  ExtAuth
 	Errors   Errors
+	// AccessLogOff leaves the location's requests out of the access log
+	// (enable-access-log: "false"); the request metrics still count them.
+	AccessLogOff bool
 }
 
 // parser handles one key of a group.

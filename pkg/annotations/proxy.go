@@ -103,6 +103,11 @@ func init() {
 		c.Proxy.NextUpstream = conds
 		return nil
 	}))
+	register("enable-access-log", applied(func(v string, c *Config) error {
+		b, err := boolValue(v)
+		c.AccessLogOff = !b
+		return err
+	}))
 	register("proxy-buffering", applied(func(v string, c *Config) error {
 		s, err := onOff(v)
 		c.Proxy.Buffering = s

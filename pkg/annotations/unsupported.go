@@ -33,7 +33,6 @@ var unsupported = map[string]string{
 	"proxy-ssl-server-name":                 "backend SNI is not implemented yet",
 	"proxy-redirect-from":                   "proxy_redirect rewriting is not implemented yet",
 	"proxy-redirect-to":                     "proxy_redirect rewriting is not implemented yet",
-	"enable-access-log":                     "per-Ingress access log switches are not implemented yet",
 	"enable-rewrite-log":                    "rewrite logging is not implemented",
 	"satisfy":                               "satisfy any/all is not implemented yet",
 	"global-rate-limit":                     "global (memcached) rate limits are not implemented",

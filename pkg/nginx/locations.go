@@ -47,6 +47,15 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		backend = q
 	}
 	add("set $tidegate_backend %s;", backend)
+	if c.AccessLogOff {
+		// An access_log here replaces every inherited one: the metrics
+		// line is declared again so that these requests still count.
+		if v.MetricsLog != "" {
+			add("access_log %s tidegate_metrics buffer=64k flush=1s;", v.MetricsLog)
+		} else {
+			add("access_log off;")
+		}
+	}
 	if err := labelLines(l, add); err != nil {
 		return nil, err
 	}

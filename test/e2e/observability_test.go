@@ -505,3 +505,36 @@ func screenshot(t *testing.T, url string) {
 	}
 	t.Logf("status page screenshot: %s", png)
 }
+
+// TestAccessLogAnnotation: enable-access-log: "false" on an Ingress keeps
+// its requests out of the access log; the request metrics still count them.
+func TestAccessLogAnnotation(t *testing.T) {
+	be := startBackends(t, "web")
+	tg := startTidegate(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			annotatedIngress("quiet", "quiet.test", "Prefix", "/", "enable-access-log=false") + "---\n" +
+			ingressYAML("loud", "loud.test", "Prefix / web:80"),
+	})
+	for range 3 {
+		for _, h := range []string{"quiet.test", "loud.test"} {
+			if r := tg.Get(h, "/"); r.Status != 200 {
+				t.Fatalf("%s: %d", h, r.Status)
+			}
+		}
+	}
+	lines := tg.accessLog(3)
+	time.Sleep(300 * time.Millisecond) // a quiet.test line would be written by now
+	lines = tg.accessLog(3)
+	if len(lines) != 3 || strings.Contains(strings.Join(lines, "\n"), "quiet") {
+		t.Errorf("access log: %d lines, want the 3 of loud.test only:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	tg.Eventually("both Ingresses counted in /metrics", func() string {
+		samples := tg.scrape()
+		for _, ing := range []string{"quiet", "loud"} {
+			if got, _ := sum(samples, "nginx_ingress_controller_requests", lbl("ingress", ing)); got != 3 {
+				return fmt.Sprintf("%s: %v requests", ing, got)
+			}
+		}
+		return ""
+	})
+}
