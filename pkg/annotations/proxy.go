@@ -28,6 +28,11 @@ type Proxy struct {
 	ConnectionHeader string
 	// Protocol is HTTP (""), HTTPS, GRPC or GRPCS.
 	Protocol string
+	// SSLServerName ("on", "off" or "") sends SNI to an HTTPS or GRPCS
+	// backend (proxy-ssl-server-name); SSLName is the name sent
+	// (proxy-ssl-name; by default the Host header the backend gets).
+	SSLServerName string
+	SSLName       string
 }
 
 var nextUpstreamConds = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
@@ -137,6 +142,19 @@ func init() {
 			return fmt.Errorf("%q is not a Connection header value (a token such as keep-alive or close)", v)
 		}
 		c.Proxy.ConnectionHeader = v
+		return nil
+	}))
+	register("proxy-ssl-server-name", applied(func(v string, c *Config) error {
+		s, err := onOff(v)
+		c.Proxy.SSLServerName = s
+		return err
+	}))
+	register("proxy-ssl-name", applied(func(v string, c *Config) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v == "" || len(v) > 253 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
+			return fmt.Errorf("%q is not a DNS name", v)
+		}
+		c.Proxy.SSLName = v
 		return nil
 	}))
 	register("backend-protocol", func(v string, c *Config) (Status, string, error) {

@@ -29,8 +29,6 @@ var unsupported = map[string]string{
 	"ssl-passthrough":                       "TLS passthrough is not implemented",
 	"proxy-ssl-secret":                      "backend client certificates are not implemented yet",
 	"proxy-ssl-verify":                      "backend certificate verification is not implemented yet",
-	"proxy-ssl-name":                        "backend certificate verification is not implemented yet",
-	"proxy-ssl-server-name":                 "backend SNI is not implemented yet",
 	"proxy-redirect-from":                   "proxy_redirect rewriting is not implemented yet",
 	"proxy-redirect-to":                     "proxy_redirect rewriting is not implemented yet",
 	"enable-rewrite-log":                    "rewrite logging is not implemented",

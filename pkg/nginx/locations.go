@@ -161,6 +161,9 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	}
 	// $tidegate_scheme tells the balancer which of the 503 server's sockets
 	// speaks this location's protocol when the backend has no endpoint.
+	if err := backendSNILines(c.Proxy, add); err != nil {
+		return nil, err
+	}
 	switch c.Proxy.Protocol {
 	case "HTTPS":
 		add("set $tidegate_scheme https;")
@@ -175,6 +178,34 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("proxy_pass http://tidegate_upstream;")
 	}
 	return out, nil
+}
+
+// backendSNILines sends SNI to an HTTPS or GRPCS backend
+// (proxy-ssl-server-name, proxy-ssl-name). nginx would send the name of
+// the upstream block, tidegate_upstream; the default here is the Host
+// header the backend gets (upstream-vhost, else the client's).
+func backendSNILines(p annotations.Proxy, add func(string, ...any)) error {
+	prefix := map[string]string{"HTTPS": "proxy", "GRPCS": "grpc"}[p.Protocol]
+	if prefix == "" || p.SSLServerName == "" {
+		return nil
+	}
+	add("%s_ssl_server_name %s;", prefix, p.SSLServerName)
+	if p.SSLServerName != "on" {
+		return nil
+	}
+	name := "$host"
+	if v := p.SSLName; v != "" || p.UpstreamVhost != "" {
+		if v == "" {
+			v, _, _ = strings.Cut(p.UpstreamVhost, ":")
+		}
+		q, err := QuoteVarFree(v)
+		if err != nil {
+			return fmt.Errorf("proxy-ssl-name: %w", err)
+		}
+		name = q
+	}
+	add("%s_ssl_name %s;", prefix, name)
+	return nil
 }
 
 func proxyLines(c annotations.Config, add func(string, ...any)) {

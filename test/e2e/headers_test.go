@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -184,5 +185,51 @@ spec:
 	}
 	if log := readFile(t, tg.logPath); !strings.Contains(log, "service default/db is headless (clusterIP None)") {
 		t.Error("the headless fallback must be reported")
+	}
+}
+
+// TestBackendSNI: proxy-ssl-server-name sends SNI to an HTTPS backend: the
+// client's host by default (nginx alone would send the upstream block's
+// name), or proxy-ssl-name. Each Ingress has its own backend: a kept-alive
+// connection to one backend is reused whatever name it was opened with.
+func TestBackendSNI(t *testing.T) {
+	crt, key, err := tlsutil.SelfSigned("backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsBackend := func() int {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "sni=%s", r.TLS.ServerName)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	var docs []string
+	for _, app := range []struct {
+		name string
+		anns []string
+	}{
+		{"plain", []string{"backend-protocol=HTTPS"}},
+		{"sni", []string{"backend-protocol=HTTPS", "proxy-ssl-server-name=on"}},
+		{"named", []string{"backend-protocol=HTTPS", "proxy-ssl-server-name=on", "proxy-ssl-name=backend.internal"}},
+	} {
+		ing := annotatedIngress(app.name, app.name+".test", "Prefix", "/", app.anns...)
+		docs = append(docs, serviceYAML(app.name, 80), sliceYAML(app.name+"-1", app.name, tlsBackend(), []string{"127.0.0.1"}),
+			strings.ReplaceAll(ing, "name: web", "name: "+app.name))
+	}
+	tg := startTidegate(t, map[string]string{"app.yaml": strings.Join(docs, "---\n")})
+	for host, want := range map[string]string{"plain.test": "sni=", "sni.test": "sni=sni.test", "named.test": "sni=backend.internal"} {
+		if r := tg.Get(host, "/"); r.Status != 200 || r.Body != want {
+			t.Errorf("%s: %d %q, want %q", host, r.Status, r.Body, want)
+		}
 	}
 }
