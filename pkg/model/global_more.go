@@ -20,6 +20,11 @@ type Settings struct {
 	SSLProtocols []string
 	SSLCiphers   string
 	UseGzip      bool
+	// GzipLevel, GzipMinLength and GzipTypes tune use-gzip (gzip-level,
+	// gzip-min-length, gzip-types); GzipTypes are MIME types.
+	GzipLevel     int
+	GzipMinLength int
+	GzipTypes     []string
 	// ClientHeaderTimeout, KeepAlive and WorkerShutdownTimeout are seconds.
 	ClientHeaderTimeout   int
 	KeepAlive             int
@@ -71,7 +76,12 @@ func DefaultSettings() Settings {
 		HSTS: true, HSTSMaxAge: 31536000, HSTSIncludeSubdomains: true,
 		SSLProtocols: []string{"TLSv1.2", "TLSv1.3"},
 		SSLCiphers:   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
-		UseGzip:      false, ClientHeaderTimeout: 60, KeepAlive: 75, WorkerShutdownTimeout: 240,
+		UseGzip:      false, GzipLevel: 1, GzipMinLength: 256,
+		GzipTypes: strings.Fields("application/atom+xml application/javascript application/x-javascript application/json " +
+			"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf application/x-web-app-manifest+json " +
+			"application/xhtml+xml application/xml font/opentype image/svg+xml image/x-icon text/css text/javascript " +
+			"text/plain text/x-component"),
+		ClientHeaderTimeout: 60, KeepAlive: 75, WorkerShutdownTimeout: 240,
 		UpstreamKeepaliveTimeout: 60, UpstreamKeepaliveRequests: 10000,
 		ProxyNextUpstream: []string{"error", "timeout"}, ProxyNextUpstreamTries: 3,
 		LuaDicts: DefaultLuaDicts(),
@@ -79,6 +89,9 @@ func DefaultSettings() Settings {
 }
 
 var secLevelRe = regexp.MustCompile(`^@SECLEVEL=[0-5]$`)
+
+// mimeType is a MIME type, or "*" (every type).
+var mimeType = regexp.MustCompile(`^(\*|[a-z0-9][a-z0-9_.+-]{0,126}/(\*|[a-z0-9][a-z0-9_.+-]{0,126}))$`)
 
 // bufferSize is an nginx size of 1k to 64m, with a unit.
 var bufferSize = regexp.MustCompile(`^([1-9][0-9]{0,4}[kK]|[1-9][0-9]?[mM])$`)
@@ -202,6 +215,22 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		return true, nil
 	case "use-gzip":
 		return true, boolean(&s.UseGzip)
+	case "gzip-level":
+		return true, number(&s.GzipLevel, 1, 9, "a gzip level")
+	case "gzip-min-length":
+		return true, number(&s.GzipMinLength, 0, 1<<30, "a number of bytes")
+	case "gzip-types":
+		types := strings.Fields(strings.ToLower(v))
+		for _, t := range types {
+			if !mimeType.MatchString(t) {
+				return true, fmt.Errorf("%q is not a MIME type such as text/html", t)
+			}
+		}
+		if len(types) == 0 {
+			return true, fmt.Errorf("no MIME type given")
+		}
+		s.GzipTypes = types
+		return true, nil
 	case "client-header-timeout":
 		return true, number(&s.ClientHeaderTimeout, 1, 3600, "a number of seconds")
 	case "keep-alive":

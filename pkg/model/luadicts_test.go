@@ -46,3 +46,34 @@ func TestLuaSharedDicts(t *testing.T) {
 		t.Errorf("without the key: %+v, want %+v", got, def)
 	}
 }
+
+// TestBufferAndGzipKeys: values that reach nginx.conf are checked; a bad
+// one is reported and leaves the default.
+func TestBufferAndGzipKeys(t *testing.T) {
+	build := func(kv string) *model.Model {
+		return model.Build(fixture.Snapshot(fixture.ConfigMap("tidegate/tidegate", kv)), model.DefaultOptions())
+	}
+	def := model.DefaultSettings()
+	for kv, problem := range map[string]string{
+		"gzip-types=text/html; include /etc/passwd": `is not a MIME type`,
+		"gzip-types=text/x#y":                      `is not a MIME type`,
+		"gzip-level=10":                            "is not a gzip level from 1 to 9",
+		"proxy-buffer-size=16k; x":                 "is not an nginx size",
+		"proxy-buffers-number=2":                   "is not a number from 4 to 1024",
+		"large-client-header-buffers=4":            `is not "NUMBER SIZE"`,
+		"large-client-header-buffers=4 100m":       `is not "NUMBER SIZE"`,
+	} {
+		m := build(kv)
+		s := m.Structure.Global.Settings
+		if p := problems(m); len(p) != 1 || !strings.Contains(p[0], problem) {
+			t.Errorf("%s: problems %q, want one saying %q", kv, p, problem)
+		}
+		if !reflect.DeepEqual(s.GzipTypes, def.GzipTypes) || s.GzipLevel != def.GzipLevel || s.Buffers != def.Buffers {
+			t.Errorf("%s: a refused value changed the settings", kv)
+		}
+	}
+	s := build("gzip-types=Application/JSON text/*").Structure.Global.Settings
+	if !reflect.DeepEqual(s.GzipTypes, []string{"application/json", "text/*"}) {
+		t.Errorf("gzip-types: %q", s.GzipTypes)
+	}
+}

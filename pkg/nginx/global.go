@@ -40,11 +40,11 @@ func globalLines(s model.Settings) ([]string, error) {
 	}
 	if s.UseGzip {
 		add("gzip on;")
-		add("gzip_comp_level 1;")
-		add("gzip_min_length 256;")
+		add("gzip_comp_level %d;", s.GzipLevel)
+		add("gzip_min_length %d;", s.GzipMinLength)
 		add("gzip_proxied any;")
 		add("gzip_vary on;")
-		add("gzip_types application/json application/javascript application/xml text/css text/plain text/xml image/svg+xml;")
+		add("gzip_types %s;", strings.Join(s.GzipTypes, " "))
 	}
 	for _, p := range s.RealIPFrom {
 		add("set_real_ip_from %s;", p.String())

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +128,50 @@ data:
 		}
 		return ""
 	})
+}
+
+// TestGzipSettings: gzip-types decides which answers use-gzip compresses,
+// gzip-min-length which are long enough; gzip-level reaches nginx.
+func TestGzipSettings(t *testing.T) {
+	body := strings.Repeat("tidegate ", 200) // 1,800 bytes
+	port := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		fmt.Fprint(w, body[:n])
+	}))
+	tg := startTidegate(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
+			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
+			configMapYAML("use-gzip", "true", "gzip-level", "6", "gzip-min-length", "1000", "gzip-types", "application/x-custom text/plain"),
+	})
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	encoding := func(typ string, n int) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/?type=%s&n=%d", tg.HTTPPort, typ, n), nil)
+		req.Host = "app.test"
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Content-Encoding")
+	}
+	for _, tc := range []struct {
+		typ  string
+		n    int
+		want string
+	}{
+		{"application/x-custom", 1800, "gzip"},
+		{"text/plain", 1800, "gzip"},
+		{"application/json", 1800, ""}, // not listed
+		{"text/plain", 500, ""},        // shorter than gzip-min-length
+	} {
+		if got := encoding(tc.typ, tc.n); got != tc.want {
+			t.Errorf("%s, %d bytes: Content-Encoding %q, want %q", tc.typ, tc.n, got, tc.want)
+		}
+	}
+	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); !strings.Contains(conf, "gzip_comp_level 6;") {
+		t.Errorf("gzip-level 6 is not in nginx.conf")
+	}
 }
