@@ -56,12 +56,12 @@ func TestBufferAndGzipKeys(t *testing.T) {
 	def := model.DefaultSettings()
 	for kv, problem := range map[string]string{
 		"gzip-types=text/html; include /etc/passwd": `is not a MIME type`,
-		"gzip-types=text/x#y":                      `is not a MIME type`,
-		"gzip-level=10":                            "is not a gzip level from 1 to 9",
-		"proxy-buffer-size=16k; x":                 "is not an nginx size",
-		"proxy-buffers-number=2":                   "is not a number from 4 to 1024",
-		"large-client-header-buffers=4":            `is not "NUMBER SIZE"`,
-		"large-client-header-buffers=4 100m":       `is not "NUMBER SIZE"`,
+		"gzip-types=text/x#y":                       `is not a MIME type`,
+		"gzip-level=10":                             "is not a gzip level from 1 to 9",
+		"proxy-buffer-size=16k; x":                  "is not an nginx size",
+		"proxy-buffers-number=2":                    "is not a number from 4 to 1024",
+		"large-client-header-buffers=4":             `is not "NUMBER SIZE"`,
+		"large-client-header-buffers=4 100m":        `is not "NUMBER SIZE"`,
 	} {
 		m := build(kv)
 		s := m.Structure.Global.Settings
