@@ -312,8 +312,13 @@ end
 -- line_items turns the backend lines of a push in the line format (body
 -- from byte pos on) into items. It yields between backends; the caller
 -- holds the lock, so what it compares with cannot change meanwhile.
+--
+-- A backend that decodes but fails its checks is left out, not the push:
+-- one bad item must not hold back every other endpoint change. What is
+-- stored for it stays; it is returned in rejected ("name":"reason" JSON
+-- members). A line that is not JSON, or names no backend, fails the push.
 local function line_items(dict, current, body, pos, yield)
-  local items = {}
+  local items, rejected = {}, {}
   local len = #body
   local i = 0
   while pos <= len do
@@ -337,15 +342,23 @@ local function line_items(dict, current, body, pos, yield)
         return nil, str_format("%s (line %d): invalid JSON: %s", where, i + 1, tostring(err))
       end
       item, err = checked_item(dict, current, b, where, yield)
-      if not item then
-        return nil, err
+      if item then
+        item.digest = digest
+      else
+        local name = type(b) == "table" and b.name
+        if type(name) ~= "string" or not schema.check_name(name, where .. ".name") then
+          return nil, err
+        end
+        rejected[#rejected + 1] = quote(name) .. ":" .. quote(err)
+        -- an item with neither json nor digest leaves a stored backend as
+        -- it is; a new one is not added
+        item = current[name] and { name = name } or nil
       end
-      item.digest = digest
       yield()
     end
-    items[i] = item
+    items[#items + 1] = item
   end
-  return items
+  return items, rejected
 end
 
 -- check_items rejects a backend listed twice or both pushed and removed.
@@ -513,10 +526,9 @@ local function push_lines(dict, body)
   end
   local yield = pacer()
   local current = stored_names(dict)
-  local items
-  items, err = line_items(dict, current, body, nl + 1, yield)
+  local items, rejected = line_items(dict, current, body, nl + 1, yield)
   if not items then
-    return 400, err
+    return 400, rejected
   end
   local ok
   ok, err = check_items(items, hdr.removed)
@@ -529,7 +541,8 @@ local function push_lines(dict, body)
   if not ok then
     return 409, reason, stored
   end
-  return apply_items(dict, current, items, hdr, yield)
+  local status, res, version = apply_items(dict, current, items, hdr, yield)
+  return status, res, version, rejected
 end
 
 -- push_document handles a checked push in the JSON-document format; it
@@ -585,9 +598,9 @@ function _M.backends()
     return fail(503, "lock: " .. err)
   end
   -- pcall: whatever happens, the lock is released (LuaJIT yields across it)
-  local done, status, res, stored
+  local done, status, res, stored, rejected
   if lines then
-    done, status, res, stored = pcall(push_lines, backends_dict, body)
+    done, status, res, stored, rejected = pcall(push_lines, backends_dict, body)
   else
     done, status, res, stored = pcall(push_document, backends_dict, doc)
   end
@@ -600,7 +613,8 @@ function _M.backends()
   end
   -- on success stored is the version just stored
   release_after()
-  return respond(200, str_format('{"version":%.0f,"changed":%d}', stored, res))
+  return respond(200, str_format('{"version":%.0f,"changed":%d,"rejected":{%s}}', stored, res,
+    tbl_concat(rejected or {}, ",")))
 end
 
 -- workers handles GET /tidegate/workers: what every worker applied, as

@@ -533,7 +533,7 @@ func (c *Controller) applyDynamic(ctx context.Context, p Plan) error {
 
 func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Backend, removed []string) error {
 	begin := time.Now()
-	err := c.push.PushBackends(ctx, full, bs, removed)
+	err := c.logRejected("backends", c.push.PushBackends(ctx, full, bs, removed))
 	c.observePush("backends", begin, err)
 	if err == nil {
 		c.log.Debug("backends pushed", "full", full, "changed", len(bs), "removed", len(removed), "took", time.Since(begin))
@@ -543,18 +543,28 @@ func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Bac
 
 func (c *Controller) pushCertificates(ctx context.Context, full bool, cs []model.Certificate, removed []string) error {
 	begin := time.Now()
-	err := c.push.PushCertificates(ctx, full, cs, removed)
-	var rej *dynamic.RejectedError
-	if errors.As(err, &rej) {
-		// The rest was applied: nothing to retry until the Secrets change.
-		for _, id := range slices.Sorted(maps.Keys(rej.Rejected)) {
-			c.log.Error("nginx could not load a certificate; its hosts keep what they had (the default certificate if nothing)",
-				"secret", id, "reason", rej.Rejected[id])
-		}
-		err = nil
-	}
+	err := c.logRejected("certificates", c.push.PushCertificates(ctx, full, cs, removed))
 	c.observePush("certificates", begin, err)
 	return err
+}
+
+// logRejected logs the items nginx left out of an applied push and
+// returns nil for them: the rest was applied, and the same items would be
+// refused again until their objects change. Other errors pass through.
+func (c *Controller) logRejected(kind string, err error) error {
+	var rej *dynamic.RejectedError
+	if !errors.As(err, &rej) {
+		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(rej.Rejected)) {
+		if kind == "certificates" {
+			c.log.Error("nginx could not load a certificate; its hosts keep what they had (the default certificate if nothing)",
+				"secret", id, "reason", rej.Rejected[id])
+		} else {
+			c.log.Error("nginx refused a backend; it keeps what it had (503 if nothing)", "backend", id, "reason", rej.Rejected[id])
+		}
+	}
+	return nil
 }
 
 func (c *Controller) observePush(kind string, begin time.Time, err error) {

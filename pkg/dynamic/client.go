@@ -123,10 +123,11 @@ type Result struct {
 	Rejected map[string]string `json:"rejected,omitempty"`
 }
 
-// RejectedError is what PushCertificates returns when nginx applied the
-// push but left out certificates it could not load.
+// RejectedError is what a push returns when nginx applied it but left out
+// items it could not take (a certificate it cannot load, a backend that
+// fails its checks); what nginx had stored for them stays.
 type RejectedError struct {
-	// Rejected maps certificate IDs to nginx's reasons.
+	// Rejected maps certificate IDs or backend names to nginx's reasons.
 	Rejected map[string]string
 }
 
@@ -136,7 +137,7 @@ func (e *RejectedError) Error() string {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return fmt.Sprintf("nginx left out %d certificate(s) it could not load: %s", len(ids), strings.Join(ids, ", "))
+	return fmt.Sprintf("nginx left out %d item(s) it could not take: %s", len(ids), strings.Join(ids, ", "))
 }
 
 // backendsHeader is the first line of a backends push.
@@ -187,8 +188,14 @@ type answer struct {
 // PushBackends sends backends to nginx. With full, nginx drops every backend
 // not listed; otherwise the listed backends are added or replaced and the
 // removed names dropped.
+//
+// A *RejectedError means the push was applied without the backends it
+// names.
 func (c *Client) PushBackends(ctx context.Context, full bool, backends []model.Backend, removed []string) error {
-	_, err := c.PushBackendsResult(ctx, full, backends, removed)
+	res, err := c.PushBackendsResult(ctx, full, backends, removed)
+	if err == nil && len(res.Rejected) > 0 {
+		return &RejectedError{Rejected: res.Rejected}
+	}
 	return err
 }
 

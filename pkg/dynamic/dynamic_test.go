@@ -237,14 +237,14 @@ func TestProtocolErrors(t *testing.T) {
 
 func TestClientReportsRejections(t *testing.T) {
 	_, c := start(t)
-	err := c.PushBackends(ctx(t), false, []model.Backend{{Name: "a", Algorithm: "round_robin",
+	err := c.PushBackends(ctx(t), true, []model.Backend{{Name: "a", Algorithm: "round_robin",
 		Endpoints: []model.Endpoint{{Address: "not-an-ip", Port: 80, Weight: 1}}}}, nil)
-	var pe *PushError
-	if !errors.As(err, &pe) || pe.Status != 400 || !strings.Contains(pe.Reason, "not-an-ip") {
-		t.Fatalf("got %v, want a 400 PushError naming the address", err)
+	var rej *RejectedError
+	if !errors.As(err, &rej) || !strings.Contains(rej.Rejected["a"], "not-an-ip") {
+		t.Fatalf("got %v, want backend a left out, naming the address", err)
 	}
-	if !strings.Contains(err.Error(), "400") {
-		t.Errorf("error %q does not name the status", err)
+	if !strings.Contains(err.Error(), "nginx left out 1 item(s) it could not take: a") {
+		t.Errorf("error %q does not name what was left out", err)
 	}
 }
 

@@ -151,12 +151,12 @@ func TestLinePushIsCheckedLikeADocument(t *testing.T) {
 	}
 
 	bad := map[string]struct{ body, want string }{
-		"bad header":      {`{"version":` + "\n" + line(backend(kibana, ep{b: b})), "first line: invalid JSON"},
-		"backends in it":  {fmt.Sprintf(`{"version":%d,"backends":[]}`, v+1), `unknown key \"backends\"`},
-		"bad second line": {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: b})) + "\n" + `{"name":"x","endpoints":[{"address":"10.0.0.1","port":0}]}`, `backend \"x\" endpoints[0].port`},
-		"blank line":      {fmt.Sprintf(`{"version":%d}`, v+1) + "\n\n" + line(backend(kibana, ep{b: b})), "backends[0] (line 2): invalid JSON"},
-		"listed twice":    {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: a})) + "\n" + line(backend(kibana, ep{b: a})), "listed twice"},
-		"pushed, removed": {fmt.Sprintf(`{"version":%d,"removed":[%q]}`, v+1, kibana) + "\n" + line(backend(kibana, ep{b: a})), "both pushed and removed"},
+		"bad header":                {`{"version":` + "\n" + line(backend(kibana, ep{b: b})), "first line: invalid JSON"},
+		"backends in it":            {fmt.Sprintf(`{"version":%d,"backends":[]}`, v+1), `unknown key \"backends\"`},
+		"second line names nothing": {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: b})) + "\n" + `{"endpoints":[{"address":"10.0.0.1","port":0}]}`, `backends[1].name`},
+		"blank line":                {fmt.Sprintf(`{"version":%d}`, v+1) + "\n\n" + line(backend(kibana, ep{b: b})), "backends[0] (line 2): invalid JSON"},
+		"listed twice":              {fmt.Sprintf(`{"version":%d}`, v+1) + "\n" + line(backend(kibana, ep{b: a})) + "\n" + line(backend(kibana, ep{b: a})), "listed twice"},
+		"pushed, removed":           {fmt.Sprintf(`{"version":%d,"removed":[%q]}`, v+1, kibana) + "\n" + line(backend(kibana, ep{b: a})), "both pushed and removed"},
 	}
 	for name, tc := range bad {
 		st, body := post(tc.body)
@@ -183,6 +183,24 @@ func TestLinePushIsCheckedLikeADocument(t *testing.T) {
 	}
 	if got := count(t, ng, "/kibana", 10); got["a"] != 10 {
 		t.Fatalf("after the line push: %v, want all on a", got)
+	}
+
+	// A backend that fails its checks is left out and named; the rest of
+	// the push is applied, and a stored backend that fails keeps its
+	// stored version.
+	push(t, c, backend(kibana, ep{b: a}), backend("default/other:80", ep{b: a}))
+	v, _ = ng.Workers(t)
+	st, answer := post(fmt.Sprintf(`{"version":%d,"full":true}`, v+1) + "\n" + line(backend(kibana, ep{b: b})) + "\n" +
+		`{"name":"x","endpoints":[{"address":"10.0.0.1","port":0}]}` + "\n" +
+		`{"name":"default/other:80","endpoints":[{"address":"nope","port":1}]}`)
+	if st != 200 || !strings.Contains(answer, `"x":"backend \"x\" endpoints[0].port`) || !strings.Contains(answer, `"default\/other:80":`) {
+		t.Fatalf("a push with two bad backends: %d %s, want 200 naming x and default/other:80", st, answer)
+	}
+	if got := count(t, ng, "/kibana", 10); got["b"] != 10 {
+		t.Errorf("the good backend of that push: %v, want all on b", got)
+	}
+	if got := count(t, ng, "/other", 10); got["a"] != 10 {
+		t.Errorf("a stored backend whose update was refused: %v, want all still on a", got)
 	}
 }
 
