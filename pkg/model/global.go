@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -160,7 +161,16 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 			}
 		}
 	}
-	if !useForwarded {
+	switch {
+	case g.Settings.UseProxyProtocol:
+		// As in ingress-nginx, the PROXY header names the client, not
+		// X-Forwarded-For.
+		g.Settings.ProxyProtocolFrom = g.Settings.RealIPFrom
+		if len(g.Settings.ProxyProtocolFrom) == 0 {
+			g.Settings.ProxyProtocolFrom = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		}
+		g.Settings.RealIPFrom = nil
+	case !useForwarded:
 		g.Settings.RealIPFrom = nil
 	}
 	return g

@@ -42,6 +42,12 @@ type Settings struct {
 	// RealIPFrom are proxies trusted to set X-Forwarded-For
 	// (use-forwarded-headers with proxy-real-ip-cidr).
 	RealIPFrom []netip.Prefix
+	// UseProxyProtocol expects the PROXY protocol header (v1 or v2) on the
+	// HTTP and HTTPS ports (use-proxy-protocol), as a load balancer in
+	// front sends it; the client address comes from it when the peer is in
+	// ProxyProtocolFrom (proxy-real-ip-cidr, by default any).
+	UseProxyProtocol  bool
+	ProxyProtocolFrom []netip.Prefix
 	// LuaDicts size the data plane's shared memory (lua-shared-dicts).
 	LuaDicts LuaDicts
 	// Buffers are ingress-nginx's buffer keys; empty sizes keep nginx's
@@ -259,6 +265,8 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		return true, boolean(&s.ComputeFullForwardedFor)
 	case "use-forwarded-headers":
 		return true, boolean(useForwarded)
+	case "use-proxy-protocol":
+		return true, boolean(&s.UseProxyProtocol)
 	case "proxy-real-ip-cidr":
 		var out []netip.Prefix
 		for _, f := range strings.Split(v, ",") {

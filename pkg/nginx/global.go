@@ -53,6 +53,12 @@ func globalLines(s model.Settings) ([]string, error) {
 		add("real_ip_header X-Forwarded-For;")
 		add("real_ip_recursive on;")
 	}
+	for _, p := range s.ProxyProtocolFrom {
+		add("set_real_ip_from %s;", p.String())
+	}
+	if len(s.ProxyProtocolFrom) > 0 {
+		add("real_ip_header proxy_protocol;")
+	}
 	xff := "$remote_addr"
 	if s.ComputeFullForwardedFor {
 		xff = "$proxy_add_x_forwarded_for"

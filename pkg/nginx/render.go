@@ -138,6 +138,9 @@ type view struct {
 	LogPhase bool
 	// LuaDicts size the shared dicts and the pushes to them, in MiB.
 	LuaDicts model.LuaDicts
+	// ProxyProtocol is " proxy_protocol" on the public listen lines with
+	// use-proxy-protocol, else "".
+	ProxyProtocol string
 	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
 	// number of hosts and the longest name, so nginx never has to warn or
 	// fail building its server name hash; MapHash* do the same for the
@@ -221,6 +224,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	paths := map[string]*string{}
 	v := &view{
 		LuaDicts:        d,
+		ProxyProtocol:   map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
 		WorkerProcesses: g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,

@@ -4,6 +4,8 @@ import (
 	"compress/gzip"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -173,5 +175,36 @@ func TestGzipSettings(t *testing.T) {
 	}
 	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); !strings.Contains(conf, "gzip_comp_level 6;") {
 		t.Errorf("gzip-level 6 is not in nginx.conf")
+	}
+}
+
+// TestProxyProtocol: with use-proxy-protocol (a load balancer in front
+// sends the PROXY header), the client address comes from that header and
+// reaches the backend in X-Forwarded-For and X-Real-IP; a connection
+// without the header is refused, as nginx does.
+func TestProxyProtocol(t *testing.T) {
+	be := startBackends(t, "web")
+	tg := startTidegate(t, map[string]string{
+		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" + configMapYAML("use-proxy-protocol", "true"),
+	})
+	raw := func(preamble string) string {
+		t.Helper()
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", tg.HTTPPort), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "%sGET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n", preamble)
+		b, _ := io.ReadAll(conn)
+		return string(b)
+	}
+	got := raw("PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, `"X-Forwarded-For":"203.0.113.9"`) || !strings.Contains(got, `"X-Real-Ip":"203.0.113.9"`) {
+		t.Errorf("with a PROXY header from 203.0.113.9:\n%s", got)
+	}
+	if got := raw(""); !strings.HasPrefix(got, "HTTP/1.1 400") && got != "" {
+		t.Errorf("without a PROXY header: %q, want 400 or a closed connection", got)
 	}
 }
