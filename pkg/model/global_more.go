@@ -48,6 +48,15 @@ type Settings struct {
 	// ProxyProtocolFrom (proxy-real-ip-cidr, by default any).
 	UseProxyProtocol  bool
 	ProxyProtocolFrom []netip.Prefix
+	// BlockCIDRs are refused everywhere with 403 (block-cidrs).
+	BlockCIDRs []netip.Prefix
+	// KeepAliveRequests is the most requests on one client connection
+	// (keep-alive-requests); WorkerConnections the most connections per
+	// worker (max-worker-connections); ServerTokens sends nginx's version
+	// (server-tokens).
+	KeepAliveRequests int
+	WorkerConnections int
+	ServerTokens      bool
 	// LuaDicts size the data plane's shared memory (lua-shared-dicts).
 	LuaDicts LuaDicts
 	// Buffers are ingress-nginx's buffer keys; empty sizes keep nginx's
@@ -87,7 +96,7 @@ func DefaultSettings() Settings {
 			"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf application/x-web-app-manifest+json " +
 			"application/xhtml+xml application/xml font/opentype image/svg+xml image/x-icon text/css text/javascript " +
 			"text/plain text/x-component"),
-		ClientHeaderTimeout: 60, KeepAlive: 75, WorkerShutdownTimeout: 240,
+		ClientHeaderTimeout: 60, KeepAliveRequests: 1000, WorkerConnections: 16384, KeepAlive: 75, WorkerShutdownTimeout: 240,
 		UpstreamKeepaliveTimeout: 60, UpstreamKeepaliveRequests: 10000,
 		ProxyNextUpstream: []string{"error", "timeout"}, ProxyNextUpstreamTries: 3,
 		LuaDicts: DefaultLuaDicts(),
@@ -267,25 +276,44 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		return true, boolean(useForwarded)
 	case "use-proxy-protocol":
 		return true, boolean(&s.UseProxyProtocol)
-	case "proxy-real-ip-cidr":
-		var out []netip.Prefix
-		for _, f := range strings.Split(v, ",") {
-			f = strings.TrimSpace(f)
-			if f == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(f)
-			if err != nil {
-				a, aerr := netip.ParseAddr(f)
-				if aerr != nil {
-					return true, fmt.Errorf("%q is not an IP address or CIDR", f)
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-			out = append(out, p.Masked())
+	case "server-tokens":
+		return true, boolean(&s.ServerTokens)
+	case "keep-alive-requests":
+		return true, number(&s.KeepAliveRequests, 1, 1<<30, "a number")
+	case "max-worker-connections":
+		return true, number(&s.WorkerConnections, 512, 1<<20, "a number")
+	case "block-cidrs":
+		out, err := cidrList(v)
+		if err == nil {
+			s.BlockCIDRs = out
 		}
-		s.RealIPFrom = out
-		return true, nil
+		return true, err
+	case "proxy-real-ip-cidr":
+		out, err := cidrList(v)
+		if err == nil {
+			s.RealIPFrom = out
+		}
+		return true, err
 	}
 	return false, nil
+}
+
+// cidrList parses a comma-separated list of CIDRs or single addresses.
+func cidrList(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

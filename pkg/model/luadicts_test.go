@@ -47,8 +47,9 @@ func TestLuaSharedDicts(t *testing.T) {
 	}
 }
 
-// TestBufferAndGzipKeys: values that reach nginx.conf are checked; a bad
-// one is reported and leaves the default.
+// TestBufferAndGzipKeys: values of the buffer, gzip and connection keys
+// that reach nginx.conf are checked; a bad one is reported and leaves the
+// default.
 func TestBufferAndGzipKeys(t *testing.T) {
 	build := func(kv string) *model.Model {
 		return model.Build(fixture.Snapshot(fixture.ConfigMap("tidegate/tidegate", kv)), model.DefaultOptions())
@@ -62,13 +63,18 @@ func TestBufferAndGzipKeys(t *testing.T) {
 		"proxy-buffers-number=2":                    "is not a number from 4 to 1024",
 		"large-client-header-buffers=4":             `is not "NUMBER SIZE"`,
 		"large-client-header-buffers=4 100m":        `is not "NUMBER SIZE"`,
+		"block-cidrs=10.0.0.0/8, nope":              `"nope" is not an IP address or CIDR`,
+		"max-worker-connections=10":                 "is not a number from 512",
+		"keep-alive-requests=0":                     "is not a number from 1",
+		"use-proxy-protocol=yes":                    `is not "true" or "false"`,
 	} {
 		m := build(kv)
 		s := m.Structure.Global.Settings
 		if p := problems(m); len(p) != 1 || !strings.Contains(p[0], problem) {
 			t.Errorf("%s: problems %q, want one saying %q", kv, p, problem)
 		}
-		if !reflect.DeepEqual(s.GzipTypes, def.GzipTypes) || s.GzipLevel != def.GzipLevel || s.Buffers != def.Buffers {
+		if !reflect.DeepEqual(s.GzipTypes, def.GzipTypes) || s.GzipLevel != def.GzipLevel || s.Buffers != def.Buffers ||
+			len(s.BlockCIDRs) != 0 || s.WorkerConnections != def.WorkerConnections || s.KeepAliveRequests != def.KeepAliveRequests || s.UseProxyProtocol {
 			t.Errorf("%s: a refused value changed the settings", kv)
 		}
 	}

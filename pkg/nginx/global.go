@@ -53,6 +53,18 @@ func globalLines(s model.Settings) ([]string, error) {
 		add("real_ip_header X-Forwarded-For;")
 		add("real_ip_recursive on;")
 	}
+	if len(s.BlockCIDRs) > 0 {
+		// Checked first in every public server (nginx.tmpl), before any
+		// return of tidegate's own (catch-all 404, redirects): deny would
+		// come after them.
+		cidrs := make([]string, len(s.BlockCIDRs))
+		for i, p := range s.BlockCIDRs {
+			cidrs[i] = p.String() + " 1;"
+		}
+		add("geo $tidegate_blocked { default 0; %s }", strings.Join(cidrs, " "))
+	}
+	add("keepalive_requests %d;", s.KeepAliveRequests)
+	add("server_tokens %s;", map[bool]string{true: "on", false: "off"}[s.ServerTokens])
 	for _, p := range s.ProxyProtocolFrom {
 		add("set_real_ip_from %s;", p.String())
 	}

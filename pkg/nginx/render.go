@@ -141,6 +141,10 @@ type view struct {
 	// ProxyProtocol is " proxy_protocol" on the public listen lines with
 	// use-proxy-protocol, else "".
 	ProxyProtocol string
+	// WorkerConnections is max-worker-connections.
+	WorkerConnections int
+	// Blocked refuses the clients of block-cidrs in every public server.
+	Blocked bool
 	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
 	// number of hosts and the longest name, so nginx never has to warn or
 	// fail building its server name hash; MapHash* do the same for the
@@ -223,9 +227,11 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	}
 	paths := map[string]*string{}
 	v := &view{
-		LuaDicts:        d,
-		ProxyProtocol:   map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
-		WorkerProcesses: g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
+		LuaDicts:          d,
+		ProxyProtocol:     map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
+		WorkerConnections: max(g.Settings.WorkerConnections, 512),
+		Blocked:           len(g.Settings.BlockCIDRs) > 0,
+		WorkerProcesses:   g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
 		UpstreamKeepalive: g.UpstreamKeepalive, Generation: generationPlaceholder,
