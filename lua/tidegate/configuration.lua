@@ -267,6 +267,12 @@ local function quote(s)
   return cjson.encode(s)
 end
 
+-- rejected_member is one member of a push answer's "rejected" object: an
+-- item nginx left out, and why.
+local function rejected_member(name, reason)
+  return quote(name) .. ":" .. quote(reason)
+end
+
 -- NEVER is a PCRE that compiles and matches nothing.
 local NEVER = "(?!)"
 
@@ -349,7 +355,7 @@ local function line_items(dict, current, body, pos, yield)
         if type(name) ~= "string" or not schema.check_name(name, where .. ".name") then
           return nil, err
         end
-        rejected[#rejected + 1] = quote(name) .. ":" .. quote(err)
+        rejected[#rejected + 1] = rejected_member(name, err)
         -- an item with neither json nor digest leaves a stored backend as
         -- it is; a new one is not added
         item = current[name] and { name = name } or nil
@@ -751,7 +757,7 @@ function _M.certificates()
       accepted[#accepted + 1] = c
     else
       keep[c.id] = true
-      rejected[#rejected + 1] = str_format("%s:%s", cjson.encode(c.id), cjson.encode(perr))
+      rejected[#rejected + 1] = rejected_member(c.id, perr)
     end
   end
   doc.certificates = accepted

@@ -90,9 +90,11 @@ func (b *builder) backendFor(ing *networkingv1.Ingress, ib *networkingv1.Ingress
 	}
 	list := b.snap.EndpointSlicesFor(ing.Namespace, svcName)
 	be.Endpoints = endpointsFor(list, sp)
-	if n := tooManyEndpoints(list); n > 0 && len(be.Endpoints) == MaxEndpoints {
-		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: true,
-			Reason: fmt.Sprintf("service %s/%s has %d endpoint addresses; tidegate balances over the first %d", ing.Namespace, svcName, n, MaxEndpoints)})
+	if len(be.Endpoints) == MaxEndpoints { // capped, or exactly full
+		if n := tooManyEndpoints(list); n > 0 {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: true,
+				Reason: fmt.Sprintf("service %s/%s has %d endpoint addresses; tidegate balances over the first %d", ing.Namespace, svcName, n, MaxEndpoints)})
+		}
 	}
 	b.sources[name] = endpointSource{namespace: ing.Namespace, service: svcName, port: sp}
 	return name, nil

@@ -31,16 +31,7 @@ func (b *builder) addDefaultCertificate() {
 			Reason: fmt.Sprintf("%v; tidegate's self-signed certificate is served instead", err)})
 		return
 	}
-	if b.certs == nil {
-		b.certs = map[string]*Certificate{}
-		b.certByHost = map[string]string{}
-	}
-	c := b.certs[ref]
-	if c == nil {
-		sec := b.snap.Secret(ns, name)
-		c = &Certificate{ID: ref, CertPEM: string(sec.Data[corev1.TLSCertKey]), KeyPEM: string(sec.Data[corev1.TLSPrivateKeyKey])}
-		b.certs[ref] = c
-	}
+	c := b.certificate(ns, name)
 	if len(c.Hosts) >= MaxCertificateHosts {
 		b.report(Problem{Kind: "Secret", Object: ref, Field: "--default-ssl-certificate",
 			Reason: fmt.Sprintf("already serves %d hosts, the most one certificate takes; tidegate's self-signed certificate is the default", MaxCertificateHosts)})
@@ -49,16 +40,29 @@ func (b *builder) addDefaultCertificate() {
 	c.Hosts = append(c.Hosts, DefaultSNI)
 }
 
+// certificate returns the Certificate of a checked TLS Secret, made on
+// first use.
+func (b *builder) certificate(ns, name string) *Certificate {
+	if b.certs == nil {
+		b.certs = map[string]*Certificate{}
+		b.certByHost = map[string]string{}
+	}
+	sk := snapshot.Key(ns, name)
+	c := b.certs[sk]
+	if c == nil {
+		sec := b.snap.Secret(ns, name)
+		c = &Certificate{ID: sk, CertPEM: string(sec.Data[corev1.TLSCertKey]), KeyPEM: string(sec.Data[corev1.TLSPrivateKeyKey])}
+		b.certs[sk] = c
+	}
+	return c
+}
+
 // addTLS records the certificates of an Ingress's spec.tls and returns its
 // TLS hosts. A missing or malformed Secret is reported; its hosts still get
 // HTTPS, served with the default certificate.
 func (b *builder) addTLS(ing *networkingv1.Ingress) map[string]bool {
 	key := ingressKey(ing)
 	hosts := map[string]bool{}
-	if b.certs == nil {
-		b.certs = map[string]*Certificate{}
-		b.certByHost = map[string]string{}
-	}
 	for ti, t := range ing.Spec.TLS {
 		field := fmt.Sprintf("spec.tls[%d]", ti)
 		var valid []string
@@ -80,12 +84,7 @@ func (b *builder) addTLS(ing *networkingv1.Ingress) map[string]bool {
 				Reason: fmt.Sprintf("secret %s: %v; the default certificate is served for %v", sk, err, valid)})
 			continue
 		}
-		c := b.certs[sk]
-		if c == nil {
-			sec := b.snap.Secret(ing.Namespace, t.SecretName)
-			c = &Certificate{ID: sk, CertPEM: string(sec.Data[corev1.TLSCertKey]), KeyPEM: string(sec.Data[corev1.TLSPrivateKeyKey])}
-			b.certs[sk] = c
-		}
+		c := b.certificate(ing.Namespace, t.SecretName)
 		for _, h := range valid {
 			if owner := b.certByHost[h]; owner != "" {
 				if owner != sk {

@@ -165,12 +165,13 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 	case g.Settings.UseProxyProtocol:
 		// As in ingress-nginx, the PROXY header names the client, not
 		// X-Forwarded-For.
-		g.Settings.ProxyProtocolFrom = g.Settings.RealIPFrom
-		if len(g.Settings.ProxyProtocolFrom) == 0 {
-			g.Settings.ProxyProtocolFrom = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		g.Settings.RealIPHeader = "proxy_protocol"
+		if len(g.Settings.RealIPFrom) == 0 {
+			g.Settings.RealIPFrom = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 		}
-		g.Settings.RealIPFrom = nil
-	case !useForwarded:
+	case useForwarded:
+		g.Settings.RealIPHeader = "X-Forwarded-For"
+	default:
 		g.Settings.RealIPFrom = nil
 	}
 	return g

@@ -39,15 +39,16 @@ type Settings struct {
 	// ComputeFullForwardedFor appends to a client's X-Forwarded-For instead
 	// of replacing it.
 	ComputeFullForwardedFor bool
-	// RealIPFrom are proxies trusted to set X-Forwarded-For
-	// (use-forwarded-headers with proxy-real-ip-cidr).
-	RealIPFrom []netip.Prefix
+	// RealIPFrom are the proxies trusted to name the client in
+	// RealIPHeader: X-Forwarded-For (use-forwarded-headers with
+	// proxy-real-ip-cidr) or proxy_protocol (use-proxy-protocol; by default
+	// any peer). Empty: the peer is the client.
+	RealIPFrom   []netip.Prefix
+	RealIPHeader string
 	// UseProxyProtocol expects the PROXY protocol header (v1 or v2) on the
 	// HTTP and HTTPS ports (use-proxy-protocol), as a load balancer in
-	// front sends it; the client address comes from it when the peer is in
-	// ProxyProtocolFrom (proxy-real-ip-cidr, by default any).
-	UseProxyProtocol  bool
-	ProxyProtocolFrom []netip.Prefix
+	// front sends it.
+	UseProxyProtocol bool
 	// BlockCIDRs are refused everywhere with 403 (block-cidrs).
 	BlockCIDRs []netip.Prefix
 	// KeepAliveRequests is the most requests on one client connection

@@ -50,8 +50,10 @@ func globalLines(s model.Settings) ([]string, error) {
 		add("set_real_ip_from %s;", p.String())
 	}
 	if len(s.RealIPFrom) > 0 {
-		add("real_ip_header X-Forwarded-For;")
-		add("real_ip_recursive on;")
+		add("real_ip_header %s;", s.RealIPHeader)
+		if s.RealIPHeader == "X-Forwarded-For" {
+			add("real_ip_recursive on;")
+		}
 	}
 	if len(s.BlockCIDRs) > 0 {
 		// Checked first in every public server (nginx.tmpl), before any
@@ -65,12 +67,6 @@ func globalLines(s model.Settings) ([]string, error) {
 	}
 	add("keepalive_requests %d;", s.KeepAliveRequests)
 	add("server_tokens %s;", map[bool]string{true: "on", false: "off"}[s.ServerTokens])
-	for _, p := range s.ProxyProtocolFrom {
-		add("set_real_ip_from %s;", p.String())
-	}
-	if len(s.ProxyProtocolFrom) > 0 {
-		add("real_ip_header proxy_protocol;")
-	}
 	xff := "$remote_addr"
 	if s.ComputeFullForwardedFor {
 		xff = "$proxy_add_x_forwarded_for"

@@ -90,20 +90,12 @@ func TestBufferSettings(t *testing.T) {
 		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
 			ingressYAML("app", "app.test", "Prefix / web:80"),
 	})
-	// A new connection each time: a reload closes kept-alive ones, and
-	// nginx may close one while a refused header is still being written.
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func() (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
-		req.Host = "app.test"
-		req.Header.Set("Cookie", "session="+big)
-		req.Header.Set("Under_score", "yes")
-		resp, err := c.Do(req)
+		resp, body, err := tg.fresh("app.test", "/", "Cookie: session="+big, "Under_score: yes")
 		if err != nil {
 			return -1, err.Error()
 		}
-		return resp.StatusCode, readBody(resp)
+		return resp.StatusCode, body
 	}
 	if status, body := get(); status != 400 && !strings.Contains(body, "broken pipe") && !strings.Contains(body, "connection reset") {
 		t.Errorf("a 12 KiB cookie with nginx's defaults: %d %s, want 400 (or the connection closed while it was sent)", status, body)
@@ -149,17 +141,13 @@ func TestGzipSettings(t *testing.T) {
 			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
 			configMapYAML("use-gzip", "true", "gzip-level", "6", "gzip-min-length", "1000", "gzip-types", "application/x-custom text/plain"),
 	})
-	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	encoding := func(typ string, n int) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/?type=%s&n=%d", tg.HTTPPort, typ, n), nil)
-		req.Host = "app.test"
-		req.Header.Set("Accept-Encoding", "gzip")
-		resp, err := c.Do(req)
+		// Accept-Encoding set by hand: the transport leaves the body as sent.
+		resp, _, err := tg.fresh("app.test", fmt.Sprintf("/?type=%s&n=%d", typ, n), "Accept-Encoding: gzip")
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
 		return resp.Header.Get("Content-Encoding")
 	}
 	for _, tc := range []struct {
@@ -221,16 +209,12 @@ func TestBlockCIDRsAndServerTokens(t *testing.T) {
 			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
 			configMapYAML("block-cidrs", "192.0.2.0/24, 127.0.0.1", "server-tokens", "true", "keep-alive-requests", "50", "max-worker-connections", "4096"),
 	})
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	server := func() (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
-		req.Host = "app.test"
-		resp, err := c.Do(req)
+		resp, _, err := tg.fresh("app.test", "/")
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
 		return resp.StatusCode, resp.Header.Get("Server")
 	}
 	if status, srv := server(); status != 403 || !strings.HasPrefix(srv, "nginx/") {

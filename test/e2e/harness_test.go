@@ -342,6 +342,28 @@ type reply struct {
 	Location string
 }
 
+// fresh sends GET http://host/path to tidegate's HTTP port on a new
+// connection (a reload closes kept-alive ones, and nginx may close one
+// while a refused header is still being written), with extra headers
+// "Name: value"; the body is read. An error is returned, not fatal.
+func (tg *tidegate) fresh(host, path string, headers ...string) (*http.Response, string, error) {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Host = host
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	return resp, readBody(resp), nil
+}
+
 // Get sends GET http://host/path to tidegate's HTTP port.
 func (tg *tidegate) Get(host, path string) reply {
 	return tg.do(tg.client, "http", tg.HTTPPort, host, path)
