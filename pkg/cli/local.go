@@ -80,6 +80,7 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 	}
 	set := nginx.Settings{WorkDir: dir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog, ErrorLog: f.errorLog,
 		NoRequestMetrics: !f.metrics,
+		CPUs:             nginx.AvailableCPUs(),   // worker-processes "auto"
 		Resolvers:        nginx.SystemResolvers()} // auth-url host names
 	if os.Geteuid() == 0 {
 		// nginx would drop workers to "nobody"; keep the invoking user so
@@ -102,7 +103,7 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 	if err != nil {
 		return err
 	}
-	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", f.statusPort)
+	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", f.statusPort, "cpus", set.CPUs)
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()

@@ -41,6 +41,9 @@ type Settings struct {
 	// log_format tidegate_metrics): --enable-metrics=false, as in
 	// ingress-nginx. Each request then formats one log line fewer.
 	NoRequestMetrics bool
+	// CPUs is what worker-processes "auto" renders as, usually
+	// AvailableCPUs(); 0 leaves "auto" to nginx (every online CPU).
+	CPUs int
 	// ServerPerHost renders one server block per host, never a shared one
 	// (hostgroups.go): what tidegate did before host groups, kept to
 	// measure the two side by side (make bench).
@@ -205,6 +208,15 @@ type locationView struct {
 	Lines []string
 }
 
+// workers is worker_processes: a number as set, "auto" as the CPUs
+// tidegate may use when they are known (AvailableCPUs).
+func workers(setting string, cpus int) string {
+	if setting == "auto" && cpus > 0 {
+		return strconv.Itoa(cpus)
+	}
+	return setting
+}
+
 var workersRe = regexp.MustCompile(`^(auto|[1-9][0-9]{0,3})$`)
 var sizeRe = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
 
@@ -231,7 +243,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		ProxyProtocol:     map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
 		WorkerConnections: max(g.Settings.WorkerConnections, 512),
 		Blocked:           len(g.Settings.BlockCIDRs) > 0,
-		WorkerProcesses:   g.WorkerProcesses, HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
+		WorkerProcesses:   workers(g.WorkerProcesses, set.CPUs), HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
 		UpstreamKeepalive: g.UpstreamKeepalive, Generation: generationPlaceholder,

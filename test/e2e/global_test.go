@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,4 +241,32 @@ func TestBlockCIDRsAndServerTokens(t *testing.T) {
 	if status, srv := server(); status != 200 || srv != "nginx" {
 		t.Errorf("by default: %d, Server %q; want 200 and nginx", status, srv)
 	}
+}
+
+// TestWorkerProcessesFollowCPUs: worker-processes "auto", the default,
+// runs one nginx worker per CPU tidegate may use (its affinity, or its
+// Pod's CPU limit), not one per CPU of the node as nginx's own "auto"
+// would; a number in the ConfigMap is kept as it is.
+func TestWorkerProcessesFollowCPUs(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs to tell one from all")
+	}
+	be := startBackends(t, "web")
+	tg := startTidegateWith(t, map[string]string{
+		"web.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+			ingressYAML("w", "w.test", "Prefix / web:80")}, "---\n"),
+	}, startOptions{CPUs: "0"})
+	if w := tg.Workers(); len(w) != 1 {
+		t.Errorf("pinned to one CPU: %d nginx workers, want 1", len(w))
+	}
+	if r := tg.Get("w.test", "/"); r.Status != 200 {
+		t.Fatalf("w.test: %d", r.Status)
+	}
+	tg.Write("config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata:\n  worker-processes: \"2\"\n")
+	tg.Eventually("two workers after worker-processes: 2", func() string {
+		if w := tg.liveWorkers(); len(w) != 2 {
+			return fmt.Sprintf("%d workers", len(w))
+		}
+		return ""
+	})
 }

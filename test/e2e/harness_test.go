@@ -152,6 +152,7 @@ type tidegate struct {
 	exited                        chan struct{} // closed when cmd has exited
 	exitErr                       error         // cmd.Wait's; read after exited is closed
 	unhealthyOK                   bool          // start: any /healthz answer will do
+	cpus                          string        // start: CPU affinity (taskset -c), "" for all
 	client                        *http.Client
 }
 
@@ -175,6 +176,9 @@ type startOptions struct {
 	// Unhealthy waits only for the status port to answer, not for /healthz
 	// to answer 200.
 	Unhealthy bool
+	// CPUs runs tidegate (and so its nginx) on these CPUs only, as
+	// `taskset -c` takes them.
+	CPUs string
 }
 
 func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions) *tidegate {
@@ -189,7 +193,7 @@ func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions
 	for name, body := range manifests {
 		tg.Write(name, body)
 	}
-	tg.unhealthyOK = o.Unhealthy
+	tg.unhealthyOK, tg.cpus = o.Unhealthy, o.CPUs
 	tg.run(o.Ports, nil, o.Cwd, func() []string {
 		return append([]string{"local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
@@ -221,6 +225,9 @@ func (tg *tidegate) run(ports *tidegate, env []string, cwd string, args func() [
 			t.Fatal(err)
 		}
 		tg.cmd = exec.Command(tidegateBin, args()...)
+		if tg.cpus != "" { // taskset execs tidegate: the pid stays tidegate's
+			tg.cmd = exec.Command("taskset", append([]string{"-c", tg.cpus}, tg.cmd.Args...)...)
+		}
 		tg.cmd.Dir = cwd
 		if env != nil {
 			tg.cmd.Env = append(os.Environ(), env...)
