@@ -47,6 +47,7 @@ type Config struct {
 	CORS      CORS
 	RateLimit RateLimit
 	Auth      Auth
+	AuthTLS   AuthTLS
 	Server    Server
 	// Headers, Upstream and Snippets: headers.go, upstream.go, snippets.go.
 	Headers  CustomHeaders

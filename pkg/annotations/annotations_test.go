@@ -81,6 +81,32 @@ func TestParseReport(t *testing.T) {
 			anns:       map[string]string{Prefix + "enable-cors": "true", Prefix + "cors-allow-origin": "https://a.io, https://*.b.io:8443", Prefix + "cors-allow-headers": "X-A, bad header"},
 			wantStatus: map[string]Status{"enable-cors": Applied, "cors-allow-origin": Applied, "cors-allow-headers": Rejected},
 		},
+		"client certificate authentication": {
+			anns: map[string]string{Prefix + "auth-tls-secret": "certs/client-ca", Prefix + "auth-tls-verify-client": "optional",
+				Prefix + "auth-tls-verify-depth": "2", Prefix + "auth-tls-pass-certificate-to-upstream": "true",
+				Prefix + "auth-tls-error-page": "https://login.example.com/cert", Prefix + "auth-tls-match-cn": "CN=(alice|bob)"},
+			wantStatus: map[string]Status{"auth-tls-secret": Applied, "auth-tls-verify-client": Applied, "auth-tls-verify-depth": Applied,
+				"auth-tls-pass-certificate-to-upstream": Applied, "auth-tls-error-page": Applied, "auth-tls-match-cn": Applied},
+			check: func(t *testing.T, c Config) {
+				want := AuthTLS{Secret: "certs/client-ca", Verify: "optional", Depth: 2, PassCertificate: true, ErrorPage: "https://login.example.com/cert", MatchCN: "CN=(alice|bob)"}
+				if c.AuthTLS != want {
+					t.Errorf("got %+v", c.AuthTLS)
+				}
+			},
+		},
+		"client certificate values that could reach nginx.conf unchecked are refused": {
+			anns: map[string]string{Prefix + "auth-tls-secret": "../etc", Prefix + "auth-tls-verify-client": "yes",
+				Prefix + "auth-tls-verify-depth": "0", Prefix + "auth-tls-error-page": "https://x.io/$remote_addr",
+				Prefix + "auth-tls-match-cn": `CN=a"; return 200`},
+			wantStatus: map[string]Status{"auth-tls-secret": Rejected, "auth-tls-verify-client": Rejected, "auth-tls-verify-depth": Rejected,
+				"auth-tls-error-page": Rejected, "auth-tls-match-cn": Rejected},
+			wantDetail: map[string]string{"auth-tls-verify-client": "optional_no_ca", "auth-tls-match-cn": "not allowed"},
+		},
+		"a subject pattern PCRE alone would take is refused, not passed on": {
+			anns:       map[string]string{Prefix + "auth-tls-match-cn": "CN=(?!root)"},
+			wantStatus: map[string]Status{"auth-tls-match-cn": Rejected},
+			wantDetail: map[string]string{"auth-tls-match-cn": "look-arounds"},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -33,20 +33,8 @@ func init() {
 		return fmt.Errorf("%q is not basic", v)
 	}))
 	register("auth-secret", applied(func(v string, c *Config) error {
-		ns, name, cross := strings.Cut(v, "/")
-		if !cross {
-			ns, name = "", v
-		}
-		for _, part := range []string{ns, name} {
-			if part == "" && cross {
-				return fmt.Errorf("%q is not NAME or NAMESPACE/NAME", v)
-			}
-			if strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" || len(part) > 253 {
-				return fmt.Errorf("%q is not NAME or NAMESPACE/NAME of a Secret", v)
-			}
-		}
-		if name == "" {
-			return fmt.Errorf("empty Secret name")
+		if err := secretRef(v); err != nil {
+			return err
 		}
 		c.Auth.Secret = v
 		return nil

@@ -55,8 +55,10 @@ func dnsSubdomain(s string) error {
 	if s == "" || len(s) > 253 {
 		return fmt.Errorf("must be 1 to 253 characters")
 	}
-	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
-		return fmt.Errorf("%q must be a DNS subdomain (a-z, 0-9, '-', '.')", s)
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q must be a DNS subdomain (labels of a-z, 0-9 and '-' joined by '.')", s)
+		}
 	}
 	return nil
 }

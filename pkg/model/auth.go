@@ -12,12 +12,26 @@ import (
 	"github.com/tidegate/tidegate/pkg/annotations"
 )
 
-// AuthFile is an htpasswd file built from a Secret. tidegate writes it
-// under its working directory, named by ID; no path comes from the user.
+// AuthFile is a file nginx reads that tidegate builds from a Secret: an
+// htpasswd file, or the CA certificates or revocation list of client
+// certificate authentication. tidegate writes it under its working
+// directory; no part of its name comes from the user.
 type AuthFile struct {
-	// ID is derived from the Secret's namespace/name (hex).
-	ID      string
+	// Name is hex (derived from the Secret's namespace/name, or from the
+	// content) and an extension, ".htpasswd", ".ca.pem" or ".crl.pem".
+	Name    string
 	Content string
+}
+
+// addAuthFile records a file for nginx and returns its name.
+func (b *builder) addAuthFile(seed, ext, content string) string {
+	sum := sha256.Sum256([]byte(seed))
+	name := hex.EncodeToString(sum[:8]) + ext
+	if b.authFiles == nil {
+		b.authFiles = map[string]string{}
+	}
+	b.authFiles[name] = content
+	return name
 }
 
 // htpasswdLine is "user:hash": printable ASCII, no spaces, one colon at least.
@@ -35,7 +49,7 @@ func htpasswdLine(l string) error {
 }
 
 // authFile resolves the htpasswd Secret of a basic-auth Ingress and returns
-// the ID of its file, or an error saying what is wrong with the Secret.
+// the name of its file, or an error saying what is wrong with the Secret.
 func (b *builder) authFile(ing *networkingv1.Ingress, a annotations.Auth) (string, error) {
 	if a.Secret == "" {
 		return "", fmt.Errorf("auth-type basic needs auth-secret")
@@ -78,11 +92,5 @@ func (b *builder) authFile(ing *networkingv1.Ingress, a annotations.Auth) (strin
 			return "", fmt.Errorf("auth-secret %s line %d: %v", key, i+1, err)
 		}
 	}
-	sum := sha256.Sum256([]byte(key))
-	id := hex.EncodeToString(sum[:8])
-	if b.authFiles == nil {
-		b.authFiles = map[string]string{}
-	}
-	b.authFiles[id] = strings.Join(lines, "\n") + "\n"
-	return id, nil
+	return b.addAuthFile(key, ".htpasswd", strings.Join(lines, "\n")+"\n"), nil
 }

@@ -271,10 +271,10 @@ func (b *builder) finish() *Model {
 	m := &Model{Problems: b.problems, Compat: b.compat, opts: b.opts, sources: b.sources, parsed: b.parsed}
 	m.Structure.Global = b.global.Global
 	m.Structure.DefaultBackend = b.defaultB
-	for id, content := range b.authFiles {
-		m.Structure.AuthFiles = append(m.Structure.AuthFiles, AuthFile{ID: id, Content: content})
+	for name, content := range b.authFiles {
+		m.Structure.AuthFiles = append(m.Structure.AuthFiles, AuthFile{Name: name, Content: content})
 	}
-	sort.Slice(m.Structure.AuthFiles, func(i, j int) bool { return m.Structure.AuthFiles[i].ID < m.Structure.AuthFiles[j].ID })
+	sort.Slice(m.Structure.AuthFiles, func(i, j int) bool { return m.Structure.AuthFiles[i].Name < m.Structure.AuthFiles[j].Name })
 	hosts := make([]string, 0, len(b.servers))
 	for h := range b.servers {
 		hosts = append(hosts, h)

@@ -24,6 +24,9 @@ type serverBuilder struct {
 	// spec.defaultBackend that has rules for this host.
 	fallback        string
 	fallbackIngress string
+	// clientAuth is set by the oldest Ingress with auth-tls-secret
+	// (clientauth.go).
+	clientAuth *ClientAuth
 }
 
 // locKey identifies a location in nginx: two paths with the same key would
@@ -107,6 +110,7 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 		if host != "" {
 			b.addNames(ing, srv)
 		}
+		b.addClientAuth(ing, srv) // clientauth.go
 		if fallback != "" && srv.fallback == "" {
 			srv.fallback, srv.fallbackIngress = fallback, key
 		}
@@ -230,7 +234,7 @@ func displayHost(h string) string {
 func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedirect bool) Server {
 	fallback := s.location(locKey{path: "/", match: MatchPrefix}) == nil && s.location(locKey{path: "/", match: MatchString}) == nil
 	// The builder is done with its locations: they become the server's.
-	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases, Locations: s.locations}
+	out := Server{Host: s.host, TLS: s.tls, Aliases: s.aliases, Locations: s.locations, ClientAuth: s.clientAuth}
 	s.locations, s.index = nil, nil
 	redirect := func(c annotations.Config) bool {
 		on, force := sslRedirect, forceSSLRedirect
@@ -251,6 +255,11 @@ func (s *serverBuilder) server(globalDefault string, sslRedirect, forceSSLRedire
 			fb.Backend = globalDefault
 		}
 		out.Locations = append(out.Locations, fb)
+	}
+	if out.ClientAuth != nil && out.ClientAuth.Denied {
+		for i := range out.Locations {
+			out.Locations[i].AuthDenied = true
+		}
 	}
 	sort.Slice(out.Locations, func(i, j int) bool {
 		a, c := &out.Locations[i], &out.Locations[j]

@@ -38,7 +38,8 @@ type Structure struct {
 	DefaultBackend string
 	// Global holds settings from the controller's ConfigMap.
 	Global Global
-	// AuthFiles are the htpasswd files locations refer to, sorted by ID.
+	// AuthFiles are the files locations and servers refer to (htpasswd,
+	// client certificate CAs and CRLs), sorted by name.
 	AuthFiles []AuthFile
 	// Redirects are host names answered with a 308 to another host
 	// (from-to-www-redirect), sorted by From.
@@ -98,6 +99,9 @@ type Server struct {
 	// Snippet holds the checked server-snippet directives of the oldest
 	// Ingress of the host that has one (snippets.go).
 	Snippet []annotations.Directive
+	// ClientAuth is the host's client certificate authentication, nil
+	// without (clientauth.go).
+	ClientAuth *ClientAuth
 }
 
 // Wildcard reports whether the host is a "*.domain" wildcard.
@@ -135,7 +139,7 @@ type Location struct {
 	// Config holds the location settings from the owning Ingress's
 	// annotations.
 	Config annotations.Config
-	// AuthFile is the ID of the htpasswd file that guards the location
+	// AuthFile is the name of the htpasswd file that guards the location
 	// (auth-type: basic); AuthDenied refuses every request (403) because the
 	// location asks for authentication but its Secret is unusable.
 	AuthFile   string

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -81,7 +82,7 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth-realm: %w", err)
 		}
-		file, err := Quote(authFilePath(v.authDir, l.AuthFile))
+		file, err := Quote(filepath.Join(v.authDir, l.AuthFile))
 		if err != nil {
 			return nil, fmt.Errorf("auth file: %w", err)
 		}
@@ -106,6 +107,9 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add(`if ($https = "") {`)
 		add("    return 308 %s$request_uri;", v.RedirectPrefix)
 		add("}")
+	}
+	if err := clientAuthLocationLines(nl.clientAuth, add); err != nil { // clientauth.go
+		return nil, err
 	}
 	if c.Redirect.URL != "" {
 		u, err := Quote(c.Redirect.URL)
@@ -140,7 +144,7 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	}
 	rateLines(c.RateLimit, l.Ingress, v, add)
 	proxyLines(c, add)
-	if err := headerLines(c, add); err != nil {
+	if err := headerLines(c, clientAuthHeaders(nl.clientAuth), add); err != nil {
 		return nil, err
 	}
 	if err := responseHeaderLines(l, add); err != nil { // snippets.go
@@ -248,15 +252,16 @@ func proxyLines(c annotations.Config, add func(string, ...any)) {
 	}
 }
 
-// headerLines re-emits the proxy headers when an annotation changes one.
-func headerLines(c annotations.Config, add func(string, ...any)) error {
+// headerLines re-emits the proxy headers when an annotation changes one or
+// adds one (more: the client certificate's, clientauth.go).
+func headerLines(c annotations.Config, more [][2]string, add func(string, ...any)) error {
 	p := c.Proxy
 	authHeaders := authResponseHeaders(c.ExtAuth)      // extauth.go
 	snippet, overridden, err := snippetProxyHeaders(c) // snippets.go
 	if err != nil {
 		return err
 	}
-	if p.UpstreamVhost == "" && p.ConnectionHeader == "" && c.Rewrite.ForwardedPrefix == "" && len(authHeaders) == 0 && len(snippet) == 0 {
+	if p.UpstreamVhost == "" && p.ConnectionHeader == "" && c.Rewrite.ForwardedPrefix == "" && len(authHeaders) == 0 && len(snippet) == 0 && len(more) == 0 {
 		return nil
 	}
 	set := "proxy_set_header"
@@ -294,7 +299,7 @@ func headerLines(c annotations.Config, add func(string, ...any)) error {
 		}
 		add("%s X-Forwarded-Prefix %s;", set, q)
 	}
-	for _, h := range authHeaders {
+	for _, h := range append(authHeaders, more...) {
 		add("%s %s %s;", set, h[0], h[1])
 	}
 	for _, line := range snippet {

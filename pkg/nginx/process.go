@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,22 +112,23 @@ func (p *Process) Check(conf []byte) error {
 	return nil
 }
 
-// authFilePath is where the htpasswd file with id lives.
-func authFilePath(dir, id string) string { return filepath.Join(dir, id+".htpasswd") }
+// authFileName is the form of every AuthFile name the model makes.
+var authFileName = regexp.MustCompile(`^[0-9a-f]{16}\.(htpasswd|ca\.pem|crl\.pem)$`)
 
-// WriteAuthFiles writes the htpasswd files a configuration refers to (nginx
-// reads them per request). Names come from IDs the model derived, never
-// from user text; an ID that is not hex is refused.
+// WriteAuthFiles writes the files a configuration refers to: htpasswd files
+// (nginx reads them per request) and client certificate CAs and CRLs (read
+// at reload; named by content, so a new CA is a new nginx.conf). Names come
+// from the model, never from user text; any other name is refused.
 func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
 	dir := filepath.Join(p.set.WorkDir, "auth")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("auth files: %w", err)
 	}
 	for _, f := range files {
-		if f.ID == "" || strings.Trim(f.ID, "0123456789abcdef") != "" {
-			return fmt.Errorf("auth file id %q is not hex", f.ID)
+		if !authFileName.MatchString(f.Name) {
+			return fmt.Errorf("auth file name %q is not one tidegate makes", f.Name)
 		}
-		path := authFilePath(dir, f.ID)
+		path := filepath.Join(dir, f.Name)
 		if old, err := os.ReadFile(path); err == nil && string(old) == f.Content {
 			continue
 		}

@@ -390,6 +390,7 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 		groupable: s.Host != "" && !strings.HasPrefix(s.Host, "*.") && len(s.Aliases) == 0}
 	v.extras, v.extraSeen = nil, nil
 	for _, nl := range nginxLocations(s.Locations) {
+		nl.clientAuth = s.ClientAuth
 		p := nl.path
 		if nl.modifier == "~* " {
 			p = "^" + p
@@ -411,7 +412,11 @@ func (v *view) newServerView(s model.Server) (serverView, error) {
 	if err != nil {
 		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
 	}
-	sv.Lines = lines
+	auth, err := clientAuthServerLines(s.ClientAuth, v.authDir) // clientauth.go
+	if err != nil {
+		return serverView{}, fmt.Errorf("host %q: %w", s.Host, err)
+	}
+	sv.Lines = append(auth, lines...)
 	for i := range sv.Locations {
 		sv.Locations[i].Lines = inheritHeaders(sv.Locations[i].Lines, inherited)
 	}
@@ -426,6 +431,8 @@ type nginxLocation struct {
 	// loc points into the model's slice: a Location is big (its
 	// annotations), and copying it per nginx location showed in profiles.
 	loc *model.Location
+	// clientAuth is the host's (clientauth.go), nil without.
+	clientAuth *model.ClientAuth
 }
 
 // nginxLocations expands model locations into nginx locations. A Prefix path
@@ -442,11 +449,11 @@ func nginxLocations(locs []model.Location) []nginxLocation {
 		k := key{mod, path}
 		if old, ok := chosen[k]; ok {
 			if rank[l.Match] < rank[old.loc.Match] {
-				chosen[k] = nginxLocation{mod, path, l}
+				chosen[k] = nginxLocation{modifier: mod, path: path, loc: l}
 			}
 			return
 		}
-		chosen[k] = nginxLocation{mod, path, l}
+		chosen[k] = nginxLocation{modifier: mod, path: path, loc: l}
 		order = append(order, k)
 	}
 	for i := range locs {
