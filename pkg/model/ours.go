@@ -1,8 +1,11 @@
 package model
 
 import (
+	"strings"
+
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
 
@@ -12,4 +15,28 @@ import (
 // Ingresses get this controller's address.
 func OurIngresses(snap *snapshot.Snapshot, opts Options) []*networkingv1.Ingress {
 	return (&builder{snap: snap, opts: opts}).ourIngresses()
+}
+
+// SecretRefs returns the namespace/name of every Secret ing reads: those of
+// spec.tls, and those its annotations name (auth-secret, auth-tls-secret).
+// A source that keeps only the data of referenced Secrets must keep these.
+func SecretRefs(ing *networkingv1.Ingress) []string {
+	var out []string
+	for _, t := range ing.Spec.TLS {
+		if t.SecretName != "" {
+			out = append(out, snapshot.Key(ing.Namespace, t.SecretName))
+		}
+	}
+	for _, key := range []string{"auth-secret", "auth-tls-secret"} {
+		v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key])
+		if v == "" {
+			continue
+		}
+		if ns, name, cross := strings.Cut(v, "/"); cross {
+			out = append(out, snapshot.Key(ns, name))
+		} else {
+			out = append(out, snapshot.Key(ing.Namespace, v))
+		}
+	}
+	return out
 }

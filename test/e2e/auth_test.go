@@ -15,19 +15,22 @@ func htpasswdSHA(user, password string) string {
 	return user + ":{SHA}" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
+// opaqueSecretYAML is a Secret with the keys of data.
+func opaqueSecretYAML(name string, data map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\nstringData:\n", name)
+	for k, v := range data {
+		fmt.Fprintf(&b, "  %s: %q\n", k, v)
+	}
+	return b.String()
+}
+
 // TestBasicAuth: auth-type basic with an htpasswd Secret (auth-file and
 // auth-map): 401 with the realm without credentials, 200 with good ones; a
 // new password in the Secret applies; a missing Secret refuses requests.
 func TestBasicAuth(t *testing.T) {
 	be := startBackends(t, "private")
-	secret := func(name string, data map[string]string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\nstringData:\n", name)
-		for k, v := range data {
-			fmt.Fprintf(&b, "  %s: %q\n", k, v)
-		}
-		return b.String()
-	}
+	secret := opaqueSecretYAML
 	tg := startTidegate(t, map[string]string{
 		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
 			annotatedIngress("file", "file.test", "Prefix", "/", "auth-type=basic", "auth-secret=users", "auth-realm=Staff only"),

@@ -64,8 +64,7 @@ func (ca testCA) client(t *testing.T, cn string) *tls.Certificate {
 // caSecretYAML is a Secret with ca.crt, as ingress-nginx users keep their
 // client CAs.
 func caSecretYAML(name string, caPEM []byte) string {
-	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\nstringData:\n  ca.crt: |\n    %s\n",
-		name, strings.ReplaceAll(strings.TrimSpace(string(caPEM)), "\n", "\n    "))
+	return opaqueSecretYAML(name, map[string]string{"ca.crt": string(caPEM)})
 }
 
 // mtlsGet sends GET https://host/ on a new connection, with SNI sni ("":
@@ -107,9 +106,7 @@ func TestClientCertificateAuth(t *testing.T) {
 	ca, other := newTestCA(t, "Example Client CA"), newTestCA(t, "Someone Else's CA")
 	alice, bob, mallory := ca.client(t, "alice"), ca.client(t, "bob"), other.client(t, "alice")
 	crt, key, _ := tlsutil.SelfSigned("mtls", "mtls.test", "opt.test", "cn.test", "page.test", "broken.test", "open.test")
-	withTLS := func(ing, host string) string {
-		return strings.Replace(ing, "  rules:", "  tls: [{hosts: ["+host+"], secretName: server-tls}]\n  rules:", 1)
-	}
+	withTLS := func(ing, host string) string { return withTLSHost(ing, host, "server-tls") }
 	docs := []string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
 		tlsSecretYAML("server-tls", crt, key), caSecretYAML("client-ca", ca.pem),
 		withTLS(annotatedIngress("mtls", "mtls.test", "Prefix", "/", "auth-tls-secret=client-ca", "auth-tls-pass-certificate-to-upstream=true"), "mtls.test"),

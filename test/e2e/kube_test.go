@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -351,6 +352,27 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 		}
 		if s := c.statusOf(t, ns, "two"); s != "198.51.100.20" {
 			return fmt.Sprintf("status %q", s)
+		}
+		return ""
+	})
+	// Secrets named by annotations, not by spec.tls: basic-auth users and a
+	// client certificate CA are kept whole too.
+	ca := newTestCA(t, "RBAC Client CA")
+	onApp := func(doc string) string { return strings.ReplaceAll(doc, "name: web", "name: app") }
+	c.apply(t, ns, opaqueSecretYAML("users", map[string]string{"auth": htpasswdSHA("alice", "s3cret") + "\n"}), caSecretYAML("client-ca", ca.pem),
+		onApp(annotatedIngress("basic", "basic.rbac.test", "Prefix", "/", "auth-type=basic", "auth-secret=users")),
+		onApp(annotatedIngress("mtls", "mtls.rbac.test", "Prefix", "/", "auth-tls-secret="+ns+"/client-ca")))
+	alice := ca.client(t, "alice")
+	tg.Eventually("basic auth and client certificates with Secrets named by annotations", func() string {
+		resp, _, err := tg.fresh("basic.rbac.test", "/", "Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")))
+		if err != nil {
+			return err.Error()
+		}
+		if resp.StatusCode != 200 {
+			return fmt.Sprintf("basic auth: %d", resp.StatusCode)
+		}
+		if r := tg.mtlsGet("mtls.rbac.test", "mtls.rbac.test", alice); r.Status != 200 {
+			return fmt.Sprintf("client certificate: %d", r.Status)
 		}
 		return ""
 	})

@@ -410,17 +410,15 @@ func listAs[T any](inf cache.SharedIndexInformer) []T {
 }
 
 // referencedSecrets returns the namespace/name of every Secret an Ingress of
-// our class names in spec.tls.
+// our class reads (model.SecretRefs) and the --default-ssl-certificate one.
 func referencedSecrets(snap *snapshot.Snapshot, opts model.Options) map[string]bool {
 	refs := map[string]bool{}
 	if opts.DefaultSSLCertificate != "" {
 		refs[opts.DefaultSSLCertificate] = true
 	}
 	for _, ing := range model.OurIngresses(snap, opts) {
-		for _, t := range ing.Spec.TLS {
-			if t.SecretName != "" {
-				refs[snapshot.Key(ing.Namespace, t.SecretName)] = true
-			}
+		for _, key := range model.SecretRefs(ing) {
+			refs[key] = true
 		}
 	}
 	return refs
