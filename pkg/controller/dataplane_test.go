@@ -33,7 +33,7 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	reopened := 0
 	m := newMetricsLog(path, func() error { reopened++; return nil })
 	line := func(backend, method, status, addr, ustatus, uheader string) string {
-		return strings.Join([]string{"shop/web", "a.io", `/api\x5C.x`, backend, method, status, "0.012", "0.010",
+		return strings.Join([]string{"shop/web", "a.io", `/api\.x`, backend, method, status, "0.012", "0.010",
 			"120", "300", addr, ustatus, uheader}, "\t") + "\n"
 	}
 	// Two ports of one Service are one series: Prometheus sees no port.

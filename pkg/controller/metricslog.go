@@ -315,27 +315,14 @@ func bucketOf(v float64) int {
 	return len(latencyBuckets)
 }
 
-// logValue undoes nginx's default log escaping (\xHH for '"', '\\' and
-// bytes outside printable ASCII) and maps the "-" of an empty value to "".
+// logValue maps the "-" nginx writes for an empty value to "". The line is
+// written with escape=none: its values are names tidegate checked, numbers
+// and addresses, so none holds a tab, a newline or a byte to decode.
 func logValue(s string) string {
 	if s == "-" {
 		return ""
 	}
-	if !strings.Contains(s, `\x`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
-			if v, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return s
 }
 
 // forgetEndpoints drops the per-endpoint series of endpoints that are no

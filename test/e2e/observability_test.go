@@ -107,8 +107,13 @@ func TestObservabilityMetrics(t *testing.T) {
 		"eps.yaml": sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs) + "---\n" +
 			sliceYAML("c-1", "c", c.Port, c.Addrs),
 		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80", "Exact /exact b:80", "Prefix /c c:80"),
+		// A label with a backslash and a "$", written unescaped.
+		"rx.yaml": strings.ReplaceAll(annotatedIngress("rx", "rx.io", "ImplementationSpecific", `/v[0-9]+\.json$`, "use-regex=true"), "name: web", "name: a"),
 	})
 	c.Kill(c.Addrs[1])
+	if r := tg.Get("rx.io", "/v2.json"); r.Status != 200 {
+		t.Fatalf("GET rx.io/v2.json: %d %s", r.Status, r.Body)
+	}
 
 	// A burst of known requests.
 	for i := 0; i < 6; i++ {
@@ -170,13 +175,16 @@ func TestObservabilityMetrics(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	samples = tg.scrape()
 	total, _ := sum(samples, "nginx_ingress_controller_requests", nil)
-	if total != 25 {
-		t.Errorf("nginx_ingress_controller_requests adds up to %v, want 25", total)
+	if total != 26 {
+		t.Errorf("nginx_ingress_controller_requests adds up to %v, want 26", total)
 	}
 	for _, w := range want {
 		if got, n := sum(samples, "nginx_ingress_controller_requests", w.labels); got != w.n || n != 1 {
 			t.Errorf("%v = %v in %d series, want %v in one", w.labels, got, n, w.n)
 		}
+	}
+	if got, n := sum(samples, "nginx_ingress_controller_requests", lbl("host", "rx.io", "path", `/v[0-9]+\.json$`, "ingress", "rx")); got != 1 || n != 1 {
+		t.Errorf("the regex path's label: %v in %d series, want 1 in one", got, n)
 	}
 	for _, raw := range []string{"/api/item/0", "/nothing/0"} {
 		if _, n := sum(samples, "nginx_ingress_controller_requests", lbl("path", raw)); n != 0 {
@@ -194,7 +202,7 @@ func TestObservabilityMetrics(t *testing.T) {
 		{"nginx_ingress_controller_request_size_count", route("/api", "a"), 9},
 		{"nginx_ingress_controller_response_size_count", route("/exact", "b"), 2},
 		{"tidegate_upstream_endpoint_responses_total", lbl("service", "c", "outcome", "2xx", "endpoint", fmt.Sprintf("%s:%d", c.Addrs[0], c.Port)), 10},
-		{"tidegate_upstream_endpoint_responses_total", lbl("service", "a", "outcome", "2xx"), 9},
+		{"tidegate_upstream_endpoint_responses_total", lbl("service", "a", "outcome", "2xx"), 10}, // 9 + rx.io
 		{"tidegate_dataplane_metrics_up", nil, 1},
 	}
 	for _, ck := range checks {
