@@ -33,6 +33,11 @@ type Proxy struct {
 	// (proxy-ssl-name; by default the Host header the backend gets).
 	SSLServerName string
 	SSLName       string
+	// RedirectFrom and RedirectTo rewrite the Location and Refresh headers
+	// of the backend's answers (proxy-redirect-from/-to): RedirectFrom
+	// "off" or "default" alone, or a literal prefix replaced by
+	// RedirectTo, which may read the variables of redirectVars.
+	RedirectFrom, RedirectTo string
 }
 
 var nextUpstreamConds = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
@@ -137,6 +142,24 @@ func init() {
 		c.Proxy.UpstreamVhost = v
 		return nil
 	}))
+	register("proxy-redirect-from", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if v != "off" && v != "default" {
+			if err := redirectPart(v, nil); err != nil {
+				return err
+			}
+		}
+		c.Proxy.RedirectFrom = v
+		return nil
+	}))
+	register("proxy-redirect-to", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if err := redirectPart(v, redirectVars); err != nil {
+			return err
+		}
+		c.Proxy.RedirectTo = v
+		return nil
+	}))
 	register("connection-proxy-header", applied(func(v string, c *Config) error {
 		if err := headerName(v); err != nil {
 			return fmt.Errorf("%q is not a Connection header value (a token such as keep-alive or close)", v)
@@ -182,6 +205,31 @@ func hostHeader(v string) error {
 	}
 	if strings.Trim(strings.ToLower(v), "abcdefghijklmnopqrstuvwxyz0123456789-.:[]") != "" {
 		return fmt.Errorf("%q is not a host name (letters, digits, '-', '.', and an optional :port)", v)
+	}
+	return nil
+}
+
+// redirectPart accepts one side of a proxy_redirect: a URL or an absolute
+// path of URL characters, reading only the variables of vars. A leading
+// '~' (nginx's regex form) is refused.
+func redirectPart(v string, vars []string) error {
+	if v == "" || len(v) > 1024 {
+		return fmt.Errorf("must be 1 to 1024 characters")
+	}
+	if v[0] == '~' {
+		return fmt.Errorf("%q: regular expressions are not supported here; give the literal prefix", v)
+	}
+	rest := withoutVars(v, vars)
+	if strings.ContainsAny(rest, "$\"\\ {};#'`<>") {
+		return fmt.Errorf("%q may not contain spaces, quotes, braces, ';', '#' or variables other than %s", v, strings.Join(vars, " "))
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c < 0x21 || c > 0x7e {
+			return fmt.Errorf("%q contains %q", v, rune(c))
+		}
+	}
+	if !strings.HasPrefix(rest, "/") && !strings.HasPrefix(rest, "http://") && !strings.HasPrefix(rest, "https://") && !strings.HasPrefix(rest, "$") {
+		return fmt.Errorf("%q is not an absolute path or an http(s) URL", v)
 	}
 	return nil
 }

@@ -25,10 +25,7 @@ var unsupported = map[string]string{
 	"ssl-passthrough":                   "TLS passthrough is not implemented",
 	"proxy-ssl-secret":                  "backend client certificates are not implemented yet",
 	"proxy-ssl-verify":                  "backend certificate verification is not implemented yet",
-	"proxy-redirect-from":               "proxy_redirect rewriting is not implemented yet",
-	"proxy-redirect-to":                 "proxy_redirect rewriting is not implemented yet",
 	"enable-rewrite-log":                "rewrite logging is not implemented",
-	"satisfy":                           "satisfy any/all is not implemented yet",
 	"global-rate-limit":                 "global (memcached) rate limits are not implemented",
 	"x-forwarded-for":                   "not an annotation; use the ConfigMap",
 }

@@ -71,7 +71,11 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	}
 
 	if l.AuthDenied {
+		// With satisfy any, a password could open what this closes: a
+		// refused location never gets it.
 		add("deny all;")
+	} else if c.Access.SatisfyAny {
+		add("satisfy any;")
 	}
 	if l.AuthFile != "" {
 		realm := c.Auth.Realm
@@ -143,7 +147,9 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("rewrite %s %s break;", pattern, target)
 	}
 	rateLines(c.RateLimit, l.Ingress, v, add)
-	proxyLines(c, add)
+	if err := proxyLines(c, add); err != nil {
+		return nil, err
+	}
 	if err := headerLines(c, clientAuthHeaders(nl.clientAuth), add); err != nil {
 		return nil, err
 	}
@@ -212,8 +218,22 @@ func backendSNILines(p annotations.Proxy, add func(string, ...any)) error {
 	return nil
 }
 
-func proxyLines(c annotations.Config, add func(string, ...any)) {
+func proxyLines(c annotations.Config, add func(string, ...any)) error {
 	p := c.Proxy
+	switch {
+	case p.RedirectFrom == "off" || p.RedirectFrom == "default":
+		add("proxy_redirect %s;", p.RedirectFrom)
+	case p.RedirectFrom != "" && p.RedirectTo != "":
+		from, err := QuoteVarFree(p.RedirectFrom)
+		if err != nil {
+			return fmt.Errorf("proxy-redirect-from: %w", err)
+		}
+		to, err := Quote(p.RedirectTo) // variables checked by the annotation
+		if err != nil {
+			return fmt.Errorf("proxy-redirect-to: %w", err)
+		}
+		add("proxy_redirect %s %s;", from, to)
+	}
 	if p.BodySize != "" {
 		add("client_max_body_size %s;", p.BodySize)
 	}
@@ -250,6 +270,7 @@ func proxyLines(c annotations.Config, add func(string, ...any)) {
 	if p.NextUpstreamTries > 0 {
 		add("proxy_next_upstream_tries %d;", p.NextUpstreamTries)
 	}
+	return nil
 }
 
 // headerLines re-emits the proxy headers when an annotation changes one or

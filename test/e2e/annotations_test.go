@@ -240,3 +240,31 @@ func TestServerNames(t *testing.T) {
 		t.Errorf("from-to-www-redirect: %d %q", r.Status, r.Location)
 	}
 }
+
+// TestProxyRedirect: proxy-redirect-from/-to rewrite the Location a backend
+// answers with (an app that knows only its own address), with a variable in
+// the replacement; "off" leaves it as it is.
+func TestProxyRedirect(t *testing.T) {
+	port := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://internal.svc:8080/app/login?next=/")
+		w.WriteHeader(http.StatusFound)
+	}))
+	web := serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"})
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{web,
+		annotatedIngress("rewrite", "rw.test", "Prefix", "/", "proxy-redirect-from=http://internal.svc:8080/app/", "proxy-redirect-to=https://$host/"),
+		annotatedIngress("keep", "off.test", "Prefix", "/", "proxy-redirect-from=off"),
+		annotatedIngress("bad", "bad.test", "Prefix", "/", "proxy-redirect-from=http://internal.svc/", "proxy-redirect-to=https://$remote_addr/"),
+	}, "---\n")})
+	for host, want := range map[string]string{
+		"rw.test":  "https://rw.test/login?next=/",
+		"off.test": "http://internal.svc:8080/app/login?next=/",
+		"bad.test": "http://internal.svc:8080/app/login?next=/",
+	} {
+		if r := tg.Get(host, "/"); r.Status != 302 || r.Location != want {
+			t.Errorf("%s: %d Location %q, want %q", host, r.Status, r.Location, want)
+		}
+	}
+	if log := tg.logText(); !strings.Contains(log, "proxy-redirect-to") || !strings.Contains(log, "$remote_addr") {
+		t.Errorf("the refused proxy-redirect-to must be reported")
+	}
+}

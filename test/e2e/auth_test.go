@@ -89,3 +89,46 @@ func TestBasicAuth(t *testing.T) {
 		t.Errorf("the old password still works: %d", st)
 	}
 }
+
+// TestSatisfy: satisfy "any" admits a request that either the source
+// ranges or the password admit; by default both must. A location whose
+// authentication is refused (its Secret is missing) stays closed even to
+// an allowed address.
+func TestSatisfy(t *testing.T) {
+	be := startBackends(t, "private")
+	auth := []string{"auth-type=basic", "auth-secret=users"}
+	ing := func(name, host string, anns ...string) string {
+		return annotatedIngress(name, host, "Prefix", "/", append(append([]string{}, auth...), anns...)...)
+	}
+	tg := startTidegate(t, map[string]string{
+		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+			opaqueSecretYAML("users", map[string]string{"auth": htpasswdSHA("alice", "s3cret") + "\n"}),
+			ing("elsewhere", "elsewhere.test", "whitelist-source-range=10.0.0.0/8", "satisfy=any"),
+			ing("here", "here.test", "whitelist-source-range=127.0.0.1/32", "satisfy=any"),
+			ing("both", "both.test", "whitelist-source-range=127.0.0.1/32"),
+			annotatedIngress("closed", "closed.test", "Prefix", "/", "auth-type=basic", "auth-secret=nope", "whitelist-source-range=127.0.0.1/32", "satisfy=any"),
+		}, "---\n"),
+	})
+	for _, tc := range []struct {
+		host string
+		cred bool
+		want int
+	}{
+		{"elsewhere.test", false, 401}, {"elsewhere.test", true, 200},
+		{"here.test", false, 200},
+		{"both.test", false, 401}, {"both.test", true, 200},
+		{"closed.test", true, 403},
+	} {
+		var hdr []string
+		if tc.cred {
+			hdr = append(hdr, "Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")))
+		}
+		resp, _, err := tg.fresh(tc.host, "/", hdr...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s (credentials %v): %d, want %d", tc.host, tc.cred, resp.StatusCode, tc.want)
+		}
+	}
+}
