@@ -54,6 +54,7 @@ type Config struct {
 	Upstream Upstream
 	Snippets Snippets
 	ExtAuth  ExtAuth
+	Mirror   Mirror
 	Errors   Errors
 	// AccessLogOff leaves the location's requests out of the access log
 	// (enable-access-log: "false"); the request metrics still count them.

@@ -102,6 +102,12 @@ func TestParseReport(t *testing.T) {
 				"auth-tls-error-page": Rejected, "auth-tls-match-cn": Rejected},
 			wantDetail: map[string]string{"auth-tls-verify-client": "optional_no_ca", "auth-tls-match-cn": "not allowed"},
 		},
+		"mirror targets: ingress-nginx's host$request_uri form, no other variable after the host": {
+			anns: map[string]string{Prefix + "mirror-target": "https://test.example.com$request_uri", Prefix + "mirror-host": "shadow.example",
+				Prefix + "auth-url": "http://auth.io$args"},
+			wantStatus: map[string]Status{"mirror-target": Applied, "mirror-host": Applied, "auth-url": Rejected},
+			wantDetail: map[string]string{"auth-url": "after the host"},
+		},
 		"a subject pattern PCRE alone would take is refused, not passed on": {
 			anns:       map[string]string{Prefix + "auth-tls-match-cn": "CN=(?!root)"},
 			wantStatus: map[string]Status{"auth-tls-match-cn": Rejected},

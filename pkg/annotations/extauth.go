@@ -159,8 +159,17 @@ func extAuthURL(v string, signin bool) error {
 		return fmt.Errorf("%q is not an absolute http:// or https:// URL", v)
 	}
 	hostport := rest
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+	if strings.HasPrefix(rest, "$host") {
+		hostport = "$host"
+	} else if i := strings.IndexAny(rest, "/?$"); i >= 0 {
 		hostport = rest[:i]
+	}
+	// What follows the host is a path, a query, or a variable that is one
+	// ("https://test.example.com$request_uri", ingress-nginx's mirror form).
+	after := rest[len(hostport):]
+	if after != "" && strings.IndexByte("/?$", after[0]) < 0 ||
+		strings.HasPrefix(after, "$") && !strings.HasPrefix(after, "$request_uri") && !strings.HasPrefix(after, "$uri") {
+		return fmt.Errorf("%q: after the host comes a path, a query, $request_uri or $uri", v)
 	}
 	if strings.Contains(hostport, "@") {
 		return fmt.Errorf("%q: user information in the URL is not allowed", v)

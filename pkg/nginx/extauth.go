@@ -38,18 +38,8 @@ func authLocation(a annotations.ExtAuth, v *view) (uri string, lines []string, e
 		return "", nil, fmt.Errorf("auth-url: %w", err)
 	}
 	add("internal;")
-	if len(v.resolvers) > 0 {
-		add("resolver %s valid=30s;", strings.Join(v.resolvers, " "))
-		add("resolver_timeout 5s;")
-	}
-	if strings.Contains(strings.SplitN(a.URL, "/", 4)[2], "$host") {
-		// proxy_pass with a variable looks the host up among the upstream
-		// blocks first: a client-chosen Host such as "tidegate_upstream"
-		// would send the auth request to the application itself.
-		add(`if ($host !~ "^[a-z0-9.-]+$") {`)
-		add("    return 500;")
-		add("}")
-	}
+	resolverLines(v, add) // mirror.go
+	hostGuard(a.URL, add)
 	add("proxy_pass_request_body off;")
 	add(`proxy_set_header Content-Length "";`)
 	add(`proxy_set_header X-Forwarded-Proto "";`)

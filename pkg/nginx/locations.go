@@ -98,6 +98,11 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 			return nil, err
 		}
 	}
+	if c.Mirror.Target != "" {
+		if err := mirrorLines(c.Mirror, v, add); err != nil { // mirror.go
+			return nil, err
+		}
+	}
 	for _, p := range c.Access.Deny {
 		add("deny %s;", p.String())
 	}

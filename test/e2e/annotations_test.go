@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
@@ -266,5 +267,50 @@ func TestProxyRedirect(t *testing.T) {
 	}
 	if log := tg.logText(); !strings.Contains(log, "proxy-redirect-to") || !strings.Contains(log, "$remote_addr") {
 		t.Errorf("the refused proxy-redirect-to must be reported")
+	}
+}
+
+// TestMirror: mirror-target sends a copy of each request (method, URI,
+// body) to another URL while the client gets the backend's answer;
+// mirror-host sets the copy's Host, mirror-request-body "off" leaves the
+// body out. A target that is down changes nothing for the client.
+func TestMirror(t *testing.T) {
+	be := startBackends(t, "web")
+	type copied struct{ method, uri, host, body, forwardedFor string }
+	copies := make(chan copied, 16)
+	port := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		copies <- copied{r.Method, r.RequestURI, r.Host, string(b), r.Header.Get("X-Forwarded-For")}
+		w.WriteHeader(http.StatusTeapot) // never reaches the client
+	}))
+	target := fmt.Sprintf("http://127.0.0.1:%d$request_uri", port)
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		annotatedIngress("mirrored", "m.test", "Prefix", "/", "mirror-target="+target, "mirror-host=shadow.example"),
+		annotatedIngress("nobody", "nb.test", "Prefix", "/", "mirror-target="+target, "mirror-request-body=off"),
+		annotatedIngress("down", "down.test", "Prefix", "/", "mirror-target=http://127.0.0.1:1$request_uri"),
+	}, "---\n")})
+	next := func() copied {
+		select {
+		case c := <-copies:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("no mirrored request within 5s")
+		}
+		return copied{}
+	}
+	if st := tg.Post("m.test", "/orders?id=7", "hello"); st != 200 {
+		t.Fatalf("POST through a mirrored location: %d, want the backend's 200", st)
+	}
+	if c := next(); c.method != "POST" || c.uri != "/orders?id=7" || c.host != "shadow.example" || c.body != "hello" || c.forwardedFor != "127.0.0.1" {
+		t.Errorf("mirrored copy %+v", c)
+	}
+	if st := tg.Post("nb.test", "/upload", "secret body"); st != 200 {
+		t.Fatalf("POST nb.test: %d", st)
+	}
+	if c := next(); c.uri != "/upload" || c.body != "" || c.host != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Errorf("copy without body: %+v (Host by default is the target's)", c)
+	}
+	if r := tg.Get("down.test", "/"); r.Status != 200 || r.Name != "web" {
+		t.Errorf("with the mirror target down: %d from %q", r.Status, r.Name)
 	}
 }
