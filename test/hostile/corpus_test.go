@@ -19,11 +19,15 @@ import (
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/nginx/confparse"
+	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
 // loadPayloads reads payloads.txt, unescaping Go string escapes.
@@ -62,8 +66,22 @@ type field struct {
 func scenario(mutate func(ing *fixture.IngressBuilder) *fixture.IngressBuilder, extra ...any) []any {
 	ing := fixture.Ingress("shop/target")
 	objs := []any{fixture.Service("shop/web", "80", "http=8080"), fixture.Slice("shop/web-1", "web", "8080").Ready("10.0.0.1"),
-		fixture.Service("shop/errors", "80"), mutate(ing)}
+		fixture.Service("shop/errors", "80"), clientCA, mutate(ing)}
 	return append(objs, extra...)
+}
+
+// clientCA is a Secret with a ca.crt, so that the auth-tls-* keys render
+// (with auth-tls-secret: ca).
+var clientCA = caSecret("shop")
+
+// caSecret is the Secret ns/ca holding a CA certificate in ca.crt.
+func caSecret(ns string) *corev1.Secret {
+	crt, _, err := tlsutil.SelfSigned("client CA")
+	if err != nil {
+		panic(err) // crypto/rand failing
+	}
+	return &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ca"}, Data: map[string][]byte{"ca.crt": crt}}
 }
 
 func fields() []field {
@@ -123,7 +141,11 @@ func fields() []field {
 				}
 				// The external-auth keys act only with an auth-url, custom
 				// errors only with somewhere to send them.
-				if strings.HasPrefix(key, "auth-") && key != "auth-url" && annotationPrefix["auth-url"] != "" {
+				if strings.HasPrefix(key, "auth-tls-") {
+					if key != "auth-tls-secret" {
+						i = i.Annotate(annotations.Prefix+"auth-tls-secret", "ca")
+					}
+				} else if strings.HasPrefix(key, "auth-") && key != "auth-url" && annotationPrefix["auth-url"] != "" {
 					i = i.Annotate(annotations.Prefix+"auth-url", annotationPrefix["auth-url"])
 				}
 				if key == "custom-http-errors" {
@@ -179,6 +201,9 @@ var annotationPrefix = map[string]string{
 	"auth-method": "GET", "auth-request-redirect": "/back", "auth-signin-redirect-param": "rd",
 	"custom-http-errors": "404,", "default-backend": "errors",
 	"configuration-snippet": "add_header X-A 1;", "server-snippet": "add_header X-A 1;",
+	"auth-tls-secret": "ca", "auth-tls-error-page": "https://a.io/cert", "auth-tls-match-cn": "CN=a",
+	"mirror-target": "https://shadow.io/m", "mirror-host": "shadow.io",
+	"proxy-redirect-from": "http://in.io/", "proxy-redirect-to": "https://a.io/", "satisfy": "any",
 }
 
 // allowedHome lists the directives a user value may legitimately appear in.
@@ -192,6 +217,8 @@ var allowedHome = map[string]bool{
 	"proxy_hide_header": true, "proxy_pass_header": true, "expires": true,
 	// The access log format is text by definition: quoted, never a directive.
 	"log_format": true,
+	// proxy-redirect-from/-to and auth-tls-error-page are their arguments.
+	"proxy_redirect": true, "error_page": true,
 }
 
 // markers are strings that only a payload can bring into nginx.conf.
@@ -265,11 +292,15 @@ func TestHostileCorpus(t *testing.T) {
 		go func(i int, j job) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = check(j.name, j.objs, set, known, func(conf []byte) error {
+			results[i] = check(j.name, j.objs, set, known, func(conf []byte, files []model.AuthFile) error {
 				mu.Lock()
 				defer mu.Unlock()
 				key := string(conf)
 				if err, done := checked[key]; done {
+					return err
+				}
+				// CA files are read by nginx -t (htpasswd files only per request).
+				if err := proc.WriteAuthFiles(files); err != nil {
 					return err
 				}
 				err := proc.Check(conf)
@@ -310,7 +341,7 @@ func TestHostileCorpus(t *testing.T) {
 }
 
 // check runs one case through the model and the renderer.
-func check(name string, objs []any, set nginx.Settings, known map[string]bool, nginxT func([]byte) error) outcome {
+func check(name string, objs []any, set nginx.Settings, known map[string]bool, nginxT func([]byte, []model.AuthFile) error) outcome {
 	out := outcome{name: name}
 	m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
 	r, err := nginx.Render(m.Structure, set)
@@ -371,7 +402,7 @@ func check(name string, objs []any, set nginx.Settings, known map[string]bool, n
 		out.failure = strings.Join(bad, "; ")
 		return out
 	}
-	if err := nginxT(r.Conf); err != nil {
+	if err := nginxT(r.Conf, m.Structure.AuthFiles); err != nil {
 		out.failure = "nginx -t: " + err.Error()
 	}
 	return out

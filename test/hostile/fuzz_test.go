@@ -50,6 +50,8 @@ func FuzzRender(f *testing.F) {
 		"custom-headers": "fz/hdrs", "service-upstream": "true", "enable-cors": "true",
 		"auth-type": "basic", "limit-rps": "5", "whitelist-source-range": "10.0.0.0/8",
 		"rewrite-target": "/$1", "app-root": "/app", "permanent-redirect": "https://x.io$request_uri",
+		"mirror-target": "https://shadow.io$request_uri", "proxy-redirect-from": "http://in.io/", "satisfy": "any",
+		"auth-tls-secret": "ca", "auth-tls-match-cn": "CN=(a|b)",
 	} {
 		for i, key := range keys {
 			if key == k {
@@ -63,6 +65,7 @@ func FuzzRender(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	fuzzCA := caSecret("fz") // auth-tls-secret: ca
 	lua := dynamictest.New(f, dynamictest.Locations{"/x": "fz/web:80"})
 	lua.Start(f)
 	push := dynamic.New(lua.Socket)
@@ -95,7 +98,7 @@ func FuzzRender(f *testing.F) {
 		default:
 			ing.Specific(path, svc+":80")
 		}
-		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing, fixture.TLSSecret("fz/tls", fuzzCert, fuzzKey),
+		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"), ing, fixture.TLSSecret("fz/tls", fuzzCert, fuzzKey), fuzzCA,
 			fixture.Slice("fz/web-1", "web", "80").Ready("10.0.0.1", "10.0.0.2")), model.DefaultOptions())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -131,6 +134,9 @@ func FuzzRender(f *testing.F) {
 		})
 		fuzzEnv.n++
 		if fuzzEnv.n%50 == 1 {
+			if err := fuzzEnv.proc.WriteAuthFiles(m.Structure.AuthFiles); err != nil {
+				t.Fatal(err)
+			}
 			if err := fuzzEnv.proc.Check(r.Conf); err != nil {
 				t.Fatalf("nginx -t: %v", err)
 			}
