@@ -17,7 +17,9 @@ function _M.init()
   require("tidegate.canary")
   require("tidegate.balancer")
   require("tidegate.certificate")
-  require("tidegate.configuration")
+  -- After a start or a dict resize: fill the new, empty zones with what
+  -- the controller is about to push (configuration.seed).
+  require("tidegate.configuration").seed(ngx.config.prefix() .. "seed/")
 end
 
 -- init_worker loads the current shared-dict state into the worker and

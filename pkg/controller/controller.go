@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
@@ -263,13 +264,16 @@ func (c *Controller) start(ctx context.Context) error {
 		}
 	}
 	begin := time.Now()
+	c.writeSeed(m)
 	if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
 		return err
 	}
 	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond))
 	c.appliedConf = r
 	c.applied = m
-	if err := c.pushAll(ctx, m); err != nil {
+	err = c.pushAll(ctx, m)
+	c.removeSeed()
+	if err != nil {
 		// nginx serves what it took; /healthz stays 503 until a full push
 		// succeeds. Exiting would take down every host of the node.
 		c.pushFailed()
@@ -313,10 +317,13 @@ func (c *Controller) lastGood() (*nginx.Rendered, error) {
 // restart brings nginx back with the last applied configuration and pushes
 // the whole dynamic state again (Lua's memory died with nginx).
 func (c *Controller) restart(ctx context.Context) error {
+	c.writeSeed(c.applied)
 	if err := c.proc.Start(ctx, c.appliedConf.Conf, c.appliedConf.Generation); err != nil {
 		return fmt.Errorf("restart nginx: %w", err)
 	}
-	if err := c.pushAll(ctx, c.applied); err != nil {
+	err := c.pushAll(ctx, c.applied)
+	c.removeSeed()
+	if err != nil {
 		c.pushFailed()
 		c.log.Error("the push after restarting nginx failed; nginx serves without what it refused", "retry_in", c.fullBackoff, "err", err)
 		return nil
@@ -324,6 +331,27 @@ func (c *Controller) restart(ctx context.Context) error {
 	c.healthy.Store(true)
 	return nil
 }
+
+// writeSeed writes the full dynamic state of m where nginx's init_by_lua
+// stores it into empty shared dicts (dynamic.WriteSeed). Without it a
+// restarted nginx, or one whose dicts were resized, would answer 503 and
+// serve the default certificate until the push that follows lands. A
+// failure costs only that window, so it is logged.
+func (c *Controller) writeSeed(m *model.Model) {
+	if err := c.push.WriteSeed(c.seedDir(), m.Dynamic.Backends, m.Dynamic.Certificates); err != nil {
+		c.log.Warn("could not write the seed for nginx's new shared dicts; they stay empty until the push", "err", err)
+	}
+}
+
+// removeSeed deletes the seed once the push it stood in for is done: it
+// holds private keys, and a later start writes a fresh one.
+func (c *Controller) removeSeed() {
+	if err := dynamic.RemoveSeed(c.seedDir()); err != nil {
+		c.log.Warn("could not remove the seed", "dir", c.seedDir(), "err", err)
+	}
+}
+
+func (c *Controller) seedDir() string { return filepath.Join(c.cfg.Nginx.WorkDir, "seed") }
 
 func (c *Controller) pushAll(ctx context.Context, m *model.Model) error {
 	if err := c.pushBackends(ctx, true, m.Dynamic.Backends, nil); err != nil {
@@ -425,6 +453,10 @@ func (c *Controller) sync(ctx context.Context) {
 		c.pushFailed()
 	}
 	pushed := time.Now()
+	resized := c.applied.Structure.Global.Settings.LuaDicts != next.Structure.Global.Settings.LuaDicts
+	if resized {
+		c.writeSeed(next) // the new zones start with it
+	}
 	if err := c.proc.Reload(ctx, r.Conf, r.Generation); err != nil {
 		c.met.reloads.WithLabelValues("failed").Inc()
 		c.met.lastReloadOK.Set(0)
@@ -438,11 +470,13 @@ func (c *Controller) sync(ctx context.Context) {
 	c.met.reloadSeconds.Set(took.Seconds())
 	c.page.noteReload(took, reloadReason(c.applied, next))
 	c.met.lastReloadOK.Set(1)
-	if c.applied.Structure.Global.Settings.LuaDicts != next.Structure.Global.Settings.LuaDicts {
-		// A shared dict of a new size is a new, empty zone: the new
-		// workers have nothing until everything is pushed again.
+	if resized {
+		// A shared dict of a new size is a new zone: the seed filled it,
+		// and everything is pushed again.
 		c.log.Info("shared dicts resized: pushing everything again", "mib", next.Structure.Global.Settings.LuaDicts)
-		if err := c.pushAll(ctx, next); err != nil {
+		err := c.pushAll(ctx, next)
+		c.removeSeed()
+		if err != nil {
 			c.log.Error("full push after resizing the shared dicts failed; retrying", "err", err)
 			c.pushFailed()
 		}

@@ -25,7 +25,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -211,14 +214,19 @@ func (c *Client) PushBackendsResult(ctx context.Context, full bool, backends []m
 	}
 	return c.push(ctx, BackendsPath, contentLines, func(v int64) ([]byte, error) {
 		hdr.Version = v
-		first, err := json.Marshal(hdr)
-		if err != nil {
-			return nil, err
-		}
-		body := make([]byte, 0, len(first)+1+len(lines))
-		body = append(append(append(body, first...), '\n'), lines...)
-		return body, nil
+		return linesBody(hdr, lines)
 	})
+}
+
+// linesBody is a backends push in the line format: the header, then the
+// encoded backends.
+func linesBody(hdr *backendsHeader, lines []byte) ([]byte, error) {
+	first, err := json.Marshal(hdr)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, 0, len(first)+1+len(lines))
+	return append(append(append(body, first...), '\n'), lines...), nil
 }
 
 // PushCertificates sends certificates to nginx. With full, nginx drops every
@@ -247,6 +255,66 @@ func (c *Client) PushCertificatesResult(ctx context.Context, full bool, certs []
 		doc.Version = v
 		return json.Marshal(doc)
 	})
+}
+
+// WriteSeed writes the full pushes of backends and certs to dir, where
+// nginx's init_by_lua finds them when it starts with empty shared dicts (a
+// start, a restart, a reload that resized a dict) and stores them before
+// any worker serves (lua/tidegate/configuration.lua, seed). Their versions
+// are below those of the pushes that follow. The files hold private keys:
+// they are written for the owner only; RemoveSeed deletes them once the
+// push landed.
+func (c *Client) WriteSeed(dir string, backends []model.Backend, certs []model.Certificate) error {
+	lines, err := encodeLines(backends)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	c.mu.Lock()
+	bv, cv := c.nextVersion(), c.nextVersion()
+	c.mu.Unlock()
+	body, err := linesBody(&backendsHeader{Version: bv, Full: true, Removed: []string{}}, lines)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if certs == nil {
+		certs = []model.Certificate{}
+	}
+	doc, err := json.Marshal(&certificatesDoc{Version: cv, Full: true, Certificates: certs, Removed: []string{}})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	for name, b := range map[string][]byte{SeedBackends: body, SeedCertificates: doc} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	return nil
+}
+
+// The seed files WriteSeed writes, as configuration.lua reads them.
+const (
+	SeedBackends     = "backends.lines"
+	SeedCertificates = "certificates.json"
+)
+
+// RemoveSeed deletes the seed files in dir.
+func RemoveSeed(dir string) error {
+	return errors.Join(ignoreMissing(os.Remove(filepath.Join(dir, SeedBackends))),
+		ignoreMissing(os.Remove(filepath.Join(dir, SeedCertificates))))
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // nextVersion returns a version above every one this client used, and at
