@@ -785,7 +785,9 @@ end
 
 -- The seed: before tidegate starts nginx, or reloads it with a shared dict
 -- of a new size, it writes the full pushes it is about to make to
--- <prefix>/seed/ (backends in the line format, certificates as a document).
+-- <prefix>/seed/ (backends in the line format; certificates, as a
+-- document, only before a reload: a starting master would serve nothing
+-- while it checks them).
 -- A new zone is empty: without the seed, new workers would answer 503 and
 -- serve the default certificate until the push lands (milliseconds with a
 -- few hosts, 33 s with 40,000 certificates). init_by_lua runs in the master

@@ -264,7 +264,7 @@ func (c *Controller) start(ctx context.Context) error {
 		}
 	}
 	begin := time.Now()
-	c.writeSeed(m)
+	c.writeSeed(m, false)
 	if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (c *Controller) lastGood() (*nginx.Rendered, error) {
 // restart brings nginx back with the last applied configuration and pushes
 // the whole dynamic state again (Lua's memory died with nginx).
 func (c *Controller) restart(ctx context.Context) error {
-	c.writeSeed(c.applied)
+	c.writeSeed(c.applied, false)
 	if err := c.proc.Start(ctx, c.appliedConf.Conf, c.appliedConf.Generation); err != nil {
 		return fmt.Errorf("restart nginx: %w", err)
 	}
@@ -332,13 +332,24 @@ func (c *Controller) restart(ctx context.Context) error {
 	return nil
 }
 
-// writeSeed writes the full dynamic state of m where nginx's init_by_lua
-// stores it into empty shared dicts (dynamic.WriteSeed). Without it a
-// restarted nginx, or one whose dicts were resized, would answer 503 and
-// serve the default certificate until the push that follows lands. A
-// failure costs only that window, so it is logged.
-func (c *Controller) writeSeed(m *model.Model) {
-	if err := c.push.WriteSeed(c.seedDir(), m.Dynamic.Backends, m.Dynamic.Certificates); err != nil {
+// writeSeed writes the dynamic state of m where nginx's init_by_lua stores
+// it into empty shared dicts (dynamic.WriteSeed), so that new workers do
+// not answer 503 until the push that follows lands. Certificates are
+// seeded only for a reload (withCerts): the old workers serve while the
+// master stores them. A starting nginx serves nothing until its
+// init_by_lua is done, and certificates cost ~0.7 ms each there (3.4 s at
+// 5,000), so a start seeds only the backends (milliseconds) and TLS hosts
+// get the default certificate until their push lands. A failure costs only
+// the window, so it is logged.
+func (c *Controller) writeSeed(m *model.Model, withCerts bool) {
+	var certs []model.Certificate
+	if withCerts {
+		certs = m.Dynamic.Certificates
+		if certs == nil {
+			certs = []model.Certificate{}
+		}
+	}
+	if err := c.push.WriteSeed(c.seedDir(), m.Dynamic.Backends, certs); err != nil {
 		c.log.Warn("could not write the seed for nginx's new shared dicts; they stay empty until the push", "err", err)
 	}
 }
@@ -455,7 +466,7 @@ func (c *Controller) sync(ctx context.Context) {
 	pushed := time.Now()
 	resized := c.applied.Structure.Global.Settings.LuaDicts != next.Structure.Global.Settings.LuaDicts
 	if resized {
-		c.writeSeed(next) // the new zones start with it
+		c.writeSeed(next, true) // the new zones start with it
 	}
 	if err := c.proc.Reload(ctx, r.Conf, r.Generation); err != nil {
 		c.met.reloads.WithLabelValues("failed").Inc()

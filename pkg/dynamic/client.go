@@ -257,7 +257,7 @@ func (c *Client) PushCertificatesResult(ctx context.Context, full bool, certs []
 	})
 }
 
-// WriteSeed writes the full pushes of backends and certs to dir, where
+// WriteSeed writes the full pushes of backends and certs (none when nil) to dir, where
 // nginx's init_by_lua finds them when it starts with empty shared dicts (a
 // start, a restart, a reload that resized a dict) and stores them before
 // any worker serves (lua/tidegate/configuration.lua, seed). Their versions
@@ -276,17 +276,18 @@ func (c *Client) WriteSeed(dir string, backends []model.Backend, certs []model.C
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if certs == nil {
-		certs = []model.Certificate{}
-	}
-	doc, err := json.Marshal(&certificatesDoc{Version: cv, Full: true, Certificates: certs, Removed: []string{}})
-	if err != nil {
+	files := map[string][]byte{SeedBackends: body}
+	if certs != nil {
+		if files[SeedCertificates], err = json.Marshal(&certificatesDoc{Version: cv, Full: true, Certificates: certs, Removed: []string{}}); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	} else if err := ignoreMissing(os.Remove(filepath.Join(dir, SeedCertificates))); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	for name, b := range map[string][]byte{SeedBackends: body, SeedCertificates: doc} {
+	for name, b := range files {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
 			return fmt.Errorf("seed: %w", err)
