@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
@@ -362,7 +361,7 @@ func (c *Controller) removeSeed() {
 	}
 }
 
-func (c *Controller) seedDir() string { return filepath.Join(c.cfg.Nginx.WorkDir, "seed") }
+func (c *Controller) seedDir() string { return c.cfg.Nginx.SeedDir() }
 
 func (c *Controller) pushAll(ctx context.Context, m *model.Model) error {
 	if err := c.pushBackends(ctx, true, m.Dynamic.Backends, nil); err != nil {

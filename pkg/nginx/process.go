@@ -233,9 +233,15 @@ func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
 }
 
 // waitFor is how long nginx may take to serve a configuration: loading
-// grows with its size (tens of seconds at 10,000 Ingresses on 2 cores).
+// grows with its size (tens of seconds at 10,000 Ingresses on 2 cores), and
+// with the certificates init_by_lua stores from a seed (a second per MiB,
+// as for their push: 0.7 ms per certificate measured).
 func (p *Process) waitFor(conf []byte) time.Duration {
-	return 30*time.Second + time.Duration(len(conf)/(64<<10))*time.Second
+	d := 30*time.Second + time.Duration(len(conf)/(64<<10))*time.Second
+	if st, err := os.Stat(filepath.Join(p.set.SeedDir(), "certificates.json")); err == nil { // dynamic.SeedCertificates
+		d += time.Duration(st.Size()>>20) * time.Second
+	}
+	return d
 }
 
 // Exited returns why nginx exited, or nil while it runs.

@@ -55,6 +55,11 @@ type Settings struct {
 // nginx itself always makes unix sockets world-writable.
 func (s Settings) SocketPath() string { return filepath.Join(s.WorkDir, "run", "tidegate.sock") }
 
+// SeedDir is where the controller leaves the pushes init_by_lua stores into
+// new, empty shared dicts (dynamic.WriteSeed; Lua finds it from nginx's
+// prefix, the working directory).
+func (s Settings) SeedDir() string { return filepath.Join(s.WorkDir, "seed") }
+
 // MetricsLogPath is the buffered log of request metrics nginx writes and
 // the controller reads (one line per request; see nginx.tmpl).
 func (s Settings) MetricsLogPath() string { return filepath.Join(s.WorkDir, "logs", "metrics.log") }
