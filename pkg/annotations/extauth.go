@@ -28,6 +28,10 @@ type ExtAuth struct {
 	// RequestRedirect is the X-Auth-Request-Redirect sent to the auth
 	// service; empty means the client's request URI.
 	RequestRedirect string
+	// AlwaysSetCookie passes the auth service's Set-Cookie on every answer,
+	// errors included (auth-always-set-cookie); by default only on 2xx and
+	// 3xx answers.
+	AlwaysSetCookie bool
 }
 
 // extAuthVars are the nginx variables an auth URL, a signin URL or
@@ -56,6 +60,11 @@ func init() {
 		}
 		c.ExtAuth.URL = v
 		return nil
+	}))
+	register("auth-always-set-cookie", applied(func(v string, c *Config) error {
+		b, err := boolValue(v)
+		c.ExtAuth.AlwaysSetCookie = b
+		return err
 	}))
 	register("auth-signin", applied(func(v string, c *Config) error {
 		v = strings.TrimSpace(v)

@@ -12,7 +12,6 @@ var unsupported = map[string]string{
 	"auth-cache-key":                    "caching external authentication answers is not implemented yet; every request asks the auth-url",
 	"auth-cache-duration":               "caching external authentication answers is not implemented yet; every request asks the auth-url",
 	"auth-proxy-set-headers":            "extra headers for the auth request from a ConfigMap are not implemented yet",
-	"auth-always-set-cookie":            "a Set-Cookie from the auth service is not passed to the client yet",
 	"auth-keepalive":                    "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-requests":           "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-timeout":            "keepalive connections to the auth service are not implemented yet",

@@ -49,6 +49,8 @@ type Settings struct {
 	// HTTP and HTTPS ports (use-proxy-protocol), as a load balancer in
 	// front sends it.
 	UseProxyProtocol bool
+	// NoHTTP2 offers only HTTP/1.1 on the HTTPS port (use-http2: "false").
+	NoHTTP2 bool
 	// BlockCIDRs are refused everywhere with 403 (block-cidrs).
 	BlockCIDRs []netip.Prefix
 	// KeepAliveRequests is the most requests on one client connection
@@ -279,6 +281,11 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		return true, boolean(&s.UseProxyProtocol)
 	case "server-tokens":
 		return true, boolean(&s.ServerTokens)
+	case "use-http2":
+		on := true
+		err := boolean(&on)
+		s.NoHTTP2 = !on
+		return true, err
 	case "keep-alive-requests":
 		return true, number(&s.KeepAliveRequests, 1, 1<<30, "a number")
 	case "max-worker-connections":

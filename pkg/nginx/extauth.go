@@ -111,6 +111,15 @@ func extAuthLines(a annotations.ExtAuth, v *view, add func(string, ...any)) erro
 	for i, h := range a.ResponseHeaders {
 		add("auth_request_set $tidegate_auth_h%d $upstream_http_%s;", i, strings.ReplaceAll(strings.ToLower(h), "-", "_"))
 	}
+	// The auth service's Set-Cookie (an oauth2-proxy session refresh)
+	// reaches the client with the answer, as in ingress-nginx: on success
+	// answers, or on every answer with auth-always-set-cookie.
+	add("auth_request_set $tidegate_auth_cookie $upstream_http_set_cookie;")
+	always := ""
+	if a.AlwaysSetCookie {
+		always = " always"
+	}
+	add("add_header Set-Cookie $tidegate_auth_cookie%s;", always)
 	if a.Signin != "" {
 		name, lines, err := signinLocation(a)
 		if err != nil {

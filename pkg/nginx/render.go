@@ -149,6 +149,8 @@ type view struct {
 	// ProxyProtocol is " proxy_protocol" on the public listen lines with
 	// use-proxy-protocol, else "".
 	ProxyProtocol string
+	// HTTP2 is " http2" on the HTTPS listeners unless use-http2 is off.
+	HTTP2 string
 	// WorkerConnections is max-worker-connections.
 	WorkerConnections int
 	// Blocked refuses the clients of block-cidrs in every public server.
@@ -246,6 +248,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	v := &view{
 		LuaDicts:          d,
 		ProxyProtocol:     map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
+		HTTP2:             map[bool]string{false: " http2"}[g.Settings.NoHTTP2],
 		WorkerConnections: max(g.Settings.WorkerConnections, 512),
 		Blocked:           len(g.Settings.BlockCIDRs) > 0,
 		WorkerProcesses:   workers(g.WorkerProcesses, set.CPUs), HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,

@@ -41,6 +41,7 @@ func startAuthServer(t *testing.T) *authServer {
 		}
 		w.Header().Set("X-Auth-User", "alice")
 		w.Header().Set("X-Not-Copied", "secret")
+		w.Header().Set("Set-Cookie", "_oauth2_proxy=refreshed; Path=/")
 		w.WriteHeader(http.StatusOK)
 	})}
 	go srv.Serve(ln)
@@ -63,6 +64,7 @@ func (a *authServer) seen() (http.Header, string, int64) {
 func TestExternalAuth(t *testing.T) {
 	be := startBackends(t, "app")
 	auth := startAuthServer(t)
+	failing := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	down := fmt.Sprintf("http://127.0.0.1:%d/auth", freePort(t))
 	tg := startTidegate(t, map[string]string{
 		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
@@ -74,6 +76,11 @@ func TestExternalAuth(t *testing.T) {
 				"auth-signin=https://sso.test/start?rd=$escaped_request_uri"),
 			annotatedIngress("down", "down.test", "Prefix", "/", "auth-url="+down),
 			annotatedIngress("bad", "bad.test", "Prefix", "/", "auth-url=http://auth.test/$remote_addr"),
+			// A backend that fails: the session cookie goes with its 503
+			// only with auth-always-set-cookie.
+			serviceYAML("failing", 80), sliceYAML("failing-1", "failing", failing, []string{"127.0.0.1"}),
+			strings.ReplaceAll(annotatedIngress("always", "always.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-always-set-cookie=true"), "name: web", "name: failing"),
+			strings.ReplaceAll(annotatedIngress("onsuccess", "onsuccess.test", "Prefix", "/", "auth-url="+auth.URL+"/verify"), "name: web", "name: failing"),
 		}, "---\n"),
 	})
 	do := func(method, host, path, token, body string) (*http.Response, reply) {
@@ -93,6 +100,14 @@ func TestExternalAuth(t *testing.T) {
 		return resp, r
 	}
 
+	t.Run("the auth cookie goes with an error answer only with auth-always-set-cookie", func(t *testing.T) {
+		for host, want := range map[string]string{"always.test": "_oauth2_proxy=refreshed; Path=/", "onsuccess.test": ""} {
+			resp, r := do("GET", host, "/", "good", "")
+			if r.Status != 503 || resp.Header.Get("Set-Cookie") != want {
+				t.Errorf("%s: %d with Set-Cookie %q, want 503 with %q", host, r.Status, resp.Header.Get("Set-Cookie"), want)
+			}
+		}
+	})
 	t.Run("no token is refused", func(t *testing.T) {
 		resp, r := do("GET", "guarded.test", "/page", "", "")
 		if r.Status != 401 || r.Name == "app" {
@@ -103,9 +118,12 @@ func TestExternalAuth(t *testing.T) {
 		}
 	})
 	t.Run("a good token reaches the backend with the auth headers", func(t *testing.T) {
-		_, r := do("POST", "guarded.test", "/page?x=1", "good", "payload")
+		resp, r := do("POST", "guarded.test", "/page?x=1", "good", "payload")
 		if r.Status != 200 || r.Name != "app" {
 			t.Fatalf("got %d %q, want 200 from app", r.Status, r.Body)
+		}
+		if got := resp.Header.Get("Set-Cookie"); got != "_oauth2_proxy=refreshed; Path=/" {
+			t.Errorf("the auth service's Set-Cookie reaches the client with a 200: got %q", got)
 		}
 		if got := r.Headers["X-Auth-User"]; got != "alice" {
 			t.Errorf("backend saw X-Auth-User %q, want the auth service's %q", got, "alice")

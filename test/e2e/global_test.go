@@ -270,3 +270,32 @@ func TestWorkerProcessesFollowCPUs(t *testing.T) {
 		return ""
 	})
 }
+
+// TestUseHTTP2: HTTPS offers HTTP/2 by default (ALPN h2); with the
+// ConfigMap's use-http2 "false" a client that asks for h2 gets HTTP/1.1.
+func TestUseHTTP2(t *testing.T) {
+	be := startBackends(t, "web")
+	tg := startTidegate(t, map[string]string{
+		"web.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+			ingressYAML("w", "h2.test", "Prefix / web:80")}, "---\n"),
+	})
+	proto := func() string {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tg.HTTPSPort),
+			&tls.Config{ServerName: "h2.test", InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+		if err != nil {
+			return err.Error()
+		}
+		defer conn.Close()
+		return conn.ConnectionState().NegotiatedProtocol
+	}
+	if p := proto(); p != "h2" {
+		t.Errorf("by default: ALPN %q, want h2", p)
+	}
+	tg.Write("config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata:\n  use-http2: \"false\"\n")
+	tg.Eventually("HTTP/1.1 only with use-http2: false", func() string {
+		if p := proto(); p != "http/1.1" {
+			return fmt.Sprintf("ALPN %q", p)
+		}
+		return ""
+	})
+}
