@@ -28,6 +28,9 @@ type ExtAuth struct {
 	// RequestRedirect is the X-Auth-Request-Redirect sent to the auth
 	// service; empty means the client's request URI.
 	RequestRedirect string
+	// ProxySetHeaders names the ConfigMap whose keys and values are sent to
+	// the auth service as request headers (auth-proxy-set-headers).
+	ProxySetHeaders CustomHeaders
 	// AlwaysSetCookie passes the auth service's Set-Cookie on every answer,
 	// errors included (auth-always-set-cookie); by default only on 2xx and
 	// 3xx answers.
@@ -49,6 +52,10 @@ var reservedAuthHeaders = map[string]bool{
 	"x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-port": true, "x-request-id": true,
 }
 
+// ReservedAuthHeader reports whether tidegate sets the request header name
+// itself for every upstream or auth request.
+func ReservedAuthHeader(name string) bool { return reservedAuthHeaders[strings.ToLower(name)] }
+
 // extAuthMethods are the methods auth-method accepts.
 var extAuthMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
 
@@ -60,6 +67,11 @@ func init() {
 		}
 		c.ExtAuth.URL = v
 		return nil
+	}))
+	register("auth-proxy-set-headers", applied(func(v string, c *Config) error {
+		ref, err := configMapRef(v)
+		c.ExtAuth.ProxySetHeaders = ref
+		return err
 	}))
 	register("auth-always-set-cookie", applied(func(v string, c *Config) error {
 		b, err := boolValue(v)

@@ -21,22 +21,31 @@ const customHeadersDifference = "the ConfigMap must be in the Ingress's namespac
 
 func init() {
 	register("custom-headers", func(v string, c *Config) (Status, string, error) {
-		v = strings.TrimSpace(v)
-		ns, name, qualified := strings.Cut(v, "/")
-		if !qualified {
-			ns, name = "", v
+		ref, err := configMapRef(v)
+		if err != nil {
+			return "", "", err
 		}
-		if qualified {
-			if err := dnsLabel(ns); err != nil {
-				return "", "", fmt.Errorf("%q: namespace %v; write NAMESPACE/CONFIGMAP", v, err)
-			}
-		}
-		if err := dnsSubdomain(name); err != nil {
-			return "", "", fmt.Errorf("%q: ConfigMap name %v; write NAMESPACE/CONFIGMAP", v, err)
-		}
-		c.Headers = CustomHeaders{Namespace: ns, Name: name}
+		c.Headers = ref
 		return Different, customHeadersDifference, nil
 	})
+}
+
+// configMapRef parses "[NAMESPACE/]CONFIGMAP".
+func configMapRef(v string) (CustomHeaders, error) {
+	v = strings.TrimSpace(v)
+	ns, name, qualified := strings.Cut(v, "/")
+	if !qualified {
+		ns, name = "", v
+	}
+	if qualified {
+		if err := dnsLabel(ns); err != nil {
+			return CustomHeaders{}, fmt.Errorf("%q: namespace %v; write NAMESPACE/CONFIGMAP", v, err)
+		}
+	}
+	if err := dnsSubdomain(name); err != nil {
+		return CustomHeaders{}, fmt.Errorf("%q: ConfigMap name %v; write NAMESPACE/CONFIGMAP", v, err)
+	}
+	return CustomHeaders{Namespace: ns, Name: name}, nil
 }
 
 // dnsLabel accepts a Kubernetes namespace name.

@@ -11,7 +11,6 @@ var unsupported = map[string]string{
 	"enable-owasp-core-rules":           "ModSecurity is not part of tidegate",
 	"auth-cache-key":                    "caching external authentication answers is not implemented yet; every request asks the auth-url",
 	"auth-cache-duration":               "caching external authentication answers is not implemented yet; every request asks the auth-url",
-	"auth-proxy-set-headers":            "extra headers for the auth request from a ConfigMap are not implemented yet",
 	"auth-keepalive":                    "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-requests":           "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-timeout":            "keepalive connections to the auth service are not implemented yet",

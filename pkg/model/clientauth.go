@@ -105,39 +105,39 @@ func (b *builder) clientAuthFiles(ing *networkingv1.Ingress, ref string) (certs,
 	if len(raw) == 0 {
 		return "", "", fmt.Errorf("auth-tls-secret %s has no ca.crt (the PEM certificates of the CAs that sign client certificates)", key)
 	}
-	var out strings.Builder
-	n := 0
-	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return "", "", fmt.Errorf("auth-tls-secret %s: certificate %d of ca.crt does not parse: %v", key, n, err)
-		}
-		out.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}))
+	certs, n, err := pemBlocks(raw, "CERTIFICATE", func(der []byte) error { _, err := x509.ParseCertificate(der); return err })
+	if err != nil {
+		return "", "", fmt.Errorf("auth-tls-secret %s: certificate %d of ca.crt does not parse: %v", key, n, err)
 	}
 	if n == 0 {
 		return "", "", fmt.Errorf("auth-tls-secret %s: ca.crt holds no PEM certificate", key)
 	}
-	certs = out.String()
 	if raw := sec.Data["ca.crl"]; len(raw) > 0 {
-		var lists strings.Builder
-		m := 0
-		for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
-			if block.Type != "X509 CRL" {
-				continue
-			}
-			m++
-			if _, err := x509.ParseRevocationList(block.Bytes); err != nil {
-				return "", "", fmt.Errorf("auth-tls-secret %s: revocation list %d of ca.crl does not parse: %v", key, m, err)
-			}
-			lists.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: block.Bytes}))
+		crl, n, err = pemBlocks(raw, "X509 CRL", func(der []byte) error { _, err := x509.ParseRevocationList(der); return err })
+		if err != nil {
+			return "", "", fmt.Errorf("auth-tls-secret %s: revocation list %d of ca.crl does not parse: %v", key, n, err)
 		}
-		if m == 0 {
+		if n == 0 {
 			return "", "", fmt.Errorf("auth-tls-secret %s: ca.crl holds no PEM revocation list (X509 CRL)", key)
 		}
-		crl = lists.String()
 	}
 	return certs, crl, nil
+}
+
+// pemBlocks re-encodes the PEM blocks of type typ in raw that parse; n is
+// how many there were, or the number of the first that does not parse
+// (with its error). Other blocks are skipped.
+func pemBlocks(raw []byte, typ string, parse func(der []byte) error) (out string, n int, err error) {
+	var b strings.Builder
+	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != typ {
+			continue
+		}
+		n++
+		if err := parse(block.Bytes); err != nil {
+			return "", n, err
+		}
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: block.Bytes}))
+	}
+	return b.String(), n, nil
 }

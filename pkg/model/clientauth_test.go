@@ -31,11 +31,12 @@ func TestClientAuthIsAHostSetting(t *testing.T) {
 		wantDenied bool
 		wantReason string
 	}{
-		"a CA in ca.crt":       {secret: caSecret("default/ca", map[string][]byte{"ca.crt": ca})},
-		"no such Secret":       {wantDenied: true, wantReason: "auth-tls-secret default/ca not found"},
-		"no ca.crt":            {secret: caSecret("default/ca", map[string][]byte{"tls.crt": ca}), wantDenied: true, wantReason: "has no ca.crt"},
-		"ca.crt is not PEM":    {secret: caSecret("default/ca", map[string][]byte{"ca.crt": []byte("hello")}), wantDenied: true, wantReason: "holds no PEM certificate"},
-		"a broken certificate": {secret: caSecret("default/ca", map[string][]byte{"ca.crt": []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}), wantDenied: true, wantReason: "does not parse"},
+		"a CA in ca.crt":         {secret: caSecret("default/ca", map[string][]byte{"ca.crt": ca})},
+		"no such Secret":         {wantDenied: true, wantReason: "auth-tls-secret default/ca not found"},
+		"no ca.crt":              {secret: caSecret("default/ca", map[string][]byte{"tls.crt": ca}), wantDenied: true, wantReason: "has no ca.crt"},
+		"ca.crt is not PEM":      {secret: caSecret("default/ca", map[string][]byte{"ca.crt": []byte("hello")}), wantDenied: true, wantReason: "holds no PEM certificate"},
+		"ca.crl that is not PEM": {secret: caSecret("default/ca", map[string][]byte{"ca.crt": ca, "ca.crl": []byte("nope")}), wantDenied: true, wantReason: "holds no PEM revocation list"},
+		"a broken certificate":   {secret: caSecret("default/ca", map[string][]byte{"ca.crt": []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}), wantDenied: true, wantReason: "does not parse"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -40,3 +40,24 @@ func SecretRefs(ing *networkingv1.Ingress) []string {
 	}
 	return out
 }
+
+// ConfigMapRefs returns the namespace/name of every ConfigMap ing's
+// annotations name (custom-headers, auth-proxy-set-headers) in its own
+// namespace, the only place they are read from.
+func ConfigMapRefs(ing *networkingv1.Ingress) []string {
+	var out []string
+	for _, key := range []string{"custom-headers", "auth-proxy-set-headers"} {
+		v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key])
+		if v == "" {
+			continue
+		}
+		ns, name, qualified := strings.Cut(v, "/")
+		if !qualified {
+			ns, name = ing.Namespace, v
+		}
+		if ns == ing.Namespace && name != "" {
+			out = append(out, snapshot.Key(ns, name))
+		}
+	}
+	return out
+}

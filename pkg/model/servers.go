@@ -208,6 +208,15 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 			Reason: "external authentication (" + keys + ") was refused; requests to " + path + " are refused (403) until it is fixed"})
 		loc.AuthDenied = true
 	}
+	if loc.Config.ExtAuth.URL != "" && !loc.AuthDenied {
+		h, err := b.authProxyHeaders(ing) // headers.go
+		if err != nil {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "auth-proxy-set-headers]", Warning: isNotFound(err),
+				Reason: err.Error() + "; requests to " + path + " are refused (403) until it is fixed"})
+			loc.AuthDenied = true
+		}
+		loc.AuthProxyHeaders = h
+	}
 	loc.ResponseHeaders = b.customHeaders(ing) // headers.go
 	if loc.Config.Auth.Basic {
 		id, err := b.authFile(ing, loc.Config.Auth)

@@ -152,6 +152,8 @@ type Location struct {
 	// ResponseHeaders are added to every answer (custom-headers), sorted
 	// by name (headers.go).
 	ResponseHeaders []Header
+	// AuthProxyHeaders are sent to the auth service (auth-proxy-set-headers).
+	AuthProxyHeaders []Header
 }
 
 // Dynamic is everything pushed to Lua. Its JSON is the push schema.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/model"
 )
 
 // External authentication (auth-url) uses nginx's auth_request module,
@@ -29,8 +30,8 @@ import (
 // resolver at all. Search domains do not apply: write the full name.
 
 // authLocation is the internal location that asks the auth service.
-func authLocation(a annotations.ExtAuth, v *view) (uri string, lines []string, err error) {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%q", a.URL, a.Method, a.RequestRedirect)))
+func authLocation(a annotations.ExtAuth, headers []model.Header, v *view) (uri string, lines []string, err error) {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%q|%q", a.URL, a.Method, a.RequestRedirect, headers)))
 	uri = "/_tidegate_auth_" + hex.EncodeToString(sum[:6])
 	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
 	target, err := Quote(a.URL)
@@ -59,6 +60,17 @@ func authLocation(a annotations.ExtAuth, v *view) (uri string, lines []string, e
 		}
 	}
 	add("proxy_set_header X-Auth-Request-Redirect %s;", redirect)
+	for _, h := range headers { // auth-proxy-set-headers: literal values
+		name, err := Quote(h.Name)
+		if err != nil {
+			return "", nil, fmt.Errorf("auth-proxy-set-headers: %w", err)
+		}
+		value, err := quoteLiteral(h.Value)
+		if err != nil {
+			return "", nil, fmt.Errorf("auth-proxy-set-headers %s: %w", h.Name, err)
+		}
+		add("proxy_set_header %s %s;", name, value)
+	}
 	if a.Method != "" {
 		add("proxy_method %s;", a.Method)
 	}
@@ -101,8 +113,8 @@ func signinLocation(a annotations.ExtAuth) (name string, lines []string, err err
 
 // extAuthLines guards a location with its auth-url and registers the
 // internal locations it needs in its server.
-func extAuthLines(a annotations.ExtAuth, v *view, add func(string, ...any)) error {
-	uri, lines, err := authLocation(a, v)
+func extAuthLines(a annotations.ExtAuth, headers []model.Header, v *view, add func(string, ...any)) error {
+	uri, lines, err := authLocation(a, headers, v)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("auth_basic_user_file %s;", file)
 	}
 	if c.ExtAuth.URL != "" {
-		if err := extAuthLines(c.ExtAuth, v, add); err != nil { // extauth.go
+		if err := extAuthLines(c.ExtAuth, l.AuthProxyHeaders, v, add); err != nil { // extauth.go
 			return nil, err
 		}
 	}

@@ -7,10 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -78,17 +76,7 @@ func (tg *tidegate) mtlsGet(sni, host string, cert *tls.Certificate) reply {
 	c := &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
-	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/", tg.HTTPSPort), nil)
-	req.Host = host
-	resp, err := c.Do(req)
-	if err != nil {
-		return reply{Status: -1, Body: err.Error()}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location")}
-	_ = json.Unmarshal(b, &r.Reply)
-	return r
+	return tg.do(c, "https", tg.HTTPSPort, host, "/")
 }
 
 // TestClientCertificateAuth: ingress-nginx's auth-tls-* annotations, by

@@ -81,6 +81,9 @@ func TestExternalAuth(t *testing.T) {
 			serviceYAML("failing", 80), sliceYAML("failing-1", "failing", failing, []string{"127.0.0.1"}),
 			strings.ReplaceAll(annotatedIngress("always", "always.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-always-set-cookie=true"), "name: web", "name: failing"),
 			strings.ReplaceAll(annotatedIngress("onsuccess", "onsuccess.test", "Prefix", "/", "auth-url="+auth.URL+"/verify"), "name: web", "name: failing"),
+			annotatedIngress("hdrs", "hdrs.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-proxy-set-headers=auth-hdrs"),
+			annotatedIngress("nohdrs", "nohdrs.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-proxy-set-headers=missing"),
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-hdrs}\ndata:\n  X-Tenant: acme\n  X-Literal: \"$remote_addr\"\n",
 		}, "---\n"),
 	})
 	do := func(method, host, path, token, body string) (*http.Response, reply) {
@@ -106,6 +109,17 @@ func TestExternalAuth(t *testing.T) {
 			if r.Status != 503 || resp.Header.Get("Set-Cookie") != want {
 				t.Errorf("%s: %d with Set-Cookie %q, want 503 with %q", host, r.Status, resp.Header.Get("Set-Cookie"), want)
 			}
+		}
+	})
+	t.Run("auth-proxy-set-headers reach the auth service, literally", func(t *testing.T) {
+		if _, r := do("GET", "hdrs.test", "/", "good", ""); r.Status != 200 {
+			t.Fatalf("hdrs.test: %d", r.Status)
+		}
+		if h, _, _ := auth.seen(); h.Get("X-Tenant") != "acme" || h.Get("X-Literal") != "$remote_addr" {
+			t.Errorf("auth service saw X-Tenant %q, X-Literal %q", h.Get("X-Tenant"), h.Get("X-Literal"))
+		}
+		if _, r := do("GET", "nohdrs.test", "/", "good", ""); r.Status != 403 {
+			t.Errorf("auth-proxy-set-headers naming a missing ConfigMap: %d, want 403 (fail closed)", r.Status)
 		}
 	})
 	t.Run("no token is refused", func(t *testing.T) {

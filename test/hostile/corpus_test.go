@@ -204,6 +204,13 @@ var annotationPrefix = map[string]string{
 	"auth-tls-secret": "ca", "auth-tls-error-page": "https://a.io/cert", "auth-tls-match-cn": "CN=a",
 	"mirror-target": "https://shadow.io/m", "mirror-host": "shadow.io",
 	"proxy-redirect-from": "http://in.io/", "proxy-redirect-to": "https://a.io/", "satisfy": "any",
+	"proxy-buffering": "on", "proxy-request-buffering": "off", "proxy-http-version": "1.0", "proxy-connect-timeout": "5",
+	"proxy-send-timeout": "60", "proxy-next-upstream-timeout": "5", "proxy-next-upstream-tries": "3",
+	"proxy-ssl-server-name": "on", "enable-access-log": "false", "mirror-request-body": "off",
+	"limit-rps": "5", "limit-rpm": "60", "limit-connections": "5", "permanent-redirect-code": "301",
+	"ssl-redirect": "false", "force-ssl-redirect": "true", "from-to-www-redirect": "true", "server-alias": "b.io",
+	"use-regex": "true", "auth-tls-verify-client": "optional", "auth-tls-verify-depth": "2",
+	"auth-tls-pass-certificate-to-upstream": "true", "auth-always-set-cookie": "true", "auth-proxy-set-headers": "hdrs",
 }
 
 // allowedHome lists the directives a user value may legitimately appear in.
