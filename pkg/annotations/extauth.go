@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -31,6 +32,13 @@ type ExtAuth struct {
 	// ProxySetHeaders names the ConfigMap whose keys and values are sent to
 	// the auth service as request headers (auth-proxy-set-headers).
 	ProxySetHeaders CustomHeaders
+	// CacheKey turns on caching of the auth service's answers, per server
+	// and location, under this key (auth-cache-key, e.g.
+	// "$remote_user$http_authorization"); it may read cacheKeyVars.
+	CacheKey string
+	// CacheDuration are proxy_cache_valid arguments ("200 202 5m"), one per
+	// entry (auth-cache-duration); ingress-nginx's default without.
+	CacheDuration []string
 	// AlwaysSetCookie passes the auth service's Set-Cookie on every answer,
 	// errors included (auth-always-set-cookie); by default only on 2xx and
 	// 3xx answers.
@@ -72,6 +80,37 @@ func init() {
 		ref, err := configMapRef(v)
 		c.ExtAuth.ProxySetHeaders = ref
 		return err
+	}))
+	register("auth-cache-key", applied(func(v string, c *Config) error {
+		v = strings.TrimSpace(v)
+		if err := cacheKey(v); err != nil {
+			return err
+		}
+		c.ExtAuth.CacheKey = v
+		return nil
+	}))
+	register("auth-cache-duration", applied(func(v string, c *Config) error {
+		var out []string
+		for _, e := range strings.Split(v, ",") {
+			f := strings.Fields(e)
+			if len(f) == 0 {
+				continue
+			}
+			for _, code := range f[:len(f)-1] {
+				if _, err := intRange(code, 100, 599); err != nil && code != "any" {
+					return fmt.Errorf("%q: %q is not an HTTP status or any", v, code)
+				}
+			}
+			if !cacheTime.MatchString(f[len(f)-1]) {
+				return fmt.Errorf("%q: %q is not a time such as 5m or 1h", v, f[len(f)-1])
+			}
+			out = append(out, strings.Join(f, " "))
+		}
+		if len(out) == 0 {
+			return fmt.Errorf("no duration given")
+		}
+		c.ExtAuth.CacheDuration = out
+		return nil
 	}))
 	register("auth-always-set-cookie", applied(func(v string, c *Config) error {
 		b, err := boolValue(v)
@@ -242,6 +281,48 @@ func extAuthText(v string, signin bool) error {
 		}
 		if name := v[i+1 : j]; !extAuthVars[name] && !(signin && name == "escaped_request_uri") {
 			return fmt.Errorf("%q reads the variable $%s; only $host, $scheme, $request_uri, $uri, $args, $is_args and $server_port are allowed", v, name)
+		}
+		i = j - 1
+	}
+	return nil
+}
+
+// DefaultAuthCacheDuration is ingress-nginx's auth-cache-duration default.
+var DefaultAuthCacheDuration = []string{"200 202 401 5m"}
+
+var cacheTime = regexp.MustCompile(`^[0-9]{1,6}(ms|s|m|h|d)?$`)
+
+// cacheKeyVars are the variables auth-cache-key may read: who is asking
+// and for what, as ingress-nginx users key the cache ($remote_user,
+// $http_authorization, $cookie_session ...).
+var cacheKeyVars = map[string]bool{"remote_user": true, "remote_addr": true, "host": true, "uri": true, "request_uri": true, "args": true, "scheme": true}
+
+// cacheKey accepts printable characters without quotes, braces, ';' or '#',
+// where '$' starts one of cacheKeyVars or $http_NAME, $cookie_NAME,
+// $arg_NAME.
+func cacheKey(v string) error {
+	if v == "" || len(v) > 512 {
+		return fmt.Errorf("must be 1 to 512 characters")
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"'`{};#\\", c) >= 0 {
+			return fmt.Errorf("%q contains %q; spaces, quotes, braces, ';' and '#' are not allowed", v, rune(c))
+		}
+		if c != '$' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && isVarChar(v[j]) {
+			j++
+		}
+		name := v[i+1 : j]
+		ok := cacheKeyVars[name]
+		for _, p := range []string{"http_", "cookie_", "arg_"} {
+			ok = ok || strings.HasPrefix(name, p) && len(name) > len(p)
+		}
+		if !ok {
+			return fmt.Errorf("%q reads $%s; only $remote_user, $remote_addr, $host, $uri, $request_uri, $args, $scheme, $http_*, $cookie_* and $arg_* are allowed", v, name)
 		}
 		i = j - 1
 	}

@@ -9,8 +9,6 @@ var unsupported = map[string]string{
 	"modsecurity-snippet":               "ModSecurity is not part of tidegate",
 	"enable-modsecurity":                "ModSecurity is not part of tidegate",
 	"enable-owasp-core-rules":           "ModSecurity is not part of tidegate",
-	"auth-cache-key":                    "caching external authentication answers is not implemented yet; every request asks the auth-url",
-	"auth-cache-duration":               "caching external authentication answers is not implemented yet; every request asks the auth-url",
 	"auth-keepalive":                    "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-requests":           "keepalive connections to the auth service are not implemented yet",
 	"auth-keepalive-timeout":            "keepalive connections to the auth service are not implemented yet",

@@ -31,7 +31,7 @@ import (
 
 // authLocation is the internal location that asks the auth service.
 func authLocation(a annotations.ExtAuth, headers []model.Header, v *view) (uri string, lines []string, err error) {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%q|%q", a.URL, a.Method, a.RequestRedirect, headers)))
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%q|%q|%q|%q|%q|%q", a.URL, a.Method, a.RequestRedirect, headers, a.CacheKey, a.CacheDuration)))
 	uri = "/_tidegate_auth_" + hex.EncodeToString(sum[:6])
 	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
 	target, err := Quote(a.URL)
@@ -75,11 +75,46 @@ func authLocation(a annotations.ExtAuth, headers []model.Header, v *view) (uri s
 		add("proxy_method %s;", a.Method)
 	}
 	add("proxy_ssl_server_name on;")
-	add("proxy_buffering off;")
+	if a.CacheKey != "" {
+		// auth-cache-key: answers are kept per server and location (the
+		// host and this location's name are part of the key). nginx caches
+		// only buffered answers.
+		if err := authCacheLines(a, uri, v, add); err != nil {
+			return "", nil, err
+		}
+	} else {
+		add("proxy_buffering off;")
+	}
 	add("proxy_intercept_errors off;")
 	add("set $tidegate_auth_url %s;", target)
 	add("proxy_pass $tidegate_auth_url;")
 	return uri, lines, nil
+}
+
+// authCacheLines cache an auth location's answers (auth-cache-key,
+// auth-cache-duration) in the shared auth cache, declared at http level
+// once a location uses it.
+func authCacheLines(a annotations.ExtAuth, uri string, v *view, add func(string, ...any)) error {
+	dir, err := Quote(v.authCacheDir)
+	if err != nil {
+		return err
+	}
+	v.zone("proxy_cache_path " + dir + " levels=1:2 keys_zone=tidegate_auth:10m max_size=128m inactive=30m use_temp_path=off;")
+	key, err := Quote("$host" + uri + a.CacheKey) // variables checked by the annotation
+	if err != nil {
+		return fmt.Errorf("auth-cache-key: %w", err)
+	}
+	add("proxy_buffering on;")
+	add("proxy_cache tidegate_auth;")
+	add("proxy_cache_key %s;", key)
+	durations := a.CacheDuration
+	if len(durations) == 0 {
+		durations = annotations.DefaultAuthCacheDuration
+	}
+	for _, d := range durations {
+		add("proxy_cache_valid %s;", d) // codes and a time, checked by the annotation
+	}
+	return nil
 }
 
 // signinLocation is the named location a 401 goes to with auth-signin: a

@@ -174,6 +174,8 @@ type view struct {
 	Redirects []redirectView
 	// authDir holds the htpasswd files (WorkDir/auth).
 	authDir string
+	// authCacheDir holds the cached auth answers (auth-cache-key).
+	authCacheDir string
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
@@ -298,6 +300,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		return nil, err
 	}
 	v.authDir = filepath.Join(set.WorkDir, "auth")
+	v.authCacheDir = filepath.Join(set.WorkDir, "tmp", "auth-cache")
 	resolvers, err := resolverAddrs(set.Resolvers)
 	if err != nil {
 		return nil, err

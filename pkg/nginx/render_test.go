@@ -79,6 +79,8 @@ func TestRenderGolden(t *testing.T) {
 				Annotate("nginx.ingress.kubernetes.io/default-backend", "errors"),
 			fixture.Ingress("dynamic-host").Host("oauth.io").Prefix("/", "empty:80").
 				Annotate("nginx.ingress.kubernetes.io/auth-url", "https://$host/oauth2/auth").
+				Annotate("nginx.ingress.kubernetes.io/auth-cache-key", "$remote_user$http_authorization").
+				Annotate("nginx.ingress.kubernetes.io/auth-cache-duration", "200 202 10m, 401 1m").
 				Annotate("nginx.ingress.kubernetes.io/default-backend", "errors"),
 			fixture.Ingress("global-errors").Host("plain.io").Prefix("/", "web:80")},
 		// add_header inheritance: every level with headers of its own

@@ -21,6 +21,7 @@ type authServer struct {
 	last http.Header
 	meth string
 	body int64
+	hits map[string]int // requests by path and Authorization
 }
 
 func startAuthServer(t *testing.T) *authServer {
@@ -33,6 +34,10 @@ func startAuthServer(t *testing.T) *authServer {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.last, a.meth, a.body = r.Header.Clone(), r.Method, r.ContentLength
+		if a.hits == nil {
+			a.hits = map[string]int{}
+		}
+		a.hits[r.URL.Path+" "+r.Header.Get("Authorization")]++
 		a.mu.Unlock()
 		if r.Header.Get("Authorization") != "Bearer good" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
@@ -41,12 +46,22 @@ func startAuthServer(t *testing.T) *authServer {
 		}
 		w.Header().Set("X-Auth-User", "alice")
 		w.Header().Set("X-Not-Copied", "secret")
-		w.Header().Set("Set-Cookie", "_oauth2_proxy=refreshed; Path=/")
+		if r.URL.Path != "/cached" { // nginx caches no answer that sets a cookie
+			w.Header().Set("Set-Cookie", "_oauth2_proxy=refreshed; Path=/")
+		}
 		w.WriteHeader(http.StatusOK)
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return a
+}
+
+// asked returns how many auth requests for path carried Authorization
+// value auth.
+func (a *authServer) asked(path, auth string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hits[path+" "+auth]
 }
 
 func (a *authServer) seen() (http.Header, string, int64) {
@@ -81,6 +96,7 @@ func TestExternalAuth(t *testing.T) {
 			serviceYAML("failing", 80), sliceYAML("failing-1", "failing", failing, []string{"127.0.0.1"}),
 			strings.ReplaceAll(annotatedIngress("always", "always.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-always-set-cookie=true"), "name: web", "name: failing"),
 			strings.ReplaceAll(annotatedIngress("onsuccess", "onsuccess.test", "Prefix", "/", "auth-url="+auth.URL+"/verify"), "name: web", "name: failing"),
+			annotatedIngress("cached", "cached.test", "Prefix", "/", "auth-url="+auth.URL+"/cached", "auth-cache-key=$http_authorization", "auth-cache-duration=200 1m"),
 			annotatedIngress("hdrs", "hdrs.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-proxy-set-headers=auth-hdrs"),
 			annotatedIngress("nohdrs", "nohdrs.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-proxy-set-headers=missing"),
 			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-hdrs}\ndata:\n  X-Tenant: acme\n  X-Literal: \"$remote_addr\"\n",
@@ -109,6 +125,22 @@ func TestExternalAuth(t *testing.T) {
 			if r.Status != 503 || resp.Header.Get("Set-Cookie") != want {
 				t.Errorf("%s: %d with Set-Cookie %q, want 503 with %q", host, r.Status, resp.Header.Get("Set-Cookie"), want)
 			}
+		}
+	})
+	t.Run("auth-cache-key: one auth request per token while the answer is fresh", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			if _, r := do("GET", "cached.test", fmt.Sprintf("/p%d", i), "good", ""); r.Status != 200 {
+				t.Fatalf("cached.test: %d", r.Status)
+			}
+		}
+		for i := 0; i < 2; i++ {
+			if _, r := do("GET", "cached.test", "/", "bad", ""); r.Status != 401 {
+				t.Fatalf("cached.test with a bad token: %d", r.Status)
+			}
+		}
+		// 200 is cached for a minute; 401 is not listed in the duration.
+		if good, bad := auth.asked("/cached", "Bearer good"), auth.asked("/cached", "Bearer bad"); good != 1 || bad != 2 {
+			t.Errorf("the auth service was asked %d times for the good token (want 1, then cached) and %d for the bad one (want 2, not cached)", good, bad)
 		}
 	})
 	t.Run("auth-proxy-set-headers reach the auth service, literally", func(t *testing.T) {

@@ -211,6 +211,7 @@ var annotationPrefix = map[string]string{
 	"ssl-redirect": "false", "force-ssl-redirect": "true", "from-to-www-redirect": "true", "server-alias": "b.io",
 	"use-regex": "true", "auth-tls-verify-client": "optional", "auth-tls-verify-depth": "2",
 	"auth-tls-pass-certificate-to-upstream": "true", "auth-always-set-cookie": "true", "auth-proxy-set-headers": "hdrs",
+	"auth-cache-key": "$remote_user", "auth-cache-duration": "200 5m",
 }
 
 // allowedHome lists the directives a user value may legitimately appear in.
@@ -226,6 +227,8 @@ var allowedHome = map[string]bool{
 	"log_format": true,
 	// proxy-redirect-from/-to and auth-tls-error-page are their arguments.
 	"proxy_redirect": true, "error_page": true,
+	// auth-cache-key and auth-cache-duration are theirs.
+	"proxy_cache_key": true, "proxy_cache_valid": true,
 }
 
 // markers are strings that only a payload can bring into nginx.conf.
