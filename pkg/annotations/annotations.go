@@ -55,6 +55,7 @@ type Config struct {
 	Snippets Snippets
 	ExtAuth  ExtAuth
 	Mirror   Mirror
+	ProxySSL ProxySSL
 	Errors   Errors
 	// AccessLogOff leaves the location's requests out of the access log
 	// (enable-access-log: "false"); the request metrics still count them.

@@ -16,8 +16,6 @@ var unsupported = map[string]string{
 	"enable-opentelemetry":              "OpenTelemetry is not implemented yet",
 	"opentelemetry-trust-incoming-span": "OpenTelemetry is not implemented yet",
 	"ssl-passthrough":                   "TLS passthrough is not implemented",
-	"proxy-ssl-secret":                  "backend client certificates are not implemented yet",
-	"proxy-ssl-verify":                  "backend certificate verification is not implemented yet",
 	"enable-rewrite-log":                "rewrite logging is not implemented",
 	"global-rate-limit":                 "global (memcached) rate limits are not implemented",
 	"x-forwarded-for":                   "not an annotation; use the ConfigMap",

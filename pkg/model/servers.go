@@ -217,6 +217,26 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		}
 		loc.AuthProxyHeaders = h
 	}
+	if c := loc.Config.ProxySSL.Ciphers; c != "" {
+		if err := cipherList(c); err != nil { // what OpenSSL would refuse fails nginx -t
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "proxy-ssl-ciphers]",
+				Reason: strings.Replace(err.Error(), "ssl-ciphers", "proxy-ssl-ciphers", 1) + "; nginx's default ciphers are used"})
+			loc.Config.ProxySSL.Ciphers = ""
+		}
+	}
+	if ps := loc.Config.ProxySSL; ps.Verify && ps.Secret == "" {
+		b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "proxy-ssl-verify]",
+			Reason: "proxy-ssl-verify needs proxy-ssl-secret with the CAs in ca.crt; requests to " + path + " are refused (403) until it is set"})
+		loc.AuthDenied = true
+	} else if ps.Secret != "" {
+		t, err := b.backendTLS(ing, ps.Secret, ps.Verify) // backendtls.go
+		if err != nil {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "proxy-ssl-secret]", Warning: isNotFound(err),
+				Reason: err.Error() + "; requests to " + path + " are refused (403) until it is fixed"})
+			loc.AuthDenied = true
+		}
+		loc.BackendTLS = t
+	}
 	loc.ResponseHeaders = b.customHeaders(ing) // headers.go
 	if loc.Config.Auth.Basic {
 		id, err := b.authFile(ing, loc.Config.Auth)

@@ -154,6 +154,8 @@ type Location struct {
 	ResponseHeaders []Header
 	// AuthProxyHeaders are sent to the auth service (auth-proxy-set-headers).
 	AuthProxyHeaders []Header
+	// BackendTLS are the files of proxy-ssl-secret, nil without.
+	BackendTLS *BackendTLS
 }
 
 // Dynamic is everything pushed to Lua. Its JSON is the push schema.

@@ -62,7 +62,7 @@ func errorPageLines(l *model.Location, grpc, skip401 bool, v *view, add func(str
 			"proxy_set_header X-Request-ID $request_id;",
 			"proxy_set_header X-Forwarded-For $tidegate_xff;",
 			"proxy_set_header X-Real-IP $remote_addr;",
-			"proxy_pass http://tidegate_upstream;",
+			"proxy_pass http://" + Upstream + ";",
 		})
 		add("error_page %d = %s;", code, name)
 	}

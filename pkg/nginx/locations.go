@@ -179,18 +179,22 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	if err := backendSNILines(c.Proxy, add); err != nil {
 		return nil, err
 	}
+	upstream, err := backendTLSLines(l, c, v, add) // backendtls.go
+	if err != nil {
+		return nil, err
+	}
 	switch c.Proxy.Protocol {
 	case "HTTPS":
 		add("set $tidegate_scheme https;")
-		add("proxy_pass https://tidegate_upstream;")
+		add("proxy_pass https://%s;", upstream)
 	case "GRPC":
 		add("set $tidegate_scheme grpc;")
-		add("grpc_pass grpc://tidegate_upstream;")
+		add("grpc_pass grpc://%s;", upstream)
 	case "GRPCS":
 		add("set $tidegate_scheme grpcs;")
-		add("grpc_pass grpcs://tidegate_upstream;")
+		add("grpc_pass grpcs://%s;", upstream)
 	default:
-		add("proxy_pass http://tidegate_upstream;")
+		add("proxy_pass http://%s;", upstream)
 	}
 	return out, nil
 }

@@ -113,7 +113,7 @@ func (p *Process) Check(conf []byte) error {
 }
 
 // authFileName is the form of every AuthFile name the model makes.
-var authFileName = regexp.MustCompile(`^[0-9a-f]{16}\.(htpasswd|ca\.pem|crl\.pem)$`)
+var authFileName = regexp.MustCompile(`^[0-9a-f]{16}\.(htpasswd|ca\.pem|crl\.pem|crt\.pem|key\.pem)$`)
 
 // WriteAuthFiles writes the files a configuration refers to: htpasswd files
 // (nginx reads them per request) and client certificate CAs and CRLs (read
@@ -133,7 +133,11 @@ func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
 			continue
 		}
 		tmp := path + ".new"
-		if err := os.WriteFile(tmp, []byte(f.Content), 0o644); err != nil {
+		perm := os.FileMode(0o644)
+		if strings.HasSuffix(f.Name, ".key.pem") {
+			perm = 0o600 // a private key (proxy-ssl-secret)
+		}
+		if err := os.WriteFile(tmp, []byte(f.Content), perm); err != nil {
 			return fmt.Errorf("auth file: %w", err)
 		}
 		if err := os.Rename(tmp, path); err != nil {

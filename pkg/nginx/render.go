@@ -176,6 +176,9 @@ type view struct {
 	authDir string
 	// authCacheDir holds the cached auth answers (auth-cache-key).
 	authCacheDir string
+	// Upstreams are the balancer's upstream blocks: Upstream, then one per
+	// set of backend TLS settings (backendtls.go).
+	Upstreams []string
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
 	zoneSeen  map[string]bool
@@ -248,6 +251,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	}
 	paths := map[string]*string{}
 	v := &view{
+		Upstreams:         []string{Upstream},
 		LuaDicts:          d,
 		ProxyProtocol:     map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
 		HTTP2:             map[bool]string{false: " http2"}[g.Settings.NoHTTP2],

@@ -141,6 +141,12 @@ func fields() []field {
 				}
 				// The external-auth keys act only with an auth-url, custom
 				// errors only with somewhere to send them.
+				if strings.HasPrefix(key, "proxy-ssl-") {
+					i = i.Annotate(annotations.Prefix+"backend-protocol", "HTTPS")
+					if key != "proxy-ssl-secret" {
+						i = i.Annotate(annotations.Prefix+"proxy-ssl-secret", "ca")
+					}
+				}
 				if strings.HasPrefix(key, "auth-tls-") {
 					if key != "auth-tls-secret" {
 						i = i.Annotate(annotations.Prefix+"auth-tls-secret", "ca")
@@ -212,6 +218,8 @@ var annotationPrefix = map[string]string{
 	"use-regex": "true", "auth-tls-verify-client": "optional", "auth-tls-verify-depth": "2",
 	"auth-tls-pass-certificate-to-upstream": "true", "auth-always-set-cookie": "true", "auth-proxy-set-headers": "hdrs",
 	"auth-cache-key": "$remote_user", "auth-cache-duration": "200 5m",
+	"proxy-ssl-secret": "ca", "proxy-ssl-verify": "on", "proxy-ssl-verify-depth": "2", "proxy-ssl-protocols": "TLSv1.2",
+	"proxy-ssl-ciphers": "HIGH",
 }
 
 // allowedHome lists the directives a user value may legitimately appear in.
@@ -229,6 +237,8 @@ var allowedHome = map[string]bool{
 	"proxy_redirect": true, "error_page": true,
 	// auth-cache-key and auth-cache-duration are theirs.
 	"proxy_cache_key": true, "proxy_cache_valid": true,
+	// proxy-ssl-ciphers is its argument.
+	"proxy_ssl_ciphers": true,
 }
 
 // markers are strings that only a payload can bring into nginx.conf.
