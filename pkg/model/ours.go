@@ -18,7 +18,8 @@ func OurIngresses(snap *snapshot.Snapshot, opts Options) []*networkingv1.Ingress
 }
 
 // SecretRefs returns the namespace/name of every Secret ing reads: those of
-// spec.tls, and those its annotations name (auth-secret, auth-tls-secret).
+// spec.tls, and those its annotations name (auth-secret, auth-tls-secret,
+// proxy-ssl-secret).
 // A source that keeps only the data of referenced Secrets must keep these.
 func SecretRefs(ing *networkingv1.Ingress) []string {
 	var out []string
@@ -27,7 +28,7 @@ func SecretRefs(ing *networkingv1.Ingress) []string {
 			out = append(out, snapshot.Key(ing.Namespace, t.SecretName))
 		}
 	}
-	for _, key := range []string{"auth-secret", "auth-tls-secret"} {
+	for _, key := range []string{"auth-secret", "auth-tls-secret", "proxy-ssl-secret"} {
 		v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key])
 		if v == "" {
 			continue
