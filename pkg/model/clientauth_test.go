@@ -81,3 +81,17 @@ func TestClientAuthIsAHostSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretRefs: every Secret an Ingress reads is named, so that a source
+// keeping only referenced Secrets whole keeps these (in a cluster a
+// stripped auth-secret refused every request).
+func TestSecretRefs(t *testing.T) {
+	ing := fixture.Ingress("shop/a").Host("a.io").Prefix("/", "web:80").TLS("site-tls", "a.io").
+		Annotate("nginx.ingress.kubernetes.io/auth-secret", "users").
+		Annotate("nginx.ingress.kubernetes.io/auth-tls-secret", "certs/client-ca").
+		Annotate("nginx.ingress.kubernetes.io/proxy-ssl-secret", "backend-tls").Ingress
+	got := strings.Join(model.SecretRefs(ing), " ")
+	if want := "shop/site-tls shop/users certs/client-ca shop/backend-tls"; got != want {
+		t.Errorf("SecretRefs = %q, want %q", got, want)
+	}
+}
