@@ -54,14 +54,9 @@ func (b *builder) authFile(ing *networkingv1.Ingress, a annotations.Auth) (strin
 	if a.Secret == "" {
 		return "", fmt.Errorf("auth-type basic needs auth-secret")
 	}
-	ns, name, cross := strings.Cut(a.Secret, "/")
-	if !cross {
-		ns, name = ing.Namespace, a.Secret
-	}
-	key := ns + "/" + name
-	sec := b.snap.Secret(ns, name)
-	if sec == nil {
-		return "", fmt.Errorf("auth-secret %s not found", key)
+	sec, key, err := b.secretRef(ing, a.Secret, "auth-secret") // clientauth.go
+	if err != nil {
+		return "", err
 	}
 	var lines []string
 	if a.Map {

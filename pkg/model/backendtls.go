@@ -2,9 +2,7 @@ package model
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -21,23 +19,15 @@ type BackendTLS struct {
 // the backend) and tls.crt with tls.key (a client certificate, both or
 // neither). It returns an error saying what is wrong with the Secret.
 func (b *builder) backendTLS(ing *networkingv1.Ingress, ref string, verify bool) (*BackendTLS, error) {
-	ns, name, cross := strings.Cut(ref, "/")
-	if !cross {
-		ns, name = ing.Namespace, ref
-	}
-	key := ns + "/" + name
-	sec := b.snap.Secret(ns, name)
-	if sec == nil {
-		return nil, errNotFound{fmt.Errorf("proxy-ssl-secret %s not found", key)}
+	sec, key, err := b.secretRef(ing, ref, "proxy-ssl-secret") // clientauth.go
+	if err != nil {
+		return nil, err
 	}
 	out := &BackendTLS{}
 	if raw := sec.Data["ca.crt"]; len(raw) > 0 {
-		certs, n, err := pemBlocks(raw, "CERTIFICATE", func(der []byte) error { _, err := x509.ParseCertificate(der); return err })
+		certs, err := caPEM(raw, "proxy-ssl-secret "+key)
 		if err != nil {
-			return nil, fmt.Errorf("proxy-ssl-secret %s: certificate %d of ca.crt does not parse: %v", key, n, err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("proxy-ssl-secret %s: ca.crt holds no PEM certificate", key)
+			return nil, err
 		}
 		out.CAFile = b.addAuthFile(certs, ".ca.pem", certs)
 	} else if verify {

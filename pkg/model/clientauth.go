@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
@@ -76,7 +77,7 @@ func (b *builder) addClientAuth(ing *networkingv1.Ingress, srv *serverBuilder) {
 	}
 	certs, crl, err := b.clientAuthFiles(ing, a.Secret)
 	if err != nil {
-		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: strings.Contains(err.Error(), "not found"),
+		b.report(Problem{Kind: "Ingress", Object: key, Field: field, Warning: isNotFound(err),
 			Reason: fmt.Sprintf("%v; requests to %s are refused (403) until it is fixed", err, srv.host)})
 		ca.Denied = true
 		return
@@ -92,27 +93,19 @@ func (b *builder) addClientAuth(ing *networkingv1.Ingress, srv *serverBuilder) {
 // that holds only what was parsed, so nginx is never handed anything Go
 // could not read.
 func (b *builder) clientAuthFiles(ing *networkingv1.Ingress, ref string) (certs, crl string, err error) {
-	ns, name, cross := strings.Cut(ref, "/")
-	if !cross {
-		ns, name = ing.Namespace, ref
-	}
-	key := ns + "/" + name
-	sec := b.snap.Secret(ns, name)
-	if sec == nil {
-		return "", "", fmt.Errorf("auth-tls-secret %s not found", key)
+	sec, key, err := b.secretRef(ing, ref, "auth-tls-secret")
+	if err != nil {
+		return "", "", err
 	}
 	raw := sec.Data["ca.crt"]
 	if len(raw) == 0 {
 		return "", "", fmt.Errorf("auth-tls-secret %s has no ca.crt (the PEM certificates of the CAs that sign client certificates)", key)
 	}
-	certs, n, err := pemBlocks(raw, "CERTIFICATE", func(der []byte) error { _, err := x509.ParseCertificate(der); return err })
-	if err != nil {
-		return "", "", fmt.Errorf("auth-tls-secret %s: certificate %d of ca.crt does not parse: %v", key, n, err)
-	}
-	if n == 0 {
-		return "", "", fmt.Errorf("auth-tls-secret %s: ca.crt holds no PEM certificate", key)
+	if certs, err = caPEM(raw, "auth-tls-secret "+key); err != nil {
+		return "", "", err
 	}
 	if raw := sec.Data["ca.crl"]; len(raw) > 0 {
+		var n int
 		crl, n, err = pemBlocks(raw, "X509 CRL", func(der []byte) error { _, err := x509.ParseRevocationList(der); return err })
 		if err != nil {
 			return "", "", fmt.Errorf("auth-tls-secret %s: revocation list %d of ca.crl does not parse: %v", key, n, err)
@@ -140,4 +133,31 @@ func pemBlocks(raw []byte, typ string, parse func(der []byte) error) (out string
 		b.Write(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: block.Bytes}))
 	}
 	return b.String(), n, nil
+}
+
+// secretRef finds the Secret an annotation (what) names as "name" (in the
+// Ingress's namespace) or "namespace/name", and returns it with its key.
+func (b *builder) secretRef(ing *networkingv1.Ingress, ref, what string) (*corev1.Secret, string, error) {
+	ns, name, cross := strings.Cut(ref, "/")
+	if !cross {
+		ns, name = ing.Namespace, ref
+	}
+	key := ns + "/" + name
+	sec := b.snap.Secret(ns, name)
+	if sec == nil {
+		return nil, key, errNotFound{fmt.Errorf("%s %s not found", what, key)}
+	}
+	return sec, key, nil
+}
+
+// caPEM re-encodes the certificates of a ca.crt (of what) that Go parses.
+func caPEM(raw []byte, what string) (string, error) {
+	certs, n, err := pemBlocks(raw, "CERTIFICATE", func(der []byte) error { _, err := x509.ParseCertificate(der); return err })
+	if err != nil {
+		return "", fmt.Errorf("%s: certificate %d of ca.crt does not parse: %v", what, n, err)
+	}
+	if n == 0 {
+		return "", fmt.Errorf("%s: ca.crt holds no PEM certificate", what)
+	}
+	return certs, nil
 }
