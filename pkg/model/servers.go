@@ -241,7 +241,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if loc.Config.Auth.Basic {
 		id, err := b.authFile(ing, loc.Config.Auth)
 		if err != nil {
-			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "auth-secret]",
+			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "auth-secret]", Warning: isNotFound(err),
 				Reason: err.Error() + "; requests to " + path + " are refused (403) until it is fixed"})
 			loc.AuthDenied = true
 		}
