@@ -13,7 +13,7 @@ import (
 // host's server block; a host with them never shares a block with hosts
 // without (hostgroups.go compares whole blocks). nginx answers a missing
 // or bad certificate with 400 (or the error page), and refuses (421) a
-// request whose Host names such a server on a connection negotiated for
+// request whose Host names such a server on a connection whose SNI named
 // another one.
 
 // verifyModes are the ssl_verify_client values the model may carry.
@@ -57,12 +57,13 @@ func clientAuthServerLines(ca *model.ClientAuth, authDir string) ([]string, erro
 }
 
 // clientAuthLocationLines guard each location of the host, after its
-// redirect to HTTPS. The handshake only checks certificates of clients that
-// named the host in SNI: a client that sent no SNI (or plain HTTP, when
-// ssl-redirect is off) reaches the host's locations through the default
-// server, so with verify "on" a request that did not present a verified
-// certificate is refused here (403). auth-tls-match-cn refuses subjects
-// that do not match, as ingress-nginx does.
+// redirect to HTTPS. Over TLS nginx checks the certificate itself, per
+// request, against the server the Host header selects (a client that sent
+// no SNI gets 400 too). A plain-HTTP request (a host without spec.tls, or
+// ssl-redirect off) has no certificate at all: with verify "on" it is
+// refused here (403) instead of reaching the backend unchecked.
+// auth-tls-match-cn refuses subjects that do not match, as ingress-nginx
+// does.
 func clientAuthLocationLines(ca *model.ClientAuth, add func(string, ...any)) error {
 	if ca == nil || ca.Denied {
 		return nil
