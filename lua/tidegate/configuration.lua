@@ -642,9 +642,10 @@ function _M.workers()
     backends_dict:get(store.VERSION) or 0, tbl_concat(list, ",")))
 end
 
--- checked_pairs splits doc's certificates into those OpenSSL loads and the
--- ids of those it refuses, with the members of the answer that name them.
-local function checked_pairs(doc)
+-- leave_out_refused keeps in doc only the certificates OpenSSL loads and
+-- returns the ids of the others, and the members of the answer that name
+-- them: one broken Secret must not hold back every other certificate.
+local function leave_out_refused(doc)
   local accepted, keep, rejected = {}, {}, {}
   for _, c in ipairs(doc.certificates) do
     local ok, perr = pem.check_pair(c.cert, c.key)
@@ -655,7 +656,8 @@ local function checked_pairs(doc)
       rejected[#rejected + 1] = rejected_member(c.id, perr)
     end
   end
-  return accepted, keep, rejected
+  doc.certificates = accepted
+  return keep, rejected
 end
 
 -- apply_certificates stores doc's certificates. keep are ids nginx refused
@@ -763,11 +765,9 @@ function _M.certificates()
   if not doc then
     return fail(400, err)
   end
-  -- A pair OpenSSL refuses is left out, not the push: one broken Secret
-  -- must not hold back every other certificate. Its hosts keep what they
-  -- had (the default certificate when nothing was stored for them).
-  local accepted, keep, rejected = checked_pairs(doc)
-  doc.certificates = accepted
+  -- A pair OpenSSL refuses is left out, not the push. Its hosts keep what
+  -- they had (the default certificate when nothing was stored for them).
+  local keep, rejected = leave_out_refused(doc)
   local ok
   ok, err = lock(certificates_dict)
   if not ok then
@@ -837,14 +837,13 @@ local function seed_certificates(path)
     ngx_log(ngx_ERR, "tidegate: seed ", path, " not applied: ", tostring(err))
     return
   end
-  local accepted, keep = checked_pairs(doc)
-  doc.certificates = accepted
+  local keep = leave_out_refused(doc)
   local status, res = apply_certificates(doc, keep)
   if status ~= 200 then
     ngx_log(ngx_ERR, "tidegate: seed ", path, " not applied: ", tostring(res))
     return
   end
-  ngx_log(ngx.NOTICE, "tidegate: seeded ", #accepted, " certificates from ", path)
+  ngx_log(ngx.NOTICE, "tidegate: seeded ", #doc.certificates, " certificates from ", path)
 end
 
 -- seed fills empty shared dicts from dir (init_by_lua).

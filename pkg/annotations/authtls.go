@@ -84,16 +84,8 @@ func init() {
 
 // secretRef accepts "name" or "namespace/name" of a Secret.
 func secretRef(v string) error {
-	ns, name, cross := strings.Cut(v, "/")
-	if !cross {
-		name = v
-	} else if err := dnsLabel(ns); err != nil {
-		return fmt.Errorf("%q: namespace %v; write NAME or NAMESPACE/NAME of a Secret", v, err)
-	}
-	if err := dnsSubdomain(name); err != nil {
-		return fmt.Errorf("%q: Secret name %v; write NAME or NAMESPACE/NAME of a Secret", v, err)
-	}
-	return nil
+	_, err := objectRef(v, "Secret") // headers.go
+	return err
 }
 
 // validPCRE reports whether p is safe to give to nginx as a regex outside a

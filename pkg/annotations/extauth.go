@@ -264,23 +264,33 @@ func extAuthURL(v string, signin bool) error {
 // the variable "hostx"). signin also allows $escaped_request_uri, which
 // the signin location computes (ingress-nginx's oauth2-proxy examples use it).
 func extAuthText(v string, signin bool) error {
-	if v == "" || len(v) > 2048 {
-		return fmt.Errorf("must be 1 to 2048 characters")
+	return textWithVars(v, 2048, "\"\\{};#'`<>|^", func(name string) bool {
+		return extAuthVars[name] || signin && name == "escaped_request_uri"
+	}, "$host, $scheme, $request_uri, $uri, $args, $is_args and $server_port")
+}
+
+// textWithVars accepts 1 to max printable ASCII characters without spaces
+// or any of forbidden, where '$' only starts a variable name allowed
+// accepts (a longer name such as "$hostx" is nginx's variable "hostx", so
+// the whole name is judged); vars names the allowed ones for the error.
+func textWithVars(v string, max int, forbidden string, allowed func(name string) bool, vars string) error {
+	if v == "" || len(v) > max {
+		return fmt.Errorf("must be 1 to %d characters", max)
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"\\{};#'`<>|^", c) >= 0 {
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte(forbidden, c) >= 0 {
 			return fmt.Errorf("%q contains %q; spaces, quotes, braces, ';' and '#' are not allowed", v, rune(c))
 		}
 		if c != '$' {
 			continue
 		}
 		j := i + 1
-		for j < len(v) && (v[j] >= 'a' && v[j] <= 'z' || v[j] >= 'A' && v[j] <= 'Z' || v[j] >= '0' && v[j] <= '9' || v[j] == '_') {
+		for j < len(v) && isVarChar(v[j]) {
 			j++
 		}
-		if name := v[i+1 : j]; !extAuthVars[name] && !(signin && name == "escaped_request_uri") {
-			return fmt.Errorf("%q reads the variable $%s; only $host, $scheme, $request_uri, $uri, $args, $is_args and $server_port are allowed", v, name)
+		if name := v[i+1 : j]; !allowed(name) {
+			return fmt.Errorf("%q reads the variable $%s; only %s are allowed", v, name, vars)
 		}
 		i = j - 1
 	}
@@ -301,30 +311,12 @@ var cacheKeyVars = map[string]bool{"remote_user": true, "remote_addr": true, "ho
 // where '$' starts one of cacheKeyVars or $http_NAME, $cookie_NAME,
 // $arg_NAME.
 func cacheKey(v string) error {
-	if v == "" || len(v) > 512 {
-		return fmt.Errorf("must be 1 to 512 characters")
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"'`{};#\\", c) >= 0 {
-			return fmt.Errorf("%q contains %q; spaces, quotes, braces, ';' and '#' are not allowed", v, rune(c))
-		}
-		if c != '$' {
-			continue
-		}
-		j := i + 1
-		for j < len(v) && isVarChar(v[j]) {
-			j++
-		}
-		name := v[i+1 : j]
-		ok := cacheKeyVars[name]
+	return textWithVars(v, 512, "\"'`{};#\\", func(name string) bool {
 		for _, p := range []string{"http_", "cookie_", "arg_"} {
-			ok = ok || strings.HasPrefix(name, p) && len(name) > len(p)
+			if strings.HasPrefix(name, p) && len(name) > len(p) {
+				return true
+			}
 		}
-		if !ok {
-			return fmt.Errorf("%q reads $%s; only $remote_user, $remote_addr, $host, $uri, $request_uri, $args, $scheme, $http_*, $cookie_* and $arg_* are allowed", v, name)
-		}
-		i = j - 1
-	}
-	return nil
+		return cacheKeyVars[name]
+	}, "$remote_user, $remote_addr, $host, $uri, $request_uri, $args, $scheme, $http_*, $cookie_* and $arg_*")
 }

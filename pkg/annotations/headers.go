@@ -31,19 +31,21 @@ func init() {
 }
 
 // configMapRef parses "[NAMESPACE/]CONFIGMAP".
-func configMapRef(v string) (CustomHeaders, error) {
+func configMapRef(v string) (CustomHeaders, error) { return objectRef(v, "ConfigMap") }
+
+// objectRef parses "[NAMESPACE/]NAME" of an object of kind: a DNS label
+// and a DNS subdomain, as the API server requires. Namespace is "" when v
+// names none.
+func objectRef(v, kind string) (CustomHeaders, error) {
 	v = strings.TrimSpace(v)
 	ns, name, qualified := strings.Cut(v, "/")
 	if !qualified {
 		ns, name = "", v
-	}
-	if qualified {
-		if err := dnsLabel(ns); err != nil {
-			return CustomHeaders{}, fmt.Errorf("%q: namespace %v; write NAMESPACE/CONFIGMAP", v, err)
-		}
+	} else if err := dnsLabel(ns); err != nil {
+		return CustomHeaders{}, fmt.Errorf("%q: namespace %v; write NAME or NAMESPACE/NAME of a %s", v, err, kind)
 	}
 	if err := dnsSubdomain(name); err != nil {
-		return CustomHeaders{}, fmt.Errorf("%q: ConfigMap name %v; write NAMESPACE/CONFIGMAP", v, err)
+		return CustomHeaders{}, fmt.Errorf("%q: %s name %v; write NAME or NAMESPACE/NAME of a %s", v, kind, err, kind)
 	}
 	return CustomHeaders{Namespace: ns, Name: name}, nil
 }

@@ -138,10 +138,7 @@ func pemBlocks(raw []byte, typ string, parse func(der []byte) error) (out string
 // secretRef finds the Secret an annotation (what) names as "name" (in the
 // Ingress's namespace) or "namespace/name", and returns it with its key.
 func (b *builder) secretRef(ing *networkingv1.Ingress, ref, what string) (*corev1.Secret, string, error) {
-	ns, name, cross := strings.Cut(ref, "/")
-	if !cross {
-		ns, name = ing.Namespace, ref
-	}
+	ns, name := refOf(ing, ref) // ours.go
 	key := ns + "/" + name
 	sec := b.snap.Secret(ns, name)
 	if sec == nil {

@@ -29,14 +29,9 @@ func SecretRefs(ing *networkingv1.Ingress) []string {
 		}
 	}
 	for _, key := range []string{"auth-secret", "auth-tls-secret", "proxy-ssl-secret"} {
-		v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key])
-		if v == "" {
-			continue
-		}
-		if ns, name, cross := strings.Cut(v, "/"); cross {
+		if v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key]); v != "" {
+			ns, name := refOf(ing, v)
 			out = append(out, snapshot.Key(ns, name))
-		} else {
-			out = append(out, snapshot.Key(ing.Namespace, v))
 		}
 	}
 	return out
@@ -48,17 +43,21 @@ func SecretRefs(ing *networkingv1.Ingress) []string {
 func ConfigMapRefs(ing *networkingv1.Ingress) []string {
 	var out []string
 	for _, key := range []string{"custom-headers", "auth-proxy-set-headers"} {
-		v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key])
-		if v == "" {
-			continue
-		}
-		ns, name, qualified := strings.Cut(v, "/")
-		if !qualified {
-			ns, name = ing.Namespace, v
-		}
-		if ns == ing.Namespace && name != "" {
-			out = append(out, snapshot.Key(ns, name))
+		if v := strings.TrimSpace(ing.Annotations[annotations.Prefix+key]); v != "" {
+			if ns, name := refOf(ing, v); ns == ing.Namespace && name != "" {
+				out = append(out, snapshot.Key(ns, name))
+			}
 		}
 	}
 	return out
+}
+
+// refOf splits an annotation's "[NAMESPACE/]NAME": the namespace is the
+// Ingress's when it names none.
+func refOf(ing *networkingv1.Ingress, v string) (ns, name string) {
+	ns, name, qualified := strings.Cut(v, "/")
+	if !qualified {
+		return ing.Namespace, v
+	}
+	return ns, name
 }
