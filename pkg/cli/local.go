@@ -94,6 +94,15 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 
 // runController runs a controller fed by start until SIGINT/SIGTERM.
 func runController(f *commonFlags, start func(ctx context.Context, c *controller.Controller) error) error {
+	// SIGHUP asks for a resync, as for most daemons; left to Go's default
+	// it would end tidegate (and, before nginx outlived it, nginx too).
+	// Caught before anything starts, so that no moment is fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+
 	set, err := f.settings()
 	if err != nil {
 		return err
@@ -104,9 +113,12 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 		return err
 	}
 	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", f.statusPort, "cpus", set.CPUs)
-
-	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stopSignals()
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: resyncing")
+			c.Resync()
+		}
+	}()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 

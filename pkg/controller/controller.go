@@ -73,8 +73,10 @@ type Controller struct {
 	lastProblem map[string]bool
 	healthy     atomic.Bool
 	draining    atomic.Bool
-	status      atomic.Pointer[Status]
-	page        pageState // what the status page shows (statuspage.go)
+	// resync asks the next sync to start over (Resync).
+	resync atomic.Bool
+	status atomic.Pointer[Status]
+	page   pageState // what the status page shows (statuspage.go)
 }
 
 // Status is a summary for the status endpoints.
@@ -115,10 +117,7 @@ func (c *Controller) Update(snap *snapshot.Snapshot, problems []model.Problem) {
 	c.mu.Lock()
 	c.latest, c.srcProblems = snap, problems
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 }
 
 // Registry returns the Prometheus registry with the controller's metrics.
@@ -136,6 +135,24 @@ func (c *Controller) WorkDir() string { return c.cfg.Nginx.WorkDir }
 
 // NginxPID is the nginx master pid (0 before start).
 func (c *Controller) NginxPID() int { return c.proc.PID() }
+
+// Resync makes the controller start over from the latest snapshot, as
+// after SIGHUP: the model is built anew (not updated), a structure nginx
+// refused before is checked again, the configuration is reloaded if it
+// differs from the one nginx serves, and the whole dynamic state is pushed.
+// It never blocks.
+func (c *Controller) Resync() {
+	c.resync.Store(true)
+	c.poke()
+}
+
+// poke schedules a sync.
+func (c *Controller) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
 
 // Drain marks the controller unhealthy so load balancers stop sending new
 // connections, before a graceful stop.
@@ -391,6 +408,12 @@ func (c *Controller) sync(ctx context.Context) {
 	defer holdGC()()
 	snap, srcProblems := c.take()
 	c.met.syncs.Inc()
+	if c.resync.Swap(false) {
+		c.log.Info("resync: building the model anew, checking the structure again and pushing everything")
+		c.met.resyncs.Inc()
+		c.built, c.builtSnap, c.rejected = nil, nil, nil
+		c.needFull, c.fullAt = true, time.Time{}
+	}
 	next := model.Update(c.built, c.builtSnap, snap, c.cfg.Options)
 	c.built, c.builtSnap = next, snap
 	c.report(next, srcProblems)
@@ -665,10 +688,5 @@ func (c *Controller) pushFailed() {
 	c.needFull = true
 	c.fullBackoff = min(max(2*c.fullBackoff, time.Second), time.Minute)
 	c.fullAt = time.Now().Add(c.fullBackoff)
-	time.AfterFunc(c.fullBackoff, func() {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	})
+	time.AfterFunc(c.fullBackoff, c.poke)
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	problems       *prometheus.GaugeVec
 	inSync         prometheus.Gauge
 	syncs          prometheus.Counter
+	resyncs        prometheus.Counter
 	nginxRestarts  prometheus.Counter
 	backendsPushed prometheus.Gauge
 }
@@ -40,13 +41,15 @@ func newMetrics() *metrics {
 			Help: "1 if nginx and Lua serve the latest model."}),
 		syncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_syncs_total",
 			Help: "Snapshots translated."}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_resyncs_total",
+			Help: "Resyncs asked for (SIGHUP): model built anew, structure checked again, everything pushed."}),
 		nginxRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_restarts_total",
 			Help: "Times nginx exited unexpectedly and was restarted."}),
 		backendsPushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_backends",
 			Help: "Backends known to the Lua data plane."}),
 	}
 	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.pushes, m.pushSeconds, m.problems,
-		m.inSync, m.syncs, m.nginxRestarts, m.backendsPushed,
+		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.backendsPushed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
