@@ -82,6 +82,14 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 		NoRequestMetrics: !f.metrics,
 		CPUs:             nginx.AvailableCPUs(),   // worker-processes "auto"
 		Resolvers:        nginx.SystemResolvers()} // auth-url host names
+	// nginx inherits the raised limit, and each worker gets its own
+	// (worker_rlimit_nofile, max-worker-open-files).
+	soft, hard, err := nginx.RaiseOpenFiles()
+	if err != nil {
+		slog.Warn("nginx may run out of file descriptors", "err", err)
+	}
+	slog.Info("open files limit", "soft", soft, "hard", hard)
+	set.OpenFiles = hard
 	if os.Geteuid() == 0 {
 		// nginx would drop workers to "nobody"; keep the invoking user so
 		// workers can read the working directory. Containers run non-root.

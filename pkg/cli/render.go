@@ -38,6 +38,7 @@ func newRender() *cobra.Command {
 				return err
 			}
 			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog, ErrorLog: f.errorLog}
+			_, set.OpenFiles, _ = nginx.RaiseOpenFiles() // worker_rlimit_nofile as local and controller render it
 			snap, srcProblems := files.Load(manifests)
 			m := model.Build(snap, f.opts)
 			if report {

@@ -284,7 +284,8 @@ func (c *Controller) start(ctx context.Context) error {
 	if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
 		return err
 	}
-	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond))
+	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond),
+		"worker_connections", r.WorkerConnections, "worker_rlimit_nofile", r.WorkerOpenFiles)
 	c.appliedConf = r
 	c.applied = m
 	err = c.pushAll(ctx, m)

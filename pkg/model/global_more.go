@@ -55,11 +55,15 @@ type Settings struct {
 	BlockCIDRs []netip.Prefix
 	// KeepAliveRequests is the most requests on one client connection
 	// (keep-alive-requests); WorkerConnections the most connections per
-	// worker (max-worker-connections); ServerTokens sends nginx's version
-	// (server-tokens).
+	// worker (max-worker-connections; 0: three quarters of the open
+	// files); ServerTokens sends nginx's version (server-tokens).
 	KeepAliveRequests int
 	WorkerConnections int
 	ServerTokens      bool
+	// MaxWorkerOpenFiles is each worker's limit of open files
+	// (max-worker-open-files, worker_rlimit_nofile); 0 is the hard limit
+	// tidegate runs under less 1024, as in ingress-nginx.
+	MaxWorkerOpenFiles int
 	// LuaDicts size the data plane's shared memory (lua-shared-dicts).
 	LuaDicts LuaDicts
 	// Buffers are ingress-nginx's buffer keys; empty sizes keep nginx's
@@ -289,7 +293,18 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 	case "keep-alive-requests":
 		return true, number(&s.KeepAliveRequests, 1, 1<<30, "a number")
 	case "max-worker-connections":
-		return true, number(&s.WorkerConnections, 512, 1<<20, "a number")
+		if strings.TrimSpace(v) == "0" {
+			s.WorkerConnections = 0
+			return true, nil
+		}
+		return true, number(&s.WorkerConnections, 512, 1<<20, "0 or a number")
+	case "max-worker-open-files":
+		if strings.TrimSpace(v) == "0" {
+			s.MaxWorkerOpenFiles = 0
+			return true, nil
+		}
+		// Linux allows at most 2^30 (fs.nr_open's ceiling).
+		return true, number(&s.MaxWorkerOpenFiles, 1024, 1<<30, "0 or a number")
 	case "block-cidrs":
 		out, err := cidrList(v)
 		if err == nil {

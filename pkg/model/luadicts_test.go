@@ -64,7 +64,8 @@ func TestBufferAndGzipKeys(t *testing.T) {
 		"large-client-header-buffers=4":             `is not "NUMBER SIZE"`,
 		"large-client-header-buffers=4 100m":        `is not "NUMBER SIZE"`,
 		"block-cidrs=10.0.0.0/8, nope":              `"nope" is not an IP address or CIDR`,
-		"max-worker-connections=10":                 "is not a number from 512",
+		"max-worker-connections=10":                 "is not 0 or a number from 512",
+		"max-worker-open-files=100":                 "is not 0 or a number from 1024",
 		"keep-alive-requests=0":                     "is not a number from 1",
 		"use-proxy-protocol=yes":                    `is not "true" or "false"`,
 	} {
@@ -74,7 +75,7 @@ func TestBufferAndGzipKeys(t *testing.T) {
 			t.Errorf("%s: problems %q, want one saying %q", kv, p, problem)
 		}
 		if !reflect.DeepEqual(s.GzipTypes, def.GzipTypes) || s.GzipLevel != def.GzipLevel || s.Buffers != def.Buffers ||
-			len(s.BlockCIDRs) != 0 || s.WorkerConnections != def.WorkerConnections || s.KeepAliveRequests != def.KeepAliveRequests || s.UseProxyProtocol {
+			len(s.BlockCIDRs) != 0 || s.WorkerConnections != def.WorkerConnections || s.MaxWorkerOpenFiles != 0 || s.KeepAliveRequests != def.KeepAliveRequests || s.UseProxyProtocol {
 			t.Errorf("%s: a refused value changed the settings", kv)
 		}
 	}

@@ -44,6 +44,10 @@ type Settings struct {
 	// CPUs is what worker-processes "auto" renders as, usually
 	// AvailableCPUs(); 0 leaves "auto" to nginx (every online CPU).
 	CPUs int
+	// OpenFiles is the hard limit of open files tidegate runs under
+	// (RaiseOpenFiles): max-worker-open-files 0 renders it less 1024, as
+	// ingress-nginx does; 0 (unknown) leaves worker_rlimit_nofile out.
+	OpenFiles uint64
 	// ServerPerHost renders one server block per host, never a shared one
 	// (hostgroups.go): what tidegate did before host groups, kept to
 	// measure the two side by side (make bench).
@@ -92,6 +96,9 @@ var tmpl = template.Must(template.New("nginx.tmpl").Parse(nginxfiles.Template))
 type Rendered struct {
 	Conf       []byte
 	Generation string
+	// WorkerOpenFiles and WorkerConnections are the limits each worker
+	// got (worker_rlimit_nofile, 0 when left out; worker_connections).
+	WorkerOpenFiles, WorkerConnections int
 }
 
 // Render turns a Structure into nginx.conf. Every user-controlled string is
@@ -109,7 +116,7 @@ func Render(st model.Structure, set Settings) (*Rendered, error) {
 	sum := sha256.Sum256(buf.Bytes())
 	gen := hex.EncodeToString(sum[:8])
 	conf := bytes.Replace(buf.Bytes(), []byte(generationPlaceholder), []byte(gen), 1)
-	return &Rendered{Conf: conf, Generation: gen}, nil
+	return &Rendered{Conf: conf, Generation: gen, WorkerOpenFiles: v.WorkerOpenFiles, WorkerConnections: v.WorkerConnections}, nil
 }
 
 const generationPlaceholder = "TIDEGATE_GENERATION_PLACEHOLDER"
@@ -151,8 +158,9 @@ type view struct {
 	ProxyProtocol string
 	// HTTP2 is " http2" on the HTTPS listeners unless use-http2 is off.
 	HTTP2 string
-	// WorkerConnections is max-worker-connections.
-	WorkerConnections int
+	// WorkerConnections and WorkerOpenFiles are worker_connections and
+	// worker_rlimit_nofile (0: left out), see workerLimits.
+	WorkerConnections, WorkerOpenFiles int
 	// Blocked refuses the clients of block-cidrs in every public server.
 	Blocked bool
 	// ServerNamesHashMaxSize and ServerNamesHashBucketSize grow with the
@@ -251,18 +259,18 @@ func newView(st model.Structure, set Settings) (*view, error) {
 	}
 	paths := map[string]*string{}
 	v := &view{
-		Upstreams:         []string{Upstream},
-		LuaDicts:          d,
-		ProxyProtocol:     map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
-		HTTP2:             map[bool]string{false: " http2"}[g.Settings.NoHTTP2],
-		WorkerConnections: max(g.Settings.WorkerConnections, 512),
-		Blocked:           len(g.Settings.BlockCIDRs) > 0,
-		WorkerProcesses:   workers(g.WorkerProcesses, set.CPUs), HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
+		Upstreams:       []string{Upstream},
+		LuaDicts:        d,
+		ProxyProtocol:   map[bool]string{true: " proxy_protocol"}[g.Settings.UseProxyProtocol],
+		HTTP2:           map[bool]string{false: " http2"}[g.Settings.NoHTTP2],
+		Blocked:         len(g.Settings.BlockCIDRs) > 0,
+		WorkerProcesses: workers(g.WorkerProcesses, set.CPUs), HTTPPort: set.HTTPPort, HTTPSPort: set.HTTPSPort,
 		ProxyBodySize: g.ProxyBodySize, ProxyConnectTimeout: g.ProxyConnectTimeout,
 		ProxyReadTimeout: g.ProxyReadTimeout, ProxySendTimeout: g.ProxySendTimeout,
 		UpstreamKeepalive: g.UpstreamKeepalive, Generation: generationPlaceholder,
 		LogPhase: st.LogPhase,
 	}
+	v.WorkerOpenFiles, v.WorkerConnections = workerLimits(g.Settings, set.OpenFiles) // limits.go
 	accessLog := set.AccessLog
 	if accessLog == "" {
 		accessLog = filepath.Join(set.WorkDir, "logs", "access.log")

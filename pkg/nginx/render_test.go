@@ -42,7 +42,8 @@ func TestRenderGolden(t *testing.T) {
 		"tls-and-wildcard": {web, fixture.TLSSecret("a-tls", crt, key),
 			fixture.Ingress("tls").TLS("a-tls", "a.io", "*.wild.io").
 				Host("a.io").Prefix("/", "web:80").Host("*.wild.io").Prefix("/app", "web:80")},
-		"global-settings": {web, fixture.ConfigMap("tidegate/tidegate", "worker-processes=2", "proxy-read-timeout=120", "proxy-body-size=8m", "ssl-redirect=false"),
+		"global-settings": {web, fixture.ConfigMap("tidegate/tidegate", "worker-processes=2", "proxy-read-timeout=120", "proxy-body-size=8m", "ssl-redirect=false",
+			"max-worker-open-files=8192", "max-worker-connections=0"),
 			fixture.Ingress("tls").TLS("", "a.io").Host("a.io").Prefix("/", "web:80")},
 		"annotations": {web,
 			fixture.Ingress("rewrite").Host("api.io").Prefix("/v1(/|$)(.*)", "web:80").
@@ -121,7 +122,7 @@ func TestRenderGolden(t *testing.T) {
 	for name, objs := range tests {
 		t.Run(name, func(t *testing.T) {
 			m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
-			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443, Resolvers: []string{"10.96.0.10", "fd00::a"}}
+			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443, Resolvers: []string{"10.96.0.10", "fd00::a"}, OpenFiles: 1 << 20}
 			r, err := nginx.Render(m.Structure, set)
 			if err != nil {
 				t.Fatal(err)

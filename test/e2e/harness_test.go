@@ -153,6 +153,7 @@ type tidegate struct {
 	exitErr                       error         // cmd.Wait's; read after exited is closed
 	unhealthyOK                   bool          // start: any /healthz answer will do
 	cpus                          string        // start: CPU affinity (taskset -c), "" for all
+	noFile                        string        // start: open files limit (prlimit --nofile), "" to inherit
 	client                        *http.Client
 }
 
@@ -179,6 +180,9 @@ type startOptions struct {
 	// CPUs runs tidegate (and so its nginx) on these CPUs only, as
 	// `taskset -c` takes them.
 	CPUs string
+	// NoFile runs tidegate under this limit of open files, as
+	// `prlimit --nofile` takes it ("1024:" lowers the soft limit only).
+	NoFile string
 }
 
 func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions) *tidegate {
@@ -193,7 +197,7 @@ func startTidegateWith(t testing.TB, manifests map[string]string, o startOptions
 	for name, body := range manifests {
 		tg.Write(name, body)
 	}
-	tg.unhealthyOK, tg.cpus = o.Unhealthy, o.CPUs
+	tg.unhealthyOK, tg.cpus, tg.noFile = o.Unhealthy, o.CPUs, o.NoFile
 	tg.run(o.Ports, nil, o.Cwd, func() []string {
 		return append([]string{"local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
@@ -227,6 +231,9 @@ func (tg *tidegate) run(ports *tidegate, env []string, cwd string, args func() [
 		tg.cmd = exec.Command(tidegateBin, args()...)
 		if tg.cpus != "" { // taskset execs tidegate: the pid stays tidegate's
 			tg.cmd = exec.Command("taskset", append([]string{"-c", tg.cpus}, tg.cmd.Args...)...)
+		}
+		if tg.noFile != "" { // prlimit execs the command too
+			tg.cmd = exec.Command("prlimit", append([]string{"--nofile=" + tg.noFile, "--"}, tg.cmd.Args...)...)
 		}
 		tg.cmd.Dir = cwd
 		if env != nil {
