@@ -42,7 +42,7 @@ type kubeFlags struct {
 }
 
 func newController() *cobra.Command {
-	var f commonFlags
+	f := commonFlags{controller: true}
 	var k kubeFlags
 	cmd := &cobra.Command{
 		Use:   "controller",

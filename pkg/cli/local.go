@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,12 +28,16 @@ type commonFlags struct {
 	httpPort      int
 	httpsPort     int
 	statusPort    int
+	statusAddress string
 	workdir       string
 	accessLog     string
 	errorLog      string
 	metrics       bool
 	shutdownGrace time.Duration
 	stopTimeout   time.Duration
+	// controller is set for `tidegate controller`: in a pod, the status
+	// port listens where the kubelet probes (statusListen).
+	controller bool
 }
 
 func (f *commonFlags) register(fs *pflag.FlagSet) {
@@ -47,7 +51,8 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&nginx.Binary, "nginx-binary", nginx.Binary, "the nginx executable (Debian's nginx-light with libnginx-mod-http-lua)")
 	fs.IntVar(&f.httpPort, "http-port", 8080, "port for plain HTTP")
 	fs.IntVar(&f.httpsPort, "https-port", 8443, "port for HTTPS")
-	fs.IntVar(&f.statusPort, "status-port", 10254, "port for /healthz and /metrics")
+	fs.IntVar(&f.statusPort, "status-port", 10254, "port for /healthz, /metrics and the status page")
+	fs.StringVar(&f.statusAddress, "status-address", "", statusAddressHelp)
 	fs.StringVar(&f.workdir, "workdir", "", "directory for nginx.conf, logs and the control socket (default: a new temporary directory)")
 	fs.StringVar(&f.accessLog, "access-log", "", "access log file (default: WORKDIR/logs/access.log; /dev/stdout in a container)")
 	fs.StringVar(&f.errorLog, "error-log", "", "nginx's error log file (default: WORKDIR/logs/error.log; /dev/stderr in a container: tidegate passes it on to its own stderr)")
@@ -102,6 +107,10 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 
 // runController runs a controller fed by start until SIGINT/SIGTERM.
 func runController(f *commonFlags, start func(ctx context.Context, c *controller.Controller) error) error {
+	statusAddrs, warning, err := f.statusListen(os.Getenv)
+	if err != nil {
+		return err
+	}
 	// SIGHUP asks for a resync, as for most daemons; left to Go's default
 	// it would end tidegate (and, before nginx outlived it, nginx too).
 	// Caught before anything starts, so that no moment is fatal.
@@ -116,11 +125,14 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 		return err
 	}
 	log := slog.Default()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	c, err := controller.New(controller.Config{Nginx: set, Options: f.opts, Logger: log})
 	if err != nil {
 		return err
 	}
-	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", f.statusPort, "cpus", set.CPUs)
+	log.Info("tidegate starting", "version", Version, "workdir", set.WorkDir, "http", f.httpPort, "https", f.httpsPort, "status", strings.Join(statusAddrs, ","), "cpus", set.CPUs)
 	go func() {
 		for range hup {
 			log.Info("SIGHUP: resyncing")
@@ -130,8 +142,10 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 
-	errc := make(chan error, 3)
-	go func() { errc <- c.ServeStatus(runCtx, "0.0.0.0:"+strconv.Itoa(f.statusPort)) }()
+	errc := make(chan error, 2+len(statusAddrs))
+	for _, addr := range statusAddrs {
+		go func() { errc <- c.ServeStatus(runCtx, addr) }()
+	}
 	// The source's own shutdown (a kube source releases its election
 	// Lease) must finish before the process exits.
 	sourceDone := make(chan struct{})

@@ -162,12 +162,18 @@ func rejectedIngresses(ps []model.Problem) map[string]bool {
 
 func (c *Controller) pageData() pageData {
 	st := c.Status()
-	d := pageData{Now: time.Now(), Healthy: c.Healthy(), Generation: st.Generation, Reloads: st.Reloads,
-		Problems: st.Problems}
+	d := pageData{Now: time.Now(), Healthy: c.Healthy(), Generation: st.Generation, Reloads: st.Reloads}
 	c.page.mu.Lock()
 	d.ReloadAt, d.ReloadTook, d.ReloadWhy, d.Push = c.page.reloadAt, c.page.reloadTook, c.page.reloadWhy, c.page.push
 	c.page.mu.Unlock()
 	m := c.page.model.Load()
+	scrubbers := c.scrubbers(m)
+	for _, p := range st.Problems {
+		if p.Kind == "Ingress" {
+			p.Reason = scrubbers[p.Object].scrub(p.Reason)
+		}
+		d.Problems = append(d.Problems, p)
+	}
 	if m == nil {
 		return d
 	}
@@ -217,9 +223,45 @@ func (c *Controller) pageData() pageData {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		d.Compat = append(d.Compat, pageCompat{Ingress: n, Entries: m.Compat[n], Rejected: rejected[n]})
+		entries := make([]annotations.Entry, len(m.Compat[n]))
+		for i, e := range m.Compat[n] {
+			e.Value, _ = redactAnnotation(e.Key, e.Value)
+			e.Detail = scrubbers[n].scrub(e.Detail)
+			entries[i] = e
+		}
+		d.Compat = append(d.Compat, pageCompat{Ingress: n, Entries: entries, Rejected: rejected[n]})
 	}
 	return d
+}
+
+// scrubbers returns, by Ingress, what hides the credentials its annotation
+// values may carry (redact.go) in the messages the page shows. They are
+// built from the annotations of both the latest snapshot (problems come
+// from its model, which may not be applied yet) and the applied model.
+func (c *Controller) scrubbers(m *model.Model) map[string]scrubber {
+	byIngress := map[string][]annotation{}
+	if snap, _ := c.take(); snap != nil {
+		for _, ing := range snap.Ingresses {
+			for k, v := range ing.Annotations {
+				if key, ok := strings.CutPrefix(k, annotations.Prefix); ok {
+					name := ing.Namespace + "/" + ing.Name
+					byIngress[name] = append(byIngress[name], annotation{key, v})
+				}
+			}
+		}
+	}
+	if m != nil {
+		for name, entries := range m.Compat {
+			for _, e := range entries {
+				byIngress[name] = append(byIngress[name], annotation{e.Key, e.Value})
+			}
+		}
+	}
+	out := make(map[string]scrubber, len(byIngress))
+	for name, anns := range byIngress {
+		out[name] = newScrubber(anns)
+	}
+	return out
 }
 
 // servePage answers GET / on the status port: a read-only page with what

@@ -7,12 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -157,4 +159,96 @@ func TestDeployServicesSelectOneWorkload(t *testing.T) {
 			t.Errorf("Service %s/%s selects the pods of %d workloads, want 1: %v", s.Namespace, s.Name, len(got), got)
 		}
 	}
+}
+
+// TestDeployNetworkPolicy: the NetworkPolicy selects the controller's pods
+// only, admits 80 and 443 from everywhere and the status port only from
+// the peers it names; deploy/admission admits its webhook port. Named
+// ports resolve to the containers' ports.
+func TestDeployNetworkPolicy(t *testing.T) {
+	m := readDeploy(t)
+	var controller *workload
+	for i, w := range m.workloads {
+		if w.kind == "DaemonSet" && w.name == "tidegate" {
+			controller = &m.workloads[i]
+		}
+	}
+	if controller == nil {
+		t.Fatal("no DaemonSet tidegate in deploy/")
+	}
+	portOf := func(p intstr.IntOrString) string {
+		if p.Type == intstr.String {
+			return p.StrVal
+		}
+		for _, cp := range controller.ports {
+			if cp.ContainerPort == p.IntVal {
+				return cp.Name
+			}
+		}
+		return p.String()
+	}
+	// open[port] is how a port is admitted: "everyone", or the peers.
+	open := map[string][]string{}
+	for _, p := range m.policies {
+		sel, err := metaSelector(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.selected(p.Namespace, sel)
+		if len(got) != 1 || got[0].name != controller.name || got[0].kind != controller.kind {
+			t.Errorf("NetworkPolicy %s/%s selects %v, want the controller's pods only", p.Namespace, p.Name, got)
+			continue
+		}
+		for _, rule := range p.Spec.Ingress {
+			if len(rule.Ports) == 0 {
+				t.Errorf("NetworkPolicy %s: a rule without ports admits every port", p.Name)
+			}
+			for _, port := range rule.Ports {
+				name := portOf(*port.Port)
+				if len(rule.From) == 0 {
+					open[name] = append(open[name], "everyone")
+				}
+				for _, f := range rule.From {
+					b, _ := sigsyaml.Marshal(f)
+					open[name] = append(open[name], strings.TrimSpace(string(b)))
+				}
+			}
+		}
+	}
+	names := map[string]bool{}
+	for _, cp := range controller.ports {
+		names[cp.Name] = true
+	}
+	for port := range open {
+		if !names[port] {
+			t.Errorf("the NetworkPolicies admit port %q, which no container of the DaemonSet names (it would match nothing)", port)
+		}
+	}
+	for _, port := range []string{"http", "https", "webhook"} {
+		if got := open[port]; len(got) != 1 || got[0] != "everyone" {
+			t.Errorf("port %s is admitted from %q, want everyone", port, got)
+		}
+	}
+	status := open["status"]
+	if len(status) == 0 {
+		t.Error("the status port is admitted from nowhere: Prometheus could not scrape it")
+	}
+	for _, from := range status {
+		if from == "everyone" || strings.Contains(from, "0.0.0.0/0") || strings.Contains(from, "namespaceSelector: {}") {
+			t.Errorf("the status port is admitted from %s", from)
+		}
+	}
+	var keys []string
+	for k, v := range open {
+		keys = append(keys, k+" <- "+strings.Join(v, " | "))
+	}
+	sort.Strings(keys)
+	t.Logf("admitted: %s", strings.Join(keys, "; "))
+}
+
+func metaSelector(p *networkingv1.NetworkPolicy) (labels.Selector, error) {
+	if len(p.Spec.PodSelector.MatchExpressions) > 0 {
+		return nil, errors.New("NetworkPolicy " + p.Name + ": matchExpressions are not read by this test")
+	}
+	return labels.SelectorFromSet(p.Spec.PodSelector.MatchLabels), nil
 }

@@ -280,7 +280,8 @@ func testKubeDeployDryRun(t *testing.T, c *cluster) {
 	c.namespace(t, "tidegate") // a server dry run creates nothing, the namespace included
 	out := c.kubectl(t, "", "apply", "--dry-run=server", "-k", filepath.Join(c.root, "deploy"))
 	for _, kind := range []string{"serviceaccount/tidegate", "clusterrole.rbac.authorization.k8s.io/tidegate",
-		"ingressclass.networking.k8s.io/tidegate", "daemonset.apps/tidegate", "deployment.apps/default-backend"} {
+		"ingressclass.networking.k8s.io/tidegate", "daemonset.apps/tidegate", "deployment.apps/default-backend",
+		"networkpolicy.networking.k8s.io/tidegate"} {
 		if !strings.Contains(out, kind) {
 			t.Errorf("dry run output lacks %s:\n%s", kind, out)
 		}
