@@ -69,10 +69,15 @@ type Controller struct {
 	needFull    bool
 	fullAt      time.Time
 	fullBackoff time.Duration
-	appliedConf *nginx.Rendered
-	lastProblem map[string]bool
-	healthy     atomic.Bool
-	draining    atomic.Bool
+	// reloadBackoff is the wait before a reload that failed (or a
+	// candidate that could not be checked) is tried again: 1 s, doubling
+	// to a minute. A failed reload leaves applied as it was, so the next
+	// sync finds the same structural change to make.
+	reloadBackoff time.Duration
+	appliedConf   *nginx.Rendered
+	lastProblem   map[string]bool
+	healthy       atomic.Bool
+	draining      atomic.Bool
 	// resync asks the next sync to start over (Resync).
 	resync atomic.Bool
 	status atomic.Pointer[Status]
@@ -288,6 +293,7 @@ func (c *Controller) start(ctx context.Context) error {
 		"worker_connections", r.WorkerConnections, "worker_rlimit_nofile", r.WorkerOpenFiles)
 	c.appliedConf = r
 	c.applied = m
+	c.reloadResult(nil, 0)
 	err = c.pushAll(ctx, m)
 	c.removeSeed()
 	if err != nil {
@@ -395,12 +401,35 @@ func (c *Controller) candidate(m *model.Model) (*nginx.Rendered, error) {
 		return nil, err
 	}
 	if err := c.proc.WriteAuthFiles(m.Structure.AuthFiles); err != nil {
-		return nil, err
+		return nil, &notCheckedError{err}
 	}
 	if err := c.proc.Check(r.Conf); err != nil {
+		var refused *nginx.RefusedError
+		if !errors.As(err, &refused) {
+			return nil, &notCheckedError{err}
+		}
 		return nil, err
 	}
 	return r, nil
+}
+
+// notCheckedError is a candidate that could not be written or checked: it
+// says nothing about the configuration (a full disk, a missing binary).
+type notCheckedError struct{ err error }
+
+func (e *notCheckedError) Error() string { return e.err.Error() }
+func (e *notCheckedError) Unwrap() error { return e.err }
+
+// notConfigFault reports whether a candidate's failure is not the
+// configuration's fault, so it must be tried again rather than set aside:
+// the candidate could not be written or checked, or nginx -t now refuses
+// the configuration it serves as well (it cannot write its files).
+func (c *Controller) notConfigFault(err error) bool {
+	var nc *notCheckedError
+	if errors.As(err, &nc) {
+		return true
+	}
+	return c.appliedConf != nil && c.proc.Check(c.appliedConf.Conf) != nil
 }
 
 // sync applies the latest snapshot: push what is dynamic, reload only for
@@ -449,6 +478,13 @@ func (c *Controller) sync(ctx context.Context) {
 	}
 	begin := time.Now()
 	r, err := c.candidate(next)
+	if err != nil && c.notConfigFault(err) {
+		c.reloadFailed(err)
+		c.log.Error("could not check the new configuration (not its fault); nginx keeps serving the last good one, retrying",
+			"retry_in", c.reloadBackoff, "err", err)
+		c.applyKeepingStructure(ctx, next)
+		return
+	}
 	if err != nil {
 		// Find the Ingresses that nginx rejects, set them aside and apply
 		// the rest; failing that, keep the last good configuration.
@@ -463,7 +499,7 @@ func (c *Controller) sync(ctx context.Context) {
 	if err != nil {
 		c.rejected = &next.Structure
 		c.met.reloads.WithLabelValues("check_failed").Inc()
-		c.met.lastReloadOK.Set(0)
+		c.reloadResult(err, 0) // not retried: the same structure would fail again
 		c.met.inSync.Set(0)
 		c.log.Error("new configuration rejected; nginx keeps serving the last good one", "err", err)
 		c.applyKeepingStructure(ctx, next)
@@ -492,10 +528,9 @@ func (c *Controller) sync(ctx context.Context) {
 		c.writeSeed(next, true) // the new zones start with it
 	}
 	if err := c.proc.Reload(ctx, r.Conf, r.Generation); err != nil {
-		c.met.reloads.WithLabelValues("failed").Inc()
-		c.met.lastReloadOK.Set(0)
+		c.reloadFailed(err)
 		c.met.inSync.Set(0)
-		c.log.Error("reload failed", "err", err)
+		c.log.Error("reload failed; nginx keeps serving the last good configuration, retrying", "retry_in", c.reloadBackoff, "err", err)
 		return
 	}
 	took := time.Since(begin)
@@ -503,7 +538,8 @@ func (c *Controller) sync(ctx context.Context) {
 	c.met.reloads.WithLabelValues("success").Inc()
 	c.met.reloadSeconds.Set(took.Seconds())
 	c.page.noteReload(took, reloadReason(c.applied, next))
-	c.met.lastReloadOK.Set(1)
+	c.reloadBackoff = 0
+	c.reloadResult(nil, 0)
 	if resized {
 		// A shared dict of a new size is a new zone: the seed filled it,
 		// and everything is pushed again.
@@ -679,6 +715,32 @@ func (c *Controller) setStatus(reloaded bool) {
 		st.LastReload = time.Now()
 	}
 	c.status.Store(&st)
+}
+
+// reloadFailed counts a reload that did not happen although the
+// configuration is not at fault, and schedules another try: nothing else
+// may change for a long time, and the change must still go live.
+func (c *Controller) reloadFailed(err error) {
+	c.reloadBackoff = min(max(2*c.reloadBackoff, time.Second), time.Minute)
+	c.met.reloads.WithLabelValues("failed").Inc()
+	c.reloadResult(err, c.reloadBackoff)
+	time.AfterFunc(c.reloadBackoff, c.poke)
+}
+
+// reloadResult records the outcome of the last reload (the start counts as
+// one) for /metrics, /healthz and the status page; retry is when a failed
+// one is tried again (0: only when the configuration changes).
+func (c *Controller) reloadResult(err error, retry time.Duration) {
+	now := time.Now()
+	if err != nil {
+		c.met.lastReloadOK.Set(0)
+		c.met.configLastReloadOK.Set(0)
+	} else {
+		c.met.lastReloadOK.Set(1)
+		c.met.configLastReloadOK.Set(1)
+		c.met.configLastReloadOKTime.Set(float64(now.Unix()))
+	}
+	c.page.noteReloadResult(now, err, retry)
 }
 
 // pushFailed marks Lua's state as unknown and schedules a sync, so a failed

@@ -7,18 +7,21 @@ import (
 
 // metrics are the controller's own Prometheus series.
 type metrics struct {
-	reg            *prometheus.Registry
-	reloads        *prometheus.CounterVec
-	reloadSeconds  prometheus.Gauge
-	lastReloadOK   prometheus.Gauge
-	pushes         *prometheus.CounterVec
-	pushSeconds    *prometheus.HistogramVec
-	problems       *prometheus.GaugeVec
-	inSync         prometheus.Gauge
-	syncs          prometheus.Counter
-	resyncs        prometheus.Counter
-	nginxRestarts  prometheus.Counter
-	backendsPushed prometheus.Gauge
+	reg           *prometheus.Registry
+	reloads       *prometheus.CounterVec
+	reloadSeconds prometheus.Gauge
+	lastReloadOK  prometheus.Gauge
+	// ingress-nginx's names for the same, which dashboards and alerts use
+	configLastReloadOK     prometheus.Gauge
+	configLastReloadOKTime prometheus.Gauge
+	pushes                 *prometheus.CounterVec
+	pushSeconds            *prometheus.HistogramVec
+	problems               *prometheus.GaugeVec
+	inSync                 prometheus.Gauge
+	syncs                  prometheus.Counter
+	resyncs                prometheus.Counter
+	nginxRestarts          prometheus.Counter
+	backendsPushed         prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -30,6 +33,10 @@ func newMetrics() *metrics {
 			Help: "Duration of the last reload: check, signal, and wait for new workers."}),
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_last_reload_successful",
 			Help: "1 if the last reload succeeded."}),
+		configLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nginx_ingress_controller_config_last_reload_successful",
+			Help: "Whether the last configuration reload attempt was successful (a candidate nginx -t refused counts as a failed one)."}),
+		configLastReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nginx_ingress_controller_config_last_reload_successful_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload (the first configuration counts)."}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tidegate_pushes_total",
 			Help: "Pushes to the Lua data plane, by kind (backends, certificates) and result."}, []string{"kind", "result"}),
 		pushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tidegate_push_duration_seconds",
@@ -48,7 +55,7 @@ func newMetrics() *metrics {
 		backendsPushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_backends",
 			Help: "Backends known to the Lua data plane."}),
 	}
-	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.pushes, m.pushSeconds, m.problems,
+	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.configLastReloadOK, m.configLastReloadOKTime, m.pushes, m.pushSeconds, m.problems,
 		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.backendsPushed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

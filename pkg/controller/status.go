@@ -14,15 +14,18 @@ import (
 // ServeStatus serves /healthz, /metrics and the status page (/) on addr
 // until ctx is done.
 // /healthz answers 200 only while nginx runs an applied configuration and
-// the controller is not shutting down.
+// the controller is not shutting down; its second line is the outcome of
+// the last reload (a failed one does not make it 503: nginx still serves
+// the last good configuration, and the failure is retried).
 func (c *Controller) ServeStatus(ctx context.Context, addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		detail := "last reload: " + c.page.lastReload().String()
 		if !c.Healthy() {
-			http.Error(w, "not ready: nginx is not serving the current configuration (or tidegate is shutting down)", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: nginx is not serving the current configuration (or tidegate is shutting down)\n"+detail, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ok generation=%s\n", c.Status().Generation)
+		fmt.Fprintf(w, "ok generation=%s\n%s\n", c.Status().Generation, detail)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(c.met.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", c.servePage)

@@ -25,7 +25,30 @@ type pageState struct {
 	reloadAt   time.Time
 	reloadTook time.Duration
 	reloadWhy  string
+	result     reloadRecord
 	push       pushRecord
+}
+
+// reloadRecord is the outcome of the last reload attempt.
+type reloadRecord struct {
+	At  time.Time
+	Err string // "" when it succeeded
+	// RetryAt is when a failed reload is tried again (zero: when the
+	// configuration changes).
+	RetryAt time.Time
+}
+
+// String is the record as /healthz shows it.
+func (r reloadRecord) String() string {
+	switch {
+	case r.At.IsZero():
+		return "none yet"
+	case r.Err == "":
+		return "ok at " + r.At.UTC().Format(time.RFC3339)
+	case r.RetryAt.IsZero():
+		return "failed at " + r.At.UTC().Format(time.RFC3339) + ": " + r.Err
+	}
+	return "failed at " + r.At.UTC().Format(time.RFC3339) + ": " + r.Err + "; next try at " + r.RetryAt.UTC().Format(time.RFC3339)
 }
 
 type pushRecord struct {
@@ -39,6 +62,25 @@ func (p *pageState) noteReload(took time.Duration, why string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reloadAt, p.reloadTook, p.reloadWhy = time.Now(), took, why
+}
+
+func (p *pageState) noteReloadResult(at time.Time, err error, retry time.Duration) {
+	r := reloadRecord{At: at}
+	if err != nil {
+		r.Err = err.Error()
+		if retry > 0 {
+			r.RetryAt = at.Add(retry)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.result = r
+}
+
+func (p *pageState) lastReload() reloadRecord {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.result
 }
 
 func (p *pageState) notePush(kind string, begin time.Time, err error) {
@@ -113,6 +155,7 @@ type pageData struct {
 	ReloadAt   time.Time
 	ReloadTook time.Duration
 	ReloadWhy  string
+	Result     reloadRecord
 	Push       pushRecord
 	Servers    []pageServer
 	Backends   []pageBackend
@@ -164,7 +207,7 @@ func (c *Controller) pageData() pageData {
 	st := c.Status()
 	d := pageData{Now: time.Now(), Healthy: c.Healthy(), Generation: st.Generation, Reloads: st.Reloads}
 	c.page.mu.Lock()
-	d.ReloadAt, d.ReloadTook, d.ReloadWhy, d.Push = c.page.reloadAt, c.page.reloadTook, c.page.reloadWhy, c.page.push
+	d.ReloadAt, d.ReloadTook, d.ReloadWhy, d.Result, d.Push = c.page.reloadAt, c.page.reloadTook, c.page.reloadWhy, c.page.result, c.page.push
 	c.page.mu.Unlock()
 	m := c.page.model.Load()
 	scrubbers := c.scrubbers(m)
@@ -311,6 +354,7 @@ code{font-family:ui-monospace,monospace}.muted{color:#777}
 <h2>Last reload and push</h2>
 <table>
 <tr><th>last reload</th><td>{{if .ReloadAt.IsZero}}none since nginx started ({{.Reloads}} reloads){{else}}{{when .ReloadAt}} ({{ago .Now .ReloadAt}}), took {{ms .ReloadTook}}: {{.ReloadWhy}}; {{.Reloads}} reloads in all{{end}}</td></tr>
+<tr><th>last reload attempt</th><td id="reload-result">{{if .Result.At.IsZero}}none yet{{else if .Result.Err}}<span class="bad">failed</span> at {{when .Result.At}} ({{ago .Now .Result.At}}): <span class="bad">{{.Result.Err}}</span>; {{if .Result.RetryAt.IsZero}}nginx keeps the last good configuration until the objects change{{else}}nginx keeps the last good configuration; next try at {{when .Result.RetryAt}}{{end}}{{else}}<span class="ok">ok</span> at {{when .Result.At}} ({{ago .Now .Result.At}}){{end}}</td></tr>
 <tr><th>last push</th><td>{{if .Push.At.IsZero}}none{{else}}{{.Push.Kind}} at {{when .Push.At}} ({{ago .Now .Push.At}}), took {{ms .Push.Took}}{{if .Push.Err}}: <span class="bad">{{.Push.Err}}</span>{{else}}: <span class="ok">ok</span>{{end}}{{end}}</td></tr>
 </table>
 

@@ -97,8 +97,19 @@ func writeLua(dir string) error {
 	})
 }
 
+// RefusedError is a candidate that `nginx -t` refused. Other errors of
+// Check (the candidate could not be written, nginx could not be run) say
+// nothing about the configuration.
+type RefusedError struct {
+	// Output is nginx's own message.
+	Output string
+}
+
+func (e *RefusedError) Error() string { return "nginx -t rejected the candidate: " + e.Output }
+
 // Check runs `nginx -t` on a candidate written to a private file, never on
-// the live nginx.conf. The error carries nginx's own message.
+// the live nginx.conf. A refusal is a *RefusedError carrying nginx's own
+// message.
 func (p *Process) Check(conf []byte) error {
 	path := filepath.Join(p.set.WorkDir, "check", "nginx.conf")
 	if err := os.WriteFile(path, conf, 0o644); err != nil {
@@ -106,8 +117,12 @@ func (p *Process) Check(conf []byte) error {
 	}
 	out, err := exec.Command(Binary, "-t", "-q", "-p", p.set.WorkDir, "-c", path,
 		"-e", filepath.Join(p.set.WorkDir, "logs", "check.log")).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return &RefusedError{Output: strings.TrimSpace(string(out))}
+	}
 	if err != nil {
-		return fmt.Errorf("nginx -t rejected the candidate: %s", strings.TrimSpace(string(out)))
+		return fmt.Errorf("run nginx -t: %w", err)
 	}
 	return nil
 }

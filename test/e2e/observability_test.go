@@ -433,7 +433,8 @@ spec:
 		tg.Get("shop.io", "/api")
 	}
 	_, health := tg.getStatus("/healthz")
-	gen := strings.TrimPrefix(strings.TrimSpace(health), "ok generation=")
+	first, _, _ := strings.Cut(health, "\n")
+	gen := strings.TrimPrefix(first, "ok generation=")
 	var page string
 	tg.Eventually("the status page shows the endpoint outcomes", func() string {
 		code, body := tg.getStatus("/")
