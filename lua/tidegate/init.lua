@@ -6,6 +6,8 @@ local _M = {}
 -- (which may run as an unprivileged user) never read Lua files, and a syntax
 -- error fails `nginx -t` instead of the first request.
 function _M.init()
+  -- The control token (pkg/nginx/token.go: Settings.TokenPath).
+  require("tidegate.control").init(ngx.config.prefix() .. "run/control.token")
   require("tidegate.store")
   require("tidegate.schema")
   require("tidegate.pem")

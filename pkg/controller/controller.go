@@ -104,14 +104,14 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath()),
+	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath(), proc.Token()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
 	var requests *metricsLog // nil: nginx writes no metrics line
 	if !cfg.Nginx.NoRequestMetrics {
 		requests = newMetricsLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs)
 	}
-	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), requests)
+	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), proc.Token(), requests)
 	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginx"
 )
 
 // The data-plane metrics: nginx logs every request to a buffered metrics
@@ -70,7 +71,7 @@ type dataplane struct {
 	log    *metricsLog
 }
 
-func newDataplane(socket string, log *metricsLog) *dataplane {
+func newDataplane(socket, token string, log *metricsLog) *dataplane {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -78,7 +79,7 @@ func newDataplane(socket string, log *metricsLog) *dataplane {
 		},
 		MaxIdleConns: 2,
 	}
-	return &dataplane{client: &http.Client{Transport: tr, Timeout: 3 * time.Second}, log: log}
+	return &dataplane{client: &http.Client{Transport: nginx.WithToken(tr, token), Timeout: 3 * time.Second}, log: log}
 }
 
 // Describe sends nothing: the series depend on the configuration, so this

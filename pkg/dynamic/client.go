@@ -14,6 +14,9 @@
 // requests in between: a full push of thousands of unchanged backends costs
 // little. nginx also takes the single-document form (application/json).
 //
+// Every request carries the control token (TokenHeader); without it nginx
+// answers 403 {"error":"reason"} and does nothing.
+//
 // "full" replaces the whole set; otherwise the listed items are upserted and
 // the removed names dropped. Versions must increase; nginx answers
 // 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}. The
@@ -47,12 +50,19 @@ const (
 	CertificatesPath = "/configuration/certificates"
 )
 
+// TokenHeader carries the control token in every request; without the
+// token nginx answers 403 and does nothing (lua/tidegate/control.lua).
+// pkg/nginx makes the token (nginx.ControlToken) and names the header too
+// (nginx.TokenHeader).
+const TokenHeader = "X-Tidegate-Token"
+
 var json = jsoniter.ConfigCompatibleWithStandardLibrary
 
 // Client pushes to one nginx. It is safe for concurrent use; pushes are
 // serialised so that versions reach nginx in the order they were assigned.
 type Client struct {
 	socket string
+	token  string
 	http   *fasthttp.Client
 
 	// requestTimeout bounds one HTTP exchange, plus a second per MiB of
@@ -67,13 +77,15 @@ type Client struct {
 	version int64
 }
 
-// New returns a client for the control socket at socketPath. The first
-// version is the current time in milliseconds, so a restarted controller
-// normally continues above what nginx has stored; if it does not (clock set
-// back), the first push is retried once above nginx's version.
-func New(socketPath string) *Client {
+// New returns a client for the control socket at socketPath, sending the
+// control token with every request. The first version is the current time
+// in milliseconds, so a restarted controller normally continues above what
+// nginx has stored; if it does not (clock set back), the first push is
+// retried once above nginx's version.
+func New(socketPath, token string) *Client {
 	c := &Client{
 		socket:         socketPath,
+		token:          token,
 		requestTimeout: 30 * time.Second,
 		minBackoff:     20 * time.Millisecond,
 		maxBackoff:     time.Second,
@@ -398,6 +410,7 @@ func (c *Client) post(ctx context.Context, path, contentType string, body []byte
 	req.SetRequestURI("http://tidegate" + path)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType(contentType)
+	req.Header.Set(TokenHeader, c.token)
 	req.SetBodyRaw(body)
 
 	deadline := time.Now().Add(c.requestTimeout + time.Duration(len(body)>>20)*time.Second)

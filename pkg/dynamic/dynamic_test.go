@@ -27,7 +27,7 @@ func start(t *testing.T) (*dynamictest.Nginx, *Client) {
 	t.Parallel()
 	n := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana, "/other": "default/other:80"})
 	n.Start(t)
-	return n, New(n.Socket)
+	return n, New(n.Socket, n.Token)
 }
 
 // startObserving is start with the Lua log phase, which nginx.conf has
@@ -37,7 +37,7 @@ func startObserving(t *testing.T) (*dynamictest.Nginx, *Client) {
 	t.Parallel()
 	n := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana, "/other": "default/other:80"}).WithLogPhase(t)
 	n.Start(t)
-	return n, New(n.Socket)
+	return n, New(n.Socket, n.Token)
 }
 
 func ctx(t *testing.T) context.Context {
@@ -226,7 +226,7 @@ func TestProtocolErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", CertificatesPath, 17<<20)
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\n%s: %s\r\nContent-Length: %d\r\n\r\n", CertificatesPath, TokenHeader, ng.Token, 17<<20)
 		buf := make([]byte, 64)
 		n, _ := conn.Read(buf)
 		if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 413") {
@@ -252,7 +252,7 @@ func TestClientOvertakesNewerStoredVersion(t *testing.T) {
 	ng, c := start(t)
 	a := dynamictest.StartBackend(t, "a")
 	// a previous controller whose clock ran an hour ahead
-	ahead := New(ng.Socket)
+	ahead := New(ng.Socket, ng.Token)
 	ahead.version = time.Now().Add(time.Hour).UnixMilli()
 	push(t, ahead, backend(kibana))
 	res, err := c.PushBackendsResult(ctx(t), false, []model.Backend{backend(kibana, ep{b: a})}, nil)
@@ -271,7 +271,7 @@ func TestClientWaitsForNginxToStart(t *testing.T) {
 	t.Parallel()
 	ng := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana})
 	a := dynamictest.StartBackend(t, "a")
-	c := New(ng.Socket)
+	c := New(ng.Socket, ng.Token)
 	errc := make(chan error, 1)
 	go func() { errc <- c.PushBackends(ctx(t), true, []model.Backend{backend(kibana, ep{b: a})}, nil) }()
 	time.Sleep(150 * time.Millisecond)
@@ -285,7 +285,7 @@ func TestClientWaitsForNginxToStart(t *testing.T) {
 
 	cancelled, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err := New(ng.Dir+"/missing.sock").PushBackends(cancelled, true, nil, nil)
+	err := New(ng.Dir+"/missing.sock", ng.Token).PushBackends(cancelled, true, nil, nil)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connect") {
 		t.Errorf("got %v, want a deadline error naming the connection failure", err)
 	}

@@ -122,7 +122,7 @@ func measurePush(t *testing.T, luaDir string, doc bool) pushCostRun {
 			t.Logf("taskset: %v %s", err, out)
 		}
 	}
-	c := New(ng.Socket)
+	c := New(ng.Socket, ng.Token)
 	a := dynamictest.StartBackend(t, "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -21,7 +21,7 @@ func TestSeedServesBeforeAnyPush(t *testing.T) {
 	t.Parallel()
 	a, b := dynamictest.StartBackend(t, "a"), dynamictest.StartBackend(t, "b")
 	ng := dynamictest.New(t, dynamictest.Locations{"/kibana": kibana})
-	c := New(ng.Socket)
+	c := New(ng.Socket, ng.Token)
 	site, siteSerial := cert(t, "ns/site", "site.example.com")
 	other, _ := cert(t, "ns/other", "other.example.com")
 	broken, _ := cert(t, "ns/broken", "broken.example.com")

@@ -36,6 +36,8 @@ type Process struct {
 	set Settings
 	log *slog.Logger
 
+	token string // the control token (token.go)
+
 	cmd    *exec.Cmd
 	exited chan struct{}
 	mu     sync.Mutex
@@ -61,6 +63,13 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if err := os.Chmod(filepath.Join(set.WorkDir, "run"), 0o700); err != nil {
 		return nil, fmt.Errorf("prepare working directory: %w", err)
 	}
+	token, made, err := ControlToken(set.TokenPath())
+	if err != nil {
+		return nil, fmt.Errorf("prepare working directory: %w", err)
+	}
+	if made {
+		log.Info("made a new control token", "path", set.TokenPath())
+	}
 	if err := writeLua(filepath.Join(set.WorkDir, "lua")); err != nil {
 		return nil, err
 	}
@@ -74,7 +83,7 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.key"), key, 0o600); err != nil {
 		return nil, fmt.Errorf("write default certificate key: %w", err)
 	}
-	return &Process{set: set, log: log}, nil
+	return &Process{set: set, log: log, token: token}, nil
 }
 
 func writeLua(dir string) error {
@@ -353,13 +362,13 @@ func WorkerPIDs(master int) ([]int, error) {
 // waitGeneration polls the control socket until nginx answers with gen: only
 // then do workers with the new configuration accept requests.
 func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+	client := &http.Client{Timeout: time.Second, Transport: WithToken(&http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", p.set.SocketPath())
 		},
 		DisableKeepAlives: true,
-	}}
+	}, p.token)}
 	deadline := time.Now().Add(timeout)
 	delay := time.Millisecond
 	var last string

@@ -637,7 +637,12 @@ func runPush(cfg *config, tg *tidegate) (pushCost, error) {
 	}
 	pc.Encode = medianDur(encs)
 
-	client := dynamic.New(nginx.Settings{WorkDir: tg.Work}.SocketPath())
+	set := nginx.Settings{WorkDir: tg.Work}
+	token, err := nginx.ReadToken(set.TokenPath())
+	if err != nil {
+		return pc, err
+	}
+	client := dynamic.New(set.SocketPath(), token)
 	type sample struct {
 		at  time.Time
 		lat time.Duration

@@ -21,7 +21,7 @@ func FuzzEndpointAddress(f *testing.F) {
 	}
 	lua := dynamictest.New(f, dynamictest.Locations{"/x": "fz/web:80"})
 	lua.Start(f)
-	push := dynamic.New(lua.Socket)
+	push := dynamic.New(lua.Socket, lua.Token)
 	f.Fuzz(func(t *testing.T, addr string) {
 		m := model.Build(fixture.Snapshot(fixture.Service("fz/web", "80"),
 			fixture.Ingress("fz/ing").Host("a.io").Prefix("/", "web:80"),

@@ -68,7 +68,7 @@ func FuzzRender(f *testing.F) {
 	fuzzCA := caSecret("fz") // auth-tls-secret: ca
 	lua := dynamictest.New(f, dynamictest.Locations{"/x": "fz/web:80"})
 	lua.Start(f)
-	push := dynamic.New(lua.Socket)
+	push := dynamic.New(lua.Socket, lua.Token)
 	f.Fuzz(func(t *testing.T, host, path string, pathType uint8, svc string, key uint8, value string) {
 		fuzzEnv.once.Do(func() {
 			// Shared by every fuzz input: not t.TempDir, which goes with the

@@ -39,6 +39,9 @@ type Nginx struct {
 	Dir string
 	// Socket is the control unix socket.
 	Socket string
+	// Token is the control token every control request carries; it is in
+	// run/control.token, where nginx reads it when it starts.
+	Token string
 	// HTTP and HTTPS are the "127.0.0.1:port" addresses of the proxy.
 	HTTP, HTTPS string
 
@@ -73,6 +76,9 @@ func NewWorkers(t testing.TB, locs Locations, workers int) *Nginx {
 		workers: workers}
 	// The socket's directory is private: nginx creates unix sockets 0666.
 	must(t, os.MkdirAll(filepath.Join(dir, "run"), 0o700))
+	var err error
+	n.Token, _, err = nginx.ControlToken(nginx.Settings{WorkDir: dir}.TokenPath())
+	must(t, err)
 	for _, d := range []string{"logs", "tmp"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
@@ -203,7 +209,8 @@ func (n *Nginx) Get(t testing.TB, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// Control sends a raw request to the control socket.
+// Control sends a raw request, with the control token, to the control
+// socket.
 func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, string) {
 	t.Helper()
 	return n.ControlType(t, method, path, "", body)
@@ -212,6 +219,17 @@ func (n *Nginx) Control(t testing.TB, method, path string, body []byte) (int, st
 // ControlType is Control with a Content-Type header (none if empty).
 func (n *Nginx) ControlType(t testing.TB, method, path, contentType string, body []byte) (int, string) {
 	t.Helper()
+	h := http.Header{nginx.TokenHeader: {n.Token}}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return n.ControlHeader(t, method, path, h, body)
+}
+
+// ControlHeader sends a raw request with exactly the headers h (the
+// control token only if h has it) to the control socket.
+func (n *Nginx) ControlHeader(t testing.TB, method, path string, h http.Header, body []byte) (int, string) {
+	t.Helper()
 	c := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", n.Socket)
@@ -219,9 +237,7 @@ func (n *Nginx) ControlType(t testing.TB, method, path, contentType string, body
 	}, Timeout: 10 * time.Second}
 	req, err := http.NewRequest(method, "http://tidegate"+path, bytes.NewReader(body))
 	must(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header = h.Clone()
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -418,6 +434,9 @@ http {
 
   server {
     listen unix:{{.Socket}};
+    default_type application/json;
+    set_by_lua_block $tidegate_control_refused { return require("tidegate.control").refusal() }
+    if ($tidegate_control_refused) { return 403 $tidegate_control_refused; }
     location = /configuration/backends     { client_max_body_size 64m; client_body_buffer_size 64m; content_by_lua_block { require("tidegate.configuration").backends() } }
     location = /configuration/certificates { client_max_body_size 16m; client_body_buffer_size 16m; content_by_lua_block { require("tidegate.configuration").certificates() } }
     location = /tidegate/workers { content_by_lua_block { require("tidegate.configuration").workers() } }
