@@ -91,6 +91,7 @@ func runKube(f *commonFlags, k *kubeFlags) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	f.opts.Targets = f.targets(false, k.webhookPort)
 	src, err := kube.New(kube.Options{Client: client, Namespace: k.watchNamespace, Model: f.opts, Logger: log})
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
@@ -105,6 +107,22 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 	return set, nil
 }
 
+// targets is where Ingress URLs may point nginx (model.TargetPolicy):
+// never at tidegate's own ports (these and extra) on this machine's
+// addresses, and at its loopback only when loopback is true (tidegate
+// local: the manifests are the operator's).
+func (f *commonFlags) targets(loopback bool, extra ...int) model.TargetPolicy {
+	p := model.TargetPolicy{AllowLoopback: loopback, OwnPorts: append([]int{f.httpPort, f.httpsPort, f.statusPort}, extra...)}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+				p.OwnAddrs = append(p.OwnAddrs, pfx.Addr().Unmap())
+			}
+		}
+	}
+	return p
+}
+
 // runController runs a controller fed by start until SIGINT/SIGTERM.
 func runController(f *commonFlags, start func(ctx context.Context, c *controller.Controller) error) error {
 	statusAddrs, warning, err := f.statusListen(os.Getenv)
@@ -197,6 +215,7 @@ file in the directory takes effect live.`,
 			if st, err := os.Stat(manifests); err != nil || !st.IsDir() {
 				return fmt.Errorf("--manifests %s: not a directory", manifests)
 			}
+			f.opts.Targets = f.targets(true)
 			return runController(&f, func(ctx context.Context, c *controller.Controller) error {
 				return files.Watch(ctx, manifests, files.WatchOptions{Debounce: 10 * time.Millisecond}, c.Update)
 			})

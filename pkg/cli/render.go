@@ -40,6 +40,7 @@ func newRender() *cobra.Command {
 			set := nginx.Settings{WorkDir: workdir, HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, AccessLog: f.accessLog, ErrorLog: f.errorLog}
 			_, set.OpenFiles, _ = nginx.RaiseOpenFiles() // worker_rlimit_nofile as local and controller render it
 			snap, srcProblems := files.Load(manifests)
+			f.opts.Targets = f.targets(true) // as tidegate local would serve them
 			m := model.Build(snap, f.opts)
 			if report {
 				return printReport(cmd.OutOrStdout(), m, srcProblems)

@@ -37,6 +37,8 @@ type Options struct {
 	// for every name no other certificate serves (instead of tidegate's
 	// self-signed one).
 	DefaultSSLCertificate string
+	// Targets says where URLs of Ingresses may point nginx (targets.go).
+	Targets TargetPolicy
 }
 
 // DefaultOptions returns the defaults of the command line.
@@ -147,6 +149,7 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 			}
 		}
 		skip := b.snippetPolicy(key, &cfg, report) // snippets.go
+		b.targetPolicy(&cfg, report)               // targets.go
 		b.anns[key] = cfg
 		if len(report) > 0 {
 			b.compat[key] = report

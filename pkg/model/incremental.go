@@ -1,6 +1,7 @@
 package model
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 
@@ -33,7 +34,7 @@ type endpointSource struct {
 // decide no name, no location and no problem (a Service without endpoints
 // keeps its backend and answers 503), which is what makes this exact.
 func Update(prev *Model, prevSnap, next *snapshot.Snapshot, opts Options) *Model {
-	if prev == nil || prevSnap == nil || prev.opts != opts || prev.sources == nil || !onlySlicesDiffer(prevSnap, next) {
+	if prev == nil || prevSnap == nil || !reflect.DeepEqual(prev.opts, opts) || prev.sources == nil || !onlySlicesDiffer(prevSnap, next) {
 		return build(next, opts, prev)
 	}
 	touched := slicesChanged(prevSnap.EndpointSlices, next.EndpointSlices)

@@ -66,14 +66,21 @@ func resolverLines(v *view, add func(string, ...any)) {
 	}
 }
 
-// hostGuard refuses a client-chosen Host that is not a plain name when the
-// target URL's host is $host: proxy_pass with a variable looks the host up
-// among the upstream blocks first, and a Host such as "tidegate_upstream"
-// would send the request to the application itself.
+// hostGuard refuses a client-chosen Host when the target URL's host is
+// $host (on a wildcard or catch-all server the client picks it): only a
+// DNS name whose last label holds a letter passes. An IP address
+// ("127.0.0.1", "169.254.169.254") or a loopback name would point nginx at
+// this machine or its metadata service, and proxy_pass with a variable
+// looks the host up among the upstream blocks first: a Host such as
+// "tidegate_upstream" would send the request to the application itself.
 func hostGuard(url string, add func(string, ...any)) {
 	if strings.Contains(strings.SplitN(url, "/", 4)[2], "$host") {
-		add(`if ($host !~ "^[a-z0-9.-]+$") {`)
+		add(`if ($host !~ "%s") {`, hostGuardRegex)
 		add("    return 500;")
 		add("}")
 	}
 }
+
+// hostGuardRegex matches the Hosts hostGuard lets through ($host is lower
+// case, without a port or a trailing dot).
+const hostGuardRegex = `^(?!((.*\.)?localhost|localhost\.localdomain|ip6-localhost|ip6-loopback)$)([a-z0-9-]+\.)*[a-z0-9-]*[a-z][a-z0-9-]*$`

@@ -30,9 +30,15 @@ import (
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 
-// loadPayloads reads payloads.txt, unescaping Go string escapes.
+// loadPayloads reads payloads.txt and adds two long values.
 func loadPayloads(t *testing.T) []string {
-	f, err := os.Open("payloads.txt")
+	return append(loadLines(t, "payloads.txt"), strings.Repeat("a", 70000), "/"+strings.Repeat("x/", 3000))
+}
+
+// loadLines reads a payload file: one payload per line, Go string escapes
+// unescaped, "# " comments and empty lines skipped.
+func loadLines(t testing.TB, name string) []string {
+	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +56,6 @@ func loadPayloads(t *testing.T) []string {
 		}
 		out = append(out, s)
 	}
-	out = append(out, strings.Repeat("a", 70000), "/"+strings.Repeat("x/", 3000))
 	return out
 }
 

@@ -32,7 +32,8 @@ var fuzzEnv struct {
 // FuzzRender feeds random hosts, paths, path types, service names and
 // annotation values through model and render. Invariants: nginx.conf always
 // parses, holds no control character, no directive outside the template's
-// vocabulary, no newline inside an argument; every 50th rendering passes a
+// vocabulary, no newline inside an argument, no place nginx connects to
+// that points inward (inward_test.go); every 50th rendering passes a
 // real `nginx -t`. The model's backends are pushed to a real Lua data plane,
 // which must take every one of them: a backend the model builds and Lua
 // refuses would hold back every other endpoint change.
@@ -55,6 +56,15 @@ func FuzzRender(f *testing.F) {
 	} {
 		for i, key := range keys {
 			if key == k {
+				f.Add("e.io", "/a", uint8(0), "web", uint8(i), v)
+			}
+		}
+	}
+	// Inward shapes (inward.txt) for the keys nginx connects to: the
+	// fuzzer mutates them towards other spellings.
+	for _, v := range []string{"http://unix:/w/run/tidegate.sock:/configuration/backends", "http://0127.0.0.1/", "http://[::ffff:127.0.0.1]:10254/", "http://LOCALHOST./"} {
+		for i, key := range keys {
+			if key == "auth-url" || key == "mirror-target" {
 				f.Add("e.io", "/a", uint8(0), "web", uint8(i), v)
 			}
 		}
@@ -132,6 +142,11 @@ func FuzzRender(f *testing.F) {
 				}
 			}
 		})
+		// Nothing points nginx inward (inward_test.go); the model's default
+		// policy refuses loopback.
+		if bad, _ := inwardTargets(conf, model.DefaultOptions().Targets); len(bad) > 0 {
+			t.Fatalf("annotation %s=%q: %s", keys[int(key)%len(keys)], value, strings.Join(bad, "; "))
+		}
 		fuzzEnv.n++
 		if fuzzEnv.n%50 == 1 {
 			if err := fuzzEnv.proc.WriteAuthFiles(m.Structure.AuthFiles); err != nil {
