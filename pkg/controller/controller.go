@@ -74,6 +74,11 @@ type Controller struct {
 	// to a minute. A failed reload leaves applied as it was, so the next
 	// sync finds the same structural change to make.
 	reloadBackoff time.Duration
+	// down is set while nginx is not running and could not be started
+	// again; restartBackoff is the wait before the next try: 1 s,
+	// doubling to 30 s.
+	down           bool
+	restartBackoff time.Duration
 	appliedConf   *nginx.Rendered
 	lastProblem   map[string]bool
 	healthy       atomic.Bool
@@ -191,7 +196,12 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 	// applied model changes
 	var live func(ns, svc, addr string) bool
 	var liveOf *model.Model
+	var retry <-chan time.Time // while nginx is down: the next try to start it
 	for {
+		exited := c.proc.Done()
+		if c.down {
+			exited = nil // closed: nginx is already known to be gone
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -206,13 +216,13 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 				live, liveOf = liveEndpoints(m), m
 			}
 			c.dataplane.log.forgetEndpoints(live)
-		case <-c.proc.Done():
+		case <-exited:
 			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
 			c.met.nginxRestarts.Inc()
 			c.healthy.Store(false)
-			if err := c.restart(ctx); err != nil {
-				return err
-			}
+			retry = c.restart(ctx)
+		case <-retry:
+			retry = c.restart(ctx)
 		case <-c.wake:
 			if c.cfg.Debounce > 0 {
 				c.debounce(ctx)
@@ -338,12 +348,31 @@ func (c *Controller) lastGood() (*nginx.Rendered, error) {
 }
 
 // restart brings nginx back with the last applied configuration and pushes
-// the whole dynamic state again (Lua's memory died with nginx).
-func (c *Controller) restart(ctx context.Context) error {
+// the whole dynamic state again (Lua's memory died with nginx); a sync
+// follows for what changed meanwhile. When nginx cannot start (a full
+// disk, a port taken), tidegate does not exit: it would take the node's
+// data plane with it for good (in a pod, a crash loop), while the cause
+// may pass. It returns when to try again (nil once nginx runs): 1 s,
+// doubling to 30 s; /healthz answers 503 meanwhile.
+func (c *Controller) restart(ctx context.Context) <-chan time.Time {
 	c.writeSeed(c.applied, false)
 	if err := c.proc.Start(ctx, c.appliedConf.Conf, c.appliedConf.Generation); err != nil {
-		return fmt.Errorf("restart nginx: %w", err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.down = true
+		c.restartBackoff = min(max(2*c.restartBackoff, time.Second), 30*time.Second)
+		c.met.inSync.Set(0)
+		c.page.noteNginxDown(err, c.restartBackoff)
+		c.log.Error("could not start nginx again; it keeps the last good configuration and is tried again", "retry_in", c.restartBackoff, "err", err)
+		return time.After(c.restartBackoff)
 	}
+	if c.down {
+		c.log.Info("nginx runs again")
+	}
+	c.down, c.restartBackoff = false, 0
+	c.page.noteNginxDown(nil, 0)
+	c.poke() // what changed while nginx was down
 	err := c.pushAll(ctx, c.applied)
 	c.removeSeed()
 	if err != nil {
@@ -352,6 +381,7 @@ func (c *Controller) restart(ctx context.Context) error {
 		return nil
 	}
 	c.healthy.Store(true)
+	c.met.inSync.Set(1)
 	return nil
 }
 
@@ -436,6 +466,9 @@ func (c *Controller) notConfigFault(err error) bool {
 // structure, and keep the last good configuration when a candidate fails.
 func (c *Controller) sync(ctx context.Context) {
 	defer holdGC()()
+	if c.down {
+		return // the restart applies the latest snapshot
+	}
 	snap, srcProblems := c.take()
 	c.met.syncs.Inc()
 	if c.resync.Swap(false) {
@@ -635,7 +668,25 @@ func (c *Controller) applyDynamic(ctx context.Context, p Plan) error {
 	return errors.Join(errs...)
 }
 
+// whileNginxRuns is ctx, also cancelled when nginx exits: a push retries
+// while the control socket cannot be reached, and must not hold the sync
+// loop after nginx is gone.
+func (c *Controller) whileNginxRuns(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	exited := c.proc.Done()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Backend, removed []string) error {
+	ctx, cancel := c.whileNginxRuns(ctx)
+	defer cancel()
 	begin := time.Now()
 	err := c.logRejected("backends", c.push.PushBackends(ctx, full, bs, removed))
 	c.observePush("backends", begin, err)
@@ -646,6 +697,8 @@ func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Bac
 }
 
 func (c *Controller) pushCertificates(ctx context.Context, full bool, cs []model.Certificate, removed []string) error {
+	ctx, cancel := c.whileNginxRuns(ctx)
+	defer cancel()
 	begin := time.Now()
 	err := c.logRejected("certificates", c.push.PushCertificates(ctx, full, cs, removed))
 	c.observePush("certificates", begin, err)

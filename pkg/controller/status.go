@@ -21,6 +21,9 @@ func (c *Controller) ServeStatus(ctx context.Context, addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		detail := "last reload: " + c.page.lastReload().String()
+		if why, retry := c.page.nginxDown(); why != "" {
+			detail = "nginx is not running: " + why + "; next try at " + retry.UTC().Format(time.RFC3339) + "\n" + detail
+		}
 		if !c.Healthy() {
 			http.Error(w, "not ready: nginx is not serving the current configuration (or tidegate is shutting down)\n"+detail, http.StatusServiceUnavailable)
 			return

@@ -27,6 +27,10 @@ type pageState struct {
 	reloadWhy  string
 	result     reloadRecord
 	push       pushRecord
+	// down says why nginx is not running, while tidegate tries to start it
+	// again ("" while it runs).
+	down      string
+	downRetry time.Time
 }
 
 // reloadRecord is the outcome of the last reload attempt.
@@ -75,6 +79,23 @@ func (p *pageState) noteReloadResult(at time.Time, err error, retry time.Duratio
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.result = r
+}
+
+func (p *pageState) noteNginxDown(err error, retry time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down, p.downRetry = "", time.Time{}
+	if err != nil {
+		p.down, p.downRetry = err.Error(), time.Now().Add(retry)
+	}
+}
+
+// nginxDown is why nginx is not running and when it is tried again ("" if
+// it runs).
+func (p *pageState) nginxDown() (string, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down, p.downRetry
 }
 
 func (p *pageState) lastReload() reloadRecord {
@@ -151,6 +172,8 @@ type pageData struct {
 	Now        time.Time
 	Healthy    bool
 	Generation string
+	NginxDown  string
+	DownRetry  time.Time
 	Reloads    int
 	ReloadAt   time.Time
 	ReloadTook time.Duration
@@ -207,6 +230,7 @@ func (c *Controller) pageData() pageData {
 	st := c.Status()
 	d := pageData{Now: time.Now(), Healthy: c.Healthy(), Generation: st.Generation, Reloads: st.Reloads}
 	c.page.mu.Lock()
+	d.NginxDown, d.DownRetry = c.page.down, c.page.downRetry
 	d.ReloadAt, d.ReloadTook, d.ReloadWhy, d.Result, d.Push = c.page.reloadAt, c.page.reloadTook, c.page.reloadWhy, c.page.result, c.page.push
 	c.page.mu.Unlock()
 	m := c.page.model.Load()
@@ -350,6 +374,7 @@ code{font-family:ui-monospace,monospace}.muted{color:#777}
 <h1>tidegate status</h1>
 <p>{{if .Healthy}}<span class="ok">healthy</span>{{else}}<span class="bad">not healthy</span>{{end}}
  &middot; generation <code>{{.Generation}}</code> &middot; page rendered {{when .Now}}</p>
+{{if .NginxDown}}<p class="bad" id="nginx-down">nginx is not running and could not be started again: {{.NginxDown}}; next try at {{when .DownRetry}}</p>{{end}}
 
 <h2>Last reload and push</h2>
 <table>

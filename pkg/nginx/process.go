@@ -220,7 +220,14 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 		close(p.exited)
 	}()
 	p.log.Info("nginx started", "pid", cmd.Process.Pid, "conf", p.set.ConfPath())
-	return p.waitGeneration(ctx, gen, p.waitFor(conf))
+	if err := p.waitGeneration(ctx, gen, p.waitFor(conf)); err != nil {
+		// A master that never served is ended, so that the next Start does
+		// not find its ports taken.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		return err
+	}
+	return nil
 }
 
 // clearSockets removes the unix sockets in dir, tidegate's private run

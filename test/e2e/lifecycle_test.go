@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -169,4 +170,68 @@ func TestReloadRetriedAfterDiskFull(t *testing.T) {
 		return ""
 	})
 	t.Logf("failed reloads while the disk was full: %v", tg.metric(`tidegate_reloads_total{result="failed"}`))
+}
+
+// TestNginxRestartRetried: nginx dies while it cannot be started again
+// (its disk full, then its port taken). tidegate stays up, /healthz
+// answers 503 and says why, and once the cause is gone nginx serves
+// again with the last good configuration. tidegate used to exit at the
+// first failed restart: in a pod, a crash loop.
+func TestNginxRestartRetried(t *testing.T) {
+	be := startBackends(t, "web-1")
+	tg := startTidegateWith(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	}, startOptions{WorkDir: tmpfsDir(t, 16<<20)})
+	if r := tg.Get("web.test", "/"); r.Status != 200 {
+		t.Fatalf("before: %d %q", r.Status, r.Body)
+	}
+	free := fillDisk(t, tg.WorkDir)
+	old := tg.masterPID()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	failures := func(n int, cause string) func() string {
+		return func() string {
+			if c := strings.Count(tg.logText(), "could not start nginx again"); c < n {
+				return fmt.Sprintf("%d failed restarts logged", c)
+			}
+			if code, health := tg.getStatus("/healthz"); code != 503 || !strings.Contains(health, "nginx is not running: ") || !strings.Contains(health, cause) {
+				return fmt.Sprintf("/healthz %d %q", code, health)
+			}
+			return ""
+		}
+	}
+	waitFor(t, 30*time.Second, "restarts failing on the full disk", failures(2, "no space left on device"))
+	if exited, err := tg.wait(0); exited {
+		t.Fatalf("tidegate exited: %v", err)
+	}
+	// The disk has room again, but the HTTP port is taken.
+	ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", tg.HTTPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Count(tg.logText(), "could not start nginx again")
+	free()
+	waitFor(t, 60*time.Second, "restarts failing on the port", failures(before+1, "Address already in use"))
+	if _, page := tg.getStatus("/"); !strings.Contains(page, "nginx is not running and could not be started again") {
+		t.Errorf("the status page does not say nginx is down:\n%s", grepLines(page, "nginx"))
+	}
+	if exited, err := tg.wait(0); exited {
+		t.Fatalf("tidegate exited: %v", err)
+	}
+	ln.Close()
+	waitFor(t, 60*time.Second, "nginx serving again", func() string {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-1" {
+			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
+		}
+		if code, health := tg.getStatus("/healthz"); code != 200 {
+			return fmt.Sprintf("/healthz %d %q", code, health)
+		}
+		return ""
+	})
+	if m := tg.masterPID(); m == old {
+		t.Errorf("the master pid is still %d", m)
+	}
+	t.Logf("failed restarts: %d", strings.Count(tg.logText(), "could not start nginx again"))
 }
