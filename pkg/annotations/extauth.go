@@ -56,6 +56,7 @@ var reservedAuthHeaders = map[string]bool{
 	"host": true, "connection": true, "upgrade": true, "keep-alive": true, "te": true, "trailer": true,
 	"transfer-encoding": true, "content-length": true, "x-real-ip": true, "x-forwarded-for": true,
 	"x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-port": true, "x-request-id": true,
+	"x-forwarded-scheme": true, "x-scheme": true, "proxy": true,
 }
 
 // ReservedAuthHeader reports whether tidegate sets the request header name

@@ -161,6 +161,7 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 			}
 		}
 	}
+	g.Settings.UseForwardedHeaders = useForwarded
 	switch {
 	case g.Settings.UseProxyProtocol:
 		// As in ingress-nginx, the PROXY header names the client, not

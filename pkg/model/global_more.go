@@ -45,6 +45,13 @@ type Settings struct {
 	// any peer). Empty: the peer is the client.
 	RealIPFrom   []netip.Prefix
 	RealIPHeader string
+	// UseForwardedHeaders trusts the forwarding headers clients send
+	// (use-forwarded-headers: a proxy in front sets them): X-Forwarded-For
+	// names the client, X-Forwarded-Proto, -Port and -Host reach the
+	// backend as sent, and Forwarded, X-Forwarded-Prefix, -Server, -Uri,
+	// -Method, X-Original-URL and X-Rewrite-URL pass. Off, tidegate sets
+	// the first ones itself and clears the others.
+	UseForwardedHeaders bool
 	// UseProxyProtocol expects the PROXY protocol header (v1 or v2) on the
 	// HTTP and HTTPS ports (use-proxy-protocol), as a load balancer in
 	// front sends it.

@@ -43,7 +43,7 @@ func errorPageLines(l *model.Location, grpc, skip401 bool, v *view, add func(str
 			continue
 		}
 		name := fmt.Sprintf("@tidegate_error_%s_%d", id, code)
-		v.extraLocation("", name, []string{
+		lines := []string{
 			// The Service that failed, read before $tidegate_backend
 			// changes to the error backend.
 			"set $tidegate_error_service $service_name;",
@@ -62,8 +62,9 @@ func errorPageLines(l *model.Location, grpc, skip401 bool, v *view, add func(str
 			"proxy_set_header X-Request-ID $request_id;",
 			"proxy_set_header X-Forwarded-For $tidegate_xff;",
 			"proxy_set_header X-Real-IP $remote_addr;",
-			"proxy_pass http://" + Upstream + ";",
-		})
+		}
+		lines = append(lines, v.baseHeaderLines(lines)...) // locations.go
+		v.extraLocation("", name, append(lines, "proxy_pass http://"+Upstream+";"))
 		add("error_page %d = %s;", code, name)
 	}
 	return nil

@@ -60,6 +60,8 @@ func authLocation(a annotations.ExtAuth, headers []model.Header, v *view) (uri s
 		}
 	}
 	add("proxy_set_header X-Auth-Request-Redirect %s;", redirect)
+	// The auth service's Host is its own.
+	lines = append(lines, v.baseHeaderLines(lines, "Host")...) // locations.go
 	for _, h := range headers { // auth-proxy-set-headers: literal values
 		name, err := Quote(h.Name)
 		if err != nil {

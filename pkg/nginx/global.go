@@ -72,6 +72,14 @@ func globalLines(s model.Settings) ([]string, error) {
 		xff = "$proxy_add_x_forwarded_for"
 	}
 	add("map $remote_addr $tidegate_xff { default %s; }", xff)
+	if s.UseForwardedHeaders {
+		// A proxy in front says how the client came (ingress-nginx's
+		// $pass_access_scheme, $pass_server_port, $best_http_host);
+		// without its header, this connection does.
+		add(`map $http_x_forwarded_proto $tidegate_pass_scheme { default $http_x_forwarded_proto; "" $scheme; }`)
+		add(`map $http_x_forwarded_port $tidegate_pass_port { default $http_x_forwarded_port; "" $server_port; }`)
+		add(`map $http_x_forwarded_host $tidegate_pass_host { default $http_x_forwarded_host; "" $tidegate_host; }`)
+	}
 	b := s.Buffers
 	if b.ProxyBufferSize != "" || b.ProxyBuffersNumber != 0 {
 		size, n := b.ProxyBufferSize, b.ProxyBuffersNumber

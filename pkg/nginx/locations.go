@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,19 +19,63 @@ import (
 // QuoteVarFree; numbers and sizes are formatted here; nothing else from a
 // user reaches nginx.conf.
 
-// proxyHeaders are the request headers sent to every backend. A location
-// that changes one of them repeats them all, because nginx drops inherited
-// proxy_set_header directives as soon as a location sets its own.
-var proxyHeaders = [][2]string{
-	{"Host", "$tidegate_host"},
-	{"Upgrade", "$http_upgrade"},
-	{"Connection", "$connection_upgrade"},
-	{"X-Real-IP", "$remote_addr"},
-	{"X-Forwarded-For", "$tidegate_xff"},
-	{"X-Forwarded-Proto", "$scheme"},
-	{"X-Forwarded-Host", "$tidegate_host"},
-	{"X-Forwarded-Port", "$server_port"},
-	{"X-Request-ID", "$request_id"},
+// proxyHeaders are the request headers sent to every backend, from the
+// ConfigMap's forwarding settings. A location that changes one of them
+// repeats them all, because nginx drops inherited proxy_set_header
+// directives as soon as a location sets its own. An empty value ("")
+// sends nothing, and drops the client's header of that name.
+func proxyHeaders(s model.Settings) [][2]string {
+	scheme, port, fwdHost := "$scheme", "$server_port", "$tidegate_host"
+	if s.UseForwardedHeaders { // global.go: the client's value when it sent one
+		scheme, port, fwdHost = "$tidegate_pass_scheme", "$tidegate_pass_port", "$tidegate_pass_host"
+	}
+	h := [][2]string{
+		{"Host", "$tidegate_host"},
+		{"Upgrade", "$http_upgrade"},
+		{"Connection", "$connection_upgrade"},
+		{"X-Real-IP", "$remote_addr"},
+		{"X-Forwarded-For", "$tidegate_xff"},
+		{"X-Forwarded-Proto", scheme},
+		{"X-Forwarded-Host", fwdHost},
+		{"X-Forwarded-Port", port},
+		{"X-Forwarded-Scheme", scheme},
+		{"X-Scheme", scheme},
+		{"X-Request-ID", "$request_id"},
+		// httpoxy: CGI-style backends read it as their HTTP_PROXY.
+		{"Proxy", `""`},
+	}
+	if !s.UseForwardedHeaders {
+		for _, name := range untrustedHeaders {
+			h = append(h, [2]string{name, `""`})
+		}
+	}
+	return h
+}
+
+// untrustedHeaders are request headers that only a proxy in front may set
+// (RFC 7239's Forwarded, Traefik's X-Forwarded-*) or that backends take
+// for the request's path (X-Original-URL, X-Rewrite-URL: IIS, Symfony,
+// Spring). Unless use-forwarded-headers trusts the clients' forwarding
+// headers, they are cleared: a client's value would reach the backend as
+// if a proxy had set it, or route it past the paths nginx checked.
+var untrustedHeaders = []string{"Forwarded", "X-Forwarded-Prefix", "X-Forwarded-Server",
+	"X-Forwarded-Uri", "X-Forwarded-Method", "X-Original-URL", "X-Rewrite-URL"}
+
+// baseHeaderLines are the headers every backend gets (proxyHeaders) for
+// a location that sets request headers of its own (lines: the auth
+// subrequest, error pages) and so inherits none: those it does not set
+// itself, nor names in except. Upgrade and Connection stay out: these
+// locations send plain requests.
+func (v *view) baseHeaderLines(lines []string, except ...string) []string {
+	var out []string
+	for _, h := range v.proxyHeaders {
+		set := slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "proxy_set_header "+h[0]+" ") })
+		if set || h[0] == "Upgrade" || h[0] == "Connection" || slices.Contains(except, h[0]) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("proxy_set_header %s %s;", h[0], h[1]))
+	}
+	return out
 }
 
 // locationLines renders the body of one location.
@@ -155,7 +200,7 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 	if err := proxyLines(c, add); err != nil {
 		return nil, err
 	}
-	if err := headerLines(c, clientAuthHeaders(nl.clientAuth), add); err != nil {
+	if err := headerLines(c, v.proxyHeaders, clientAuthHeaders(nl.clientAuth), add); err != nil {
 		return nil, err
 	}
 	if err := responseHeaderLines(l, add); err != nil { // snippets.go
@@ -282,9 +327,9 @@ func proxyLines(c annotations.Config, add func(string, ...any)) error {
 	return nil
 }
 
-// headerLines re-emits the proxy headers when an annotation changes one or
-// adds one (more: the client certificate's, clientauth.go).
-func headerLines(c annotations.Config, more [][2]string, add func(string, ...any)) error {
+// headerLines re-emits the proxy headers (base) when an annotation changes
+// one or adds one (more: the client certificate's, clientauth.go).
+func headerLines(c annotations.Config, base, more [][2]string, add func(string, ...any)) error {
 	p := c.Proxy
 	authHeaders := authResponseHeaders(c.ExtAuth)      // extauth.go
 	snippet, overridden, err := snippetProxyHeaders(c) // snippets.go
@@ -298,12 +343,15 @@ func headerLines(c annotations.Config, more [][2]string, add func(string, ...any
 	if p.Protocol == "GRPC" || p.Protocol == "GRPCS" {
 		set = "grpc_set_header"
 	}
-	for _, h := range proxyHeaders {
+	for _, h := range base {
 		if set == "grpc_set_header" && (h[0] == "Upgrade" || h[0] == "Connection") {
 			continue // hop-by-hop headers do not exist in HTTP/2
 		}
 		if set == "proxy_set_header" && overridden[strings.ToLower(h[0])] {
 			continue // the configuration-snippet sets it
+		}
+		if h[0] == "X-Forwarded-Prefix" && c.Rewrite.ForwardedPrefix != "" {
+			continue // set below
 		}
 		val := h[1]
 		switch {

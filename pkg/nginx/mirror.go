@@ -38,7 +38,7 @@ func mirrorLines(m annotations.Mirror, v *view, add func(string, ...any)) error 
 	// Setting Host drops every inherited proxy_set_header: the copy gets
 	// the forwarding headers of the original again.
 	in("proxy_set_header Host %s;", host)
-	for _, h := range proxyHeaders {
+	for _, h := range v.proxyHeaders {
 		if h[0] != "Host" {
 			in("proxy_set_header %s %s;", h[0], h[1])
 		}

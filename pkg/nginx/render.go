@@ -189,7 +189,12 @@ type view struct {
 	Upstreams []string
 	// HTTPLines are http-level lines locations need (rate-limit zones).
 	HTTPLines []string
-	zoneSeen  map[string]bool
+	// ProxyHeaders and GRPCHeaders are the http-level proxy_set_header
+	// and grpc_set_header arguments, from proxyHeaders (locations.go),
+	// which locations that set their own repeat.
+	ProxyHeaders, GRPCHeaders []string
+	proxyHeaders              [][2]string
+	zoneSeen                  map[string]bool
 	// httpHeaders are the http-level add_header lines (snippets.go).
 	httpHeaders []string
 	// resolvers are the quoted name servers; extras the internal and named
@@ -323,6 +328,13 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		v.RedirectPrefix += ":" + strconv.Itoa(set.HTTPSPort)
 	}
 	v.httpHeaders = httpHeaderLines(g.Settings) // snippets.go
+	v.proxyHeaders = proxyHeaders(g.Settings)
+	for _, h := range v.proxyHeaders {
+		v.ProxyHeaders = append(v.ProxyHeaders, h[0]+" "+h[1])
+		if h[0] != "Upgrade" && h[0] != "Connection" { // hop-by-hop: not in HTTP/2
+			v.GRPCHeaders = append(v.GRPCHeaders, h[0]+" "+h[1])
+		}
+	}
 	v.Servers = make([]serverView, 0, len(st.Servers))
 	for _, s := range st.Servers {
 		sv, err := v.newServerView(s)

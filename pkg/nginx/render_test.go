@@ -43,7 +43,7 @@ func TestRenderGolden(t *testing.T) {
 			fixture.Ingress("tls").TLS("a-tls", "a.io", "*.wild.io").
 				Host("a.io").Prefix("/", "web:80").Host("*.wild.io").Prefix("/app", "web:80")},
 		"global-settings": {web, fixture.ConfigMap("tidegate/tidegate", "worker-processes=2", "proxy-read-timeout=120", "proxy-body-size=8m", "ssl-redirect=false",
-			"max-worker-open-files=8192", "max-worker-connections=0"),
+			"max-worker-open-files=8192", "max-worker-connections=0", "use-forwarded-headers=true"),
 			fixture.Ingress("tls").TLS("", "a.io").Host("a.io").Prefix("/", "web:80")},
 		"annotations": {web,
 			fixture.Ingress("rewrite").Host("api.io").Prefix("/v1(/|$)(.*)", "web:80").
