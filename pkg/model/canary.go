@@ -127,6 +127,17 @@ func (b *builder) attachCanaries() {
 					displayHost(pc.srv.host), pc.key.path, pc.key.match)})
 			continue
 		}
+		// A canary shifts traffic away from the Ingress that serves the
+		// path: only that Ingress's namespace may do so. Across namespaces
+		// one tenant's canary-weight: "100" would take another tenant's
+		// host (ingress-nginx users report cross-namespace canaries do not
+		// work there either: kubernetes/ingress-nginx#7657).
+		if mainNS, _, _ := strings.Cut(main.Ingress, "/"); main.Ingress != "" && mainNS != pc.ing.Namespace {
+			b.report(Problem{Kind: "Ingress", Object: key, Field: pc.field,
+				Reason: fmt.Sprintf("canary for host %q path %q (%s), which Ingress %s of another namespace serves; a canary must be in the namespace of the Ingress it shifts traffic from, so it is ignored",
+					displayHost(pc.srv.host), pc.key.path, pc.key.match, main.Ingress)})
+			continue
+		}
 		name, err := b.backendFor(pc.ing, &pc.backend, pc.field+".backend")
 		if err != nil {
 			continue

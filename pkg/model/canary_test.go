@@ -68,3 +68,27 @@ func TestParseCanary(t *testing.T) {
 		})
 	}
 }
+
+// TestCanaryStaysInItsNamespace: a canary Ingress in another namespace than
+// the one serving the host and path would let any tenant shift another
+// tenant's traffic to its own Service (canary-weight: "100"). It is refused
+// and reported; a canary in the same namespace still attaches.
+func TestCanaryStaysInItsNamespace(t *testing.T) {
+	objs := []any{
+		fixture.Service("shop/web", "80"), fixture.Service("shop/web-v2", "80"), fixture.Service("evil/trap", "80"),
+		fixture.Ingress("shop/main").Created(time.Hour).Host("shop.example.com").Prefix("/", "web:80"),
+		fixture.Ingress("shop/v2").Host("shop.example.com").Prefix("/", "web-v2:80").
+			Annotate(ann+"canary", "true").Annotate(ann+"canary-weight", "10"),
+		fixture.Ingress("evil/takeover").Host("shop.example.com").Prefix("/", "trap:80").
+			Annotate(ann+"canary", "true").Annotate(ann+"canary-weight", "100"),
+	}
+	m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
+	main := backendNamed(m, "shop/web:80")
+	want := []model.Canary{{Backend: "shop/web-v2:80", Weight: 10, WeightTotal: 100}}
+	if main == nil || !reflect.DeepEqual(main.Canaries, want) {
+		t.Fatalf("main backend canaries %+v, want only the same-namespace one %+v", main, want)
+	}
+	if p := strings.Join(problems(m), "\n"); !strings.Contains(p, "evil/takeover") || !strings.Contains(p, "namespace") {
+		t.Errorf("the cross-namespace canary must be reported: %s", p)
+	}
+}
