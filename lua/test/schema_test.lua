@@ -76,6 +76,12 @@ local bad = {
   ["ejection key"] = { version = 1, backends = { { name = "a", ejection = { forever = true } } } },
   ["ejection negative"] = { version = 1, backends = { { name = "a", ejection = { failures = -1 } } } },
   ["zero version"] = { version = 0 },
+  ["negative version"] = { version = -1 },
+  ["fractional version"] = { version = 1.5 },
+  ["version 2^53"] = { version = 2 ^ 53 },
+  ["version 1e300"] = { version = 1e300 },
+  ["infinite version"] = { version = math.huge },
+  ["NaN version"] = { version = 0 / 0 },
   ["string version"] = { version = "1" },
   ["unknown key"] = { version = 1, extra = true },
   ["object backends"] = { version = 1, backends = { x = 1 } },
@@ -98,6 +104,8 @@ do
   check("header", hdr and hdr.version == 7 and hdr.full == true and hdr.removed[1] == "a", err)
   hdr, err = schema.check_backends_header({ version = 8 })
   check("header defaults", hdr and hdr.full == false and #hdr.removed == 0, err)
+  hdr, err = schema.check_backends_header({ version = 2 ^ 53 - 1 })
+  check("largest version", hdr and hdr.version == 2 ^ 53 - 1, err)
 end
 local bad_headers = {
   ["backends in the header"] = { version = 1, backends = {} },

@@ -65,18 +65,17 @@ local function respond(status, body)
   return ngx.exit(ngx.HTTP_OK)
 end
 
--- fail answers {"error": reason}, plus the stored version on a conflict
--- (and "full_required" when nothing is stored: the push must be full).
+-- fail answers {"error": reason}, plus the stored version when the push's
+-- version was refused (and "full_required" on a 409 when nothing is
+-- stored: the push must be full).
 local function fail(status, reason, stored)
   if status >= 500 then
     ngx_log(ngx_ERR, "tidegate: configuration: ", reason)
   end
-  if stored == 0 then
-    return respond(status, str_format('{"error":%s,"version":0,"full_required":true}', cjson.encode(reason)))
-  end
   if stored then
     -- %.0f: cjson would print large versions with 14 significant digits
-    return respond(status, str_format('{"error":%s,"version":%.0f}', cjson.encode(reason), stored))
+    return respond(status, str_format('{"error":%s,"version":%.0f%s}', cjson.encode(reason), stored,
+      (status == 409 and stored == 0) and ',"full_required":true' or ""))
   end
   return respond(status, cjson.encode({ error = reason }))
 end
@@ -227,16 +226,32 @@ local function writer(dict)
   return w
 end
 
--- check_version returns true, or nil, the stored version and the reason.
--- A delta onto an empty store (nginx was restarted, the shared dicts are
--- new) would leave everything else missing: it needs a full push first.
+-- Versions are tidegate's clock in milliseconds (about 2^40.7 in 2026), or
+-- one more than the stored version. A version above CLOCK_VERSIONS (2^50,
+-- 35,000 years from now) reads no clock: it is refused unless it is the
+-- stored version + 1. So no push can wedge the ones after it: whatever
+-- version got stored (a stray push, a bug), a client reads it in the
+-- refusal and moves on with the stored version + 1; and versions stay far
+-- below 2^53, where a Lua number stops counting in ones (2^53 + 1 == 2^53:
+-- a push at 2^53 used to leave no newer version to push).
+local CLOCK_VERSIONS = 2 ^ 50
+
+-- check_version returns true, or nil, the status, the reason and the
+-- stored version. A delta onto an empty store (nginx was restarted, the
+-- shared dicts are new) would leave everything else missing: it needs a
+-- full push first.
 local function check_version(dict, doc)
   local stored = dict:get(store.VERSION) or 0
-  if doc.version <= stored then
-    return nil, stored, str_format("version %.0f is not newer than the stored version %.0f", doc.version, stored)
+  local v = doc.version
+  if v <= stored then
+    return nil, 409, str_format("version %.0f is not newer than the stored version %.0f", v, stored), stored
+  end
+  if v > CLOCK_VERSIONS and v ~= stored + 1 then
+    return nil, 400, str_format("version %.0f is above 2^50, where only the stored version + 1 (%.0f) is taken",
+      v, stored + 1), stored
   end
   if stored == 0 and not doc.full then
-    return nil, stored, "nothing stored yet (nginx started anew): the first push must be full"
+    return nil, 409, "nothing stored yet (nginx started anew): the first push must be full", stored
   end
   return true
 end
@@ -542,10 +557,10 @@ local function push_lines(dict, body, yield)
     return 400, err
   end
   -- a bad body is reported as such even when its version is stale too
-  local stored, reason
-  ok, stored, reason = check_version(dict, hdr)
+  local status, reason, stored
+  ok, status, reason, stored = check_version(dict, hdr)
   if not ok then
-    return 409, reason, stored
+    return status, reason, stored
   end
   local status, res, version = apply_items(dict, current, items, hdr, yield)
   return status, res, version, rejected
@@ -554,9 +569,9 @@ end
 -- push_document handles a checked push in the JSON-document format; it
 -- runs under the lock.
 local function push_document(dict, doc)
-  local ok, stored, reason = check_version(dict, doc)
+  local ok, status, reason, stored = check_version(dict, doc)
   if not ok then
-    return 409, reason, stored
+    return status, reason, stored
   end
   local yield = pacer()
   local current = stored_names(dict)
@@ -664,9 +679,9 @@ end
 -- in this push: whatever is stored for them stays, even in a full push.
 local function apply_certificates(doc, keep)
   local dict = certificates_dict
-  local ok, stored, reason = check_version(dict, doc)
+  local ok, status, reason, stored = check_version(dict, doc)
   if not ok then
-    return 409, reason, stored
+    return status, reason, stored
   end
   local current = split(dict:get(store.NAMES))
   -- hosts of every certificate after this push

@@ -22,7 +22,7 @@ local MAX_NAME = 512        -- backend name or certificate id
 local MAX_HOST = 253        -- DNS name
 local MAX_ENDPOINTS = 100000 -- per backend (model.MaxEndpoints)
 local MAX_HOSTS = 100000    -- per certificate (model.MaxCertificateHosts)
-local MAX_VERSION = 9007199254740992 -- 2^53: larger numbers lose precision
+local MAX_VERSION = 9007199254740991 -- 2^53 - 1: above it numbers skip integers
 
 _M.ALGORITHMS = { round_robin = true, ewma = true, chash = true }
 -- DEFAULT_SNI is the host of the default certificate (--default-ssl-
@@ -221,7 +221,7 @@ end
 
 local function check_version(v)
   if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > MAX_VERSION then
-    return fail("version: must be a positive integer below 2^53")
+    return fail("version: must be an integer from 1 to 2^53 - 1")
   end
   return v
 end

@@ -18,10 +18,14 @@
 // answers 403 {"error":"reason"} and does nothing.
 //
 // "full" replaces the whole set; otherwise the listed items are upserted and
-// the removed names dropped. Versions must increase; nginx answers
-// 200 {"version":N,"changed":K}, 400/405/409/413 {"error":"reason"}. The
-// first push after nginx starts must be full (the shared dicts are empty); a
-// partial one is refused with 409 and "full_required" (PushError.FullRequired).
+// the removed names dropped. nginx answers 200 {"version":N,"changed":K},
+// 400/405/409/413 {"error":"reason"}. Versions are the clock in
+// milliseconds and must increase: nginx refuses a version not above the
+// one it holds (409), and one above 2^50 unless it is that one + 1 (400);
+// both answers name the version it holds ("version"), from which the client
+// pushes again. The first push after nginx starts must be full (the shared
+// dicts are empty); a partial one is refused with 409 and "full_required"
+// (PushError.FullRequired).
 package dynamic
 
 import (
@@ -192,7 +196,10 @@ type certificatesDoc struct {
 }
 
 type answer struct {
-	Version  int64             `json:"version"`
+	// Version is the version nginx holds: the push's after a 200; after a
+	// refusal of the push's version (409, or 400 for a version above 2^50
+	// that is not the stored one + 1), the stored one; else nil.
+	Version  *int64            `json:"version"`
 	Changed  int               `json:"changed"`
 	Rejected map[string]string `json:"rejected"`
 	Error    string            `json:"error"`
@@ -343,9 +350,13 @@ func (c *Client) nextVersion() int64 {
 }
 
 // push sends one document. It retries, with backoff and until ctx ends,
-// when nginx cannot be reached (it may be starting) and once on a version
-// conflict (the controller restarted with an earlier clock). Repeating a
-// push is harmless: its content is the desired state, not a diff of a diff.
+// when nginx cannot be reached (it may be starting), and once when nginx
+// refused its version, from the version nginx holds: the controller
+// restarted with an earlier clock, or a stray push stored a version far
+// above any clock, where nginx takes only the stored version + 1 (see
+// check_version in configuration.lua). So no version nginx holds can wedge
+// the client. Repeating a push is harmless: its content is the desired
+// state, not a diff of a diff.
 func (c *Client) push(ctx context.Context, path, contentType string, encode func(version int64) ([]byte, error)) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,7 +367,7 @@ func (c *Client) push(ctx context.Context, path, contentType string, encode func
 		return Result{}, fmt.Errorf("push %s: encode: %w", path, err)
 	}
 	backoff := c.minBackoff
-	conflictRetried := false
+	versionRetried := false
 	var lastErr error // the last retryable error, for the final report
 	for {
 		status, ans, raw, err := c.post(ctx, path, contentType, body)
@@ -382,10 +393,16 @@ func (c *Client) push(ctx context.Context, path, contentType string, encode func
 			backoff = min(backoff*2, c.maxBackoff)
 			continue
 		case status == fasthttp.StatusOK:
-			return Result{Version: ans.Version, Changed: ans.Changed, Rejected: ans.Rejected}, nil
-		case status == fasthttp.StatusConflict && !conflictRetried && ans.Version >= version:
-			conflictRetried = true
-			c.version = max(c.version, ans.Version)
+			res := Result{Changed: ans.Changed, Rejected: ans.Rejected}
+			if ans.Version != nil {
+				res.Version = *ans.Version
+			}
+			return res, nil
+		case !versionRetried && versionRefused(status, ans):
+			versionRetried = true
+			// The clock, or the stored version + 1, whichever is larger:
+			// both are versions nginx takes.
+			c.version = *ans.Version
 			version = c.nextVersion()
 			if body, err = encode(version); err != nil {
 				return Result{}, fmt.Errorf("push %s: encode: %w", path, err)
@@ -398,6 +415,15 @@ func (c *Client) push(ctx context.Context, path, contentType string, encode func
 		}
 		return Result{}, &PushError{Path: path, Status: status, Reason: reason, FullRequired: ans.FullRequired}
 	}
+}
+
+// versionRefused reports whether nginx refused a push for its version
+// alone, naming the version it holds: older than that one (409), or above
+// 2^50 without being that one + 1 (400). A push onto an empty nginx that
+// must be full is another matter (FullRequired).
+func versionRefused(status int, ans answer) bool {
+	return ans.Version != nil && !ans.FullRequired &&
+		(status == fasthttp.StatusConflict || status == fasthttp.StatusBadRequest)
 }
 
 // post does one exchange and decodes the JSON answer.
