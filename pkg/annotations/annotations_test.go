@@ -151,10 +151,34 @@ func TestValidRegex(t *testing.T) {
 		"/(a":                             false,
 		"no-slash":                        false,
 		"/(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)": false,
+		// PCRE backtracks through nested repetitions exponentially.
+		"/(a+)+$":               false,
+		"/([a-z]*)*x":           false,
+		"/(/.*)*x":              false,
+		"/(?:ab|a)*c":           false,
+		"/(a{2,}){3,}":          false,
+		"/(x+x+)+y":             false,
+		"/(.*)":                 true,
+		"/v[0-9]+/(.+)/([^/]*)": true,
+		"/(ab)?(cd)?":           true,
+		"/(a{2}b)+":             true,
 	}
 	for re, ok := range tests {
 		if err := ValidRegex(re); (err == nil) != ok {
 			t.Errorf("ValidRegex(%q) = %v, want ok=%v", re, err, ok)
+		}
+	}
+}
+
+// TestMatchCNWithoutBacktracking: the client-certificate DN is matched
+// per request; a nested repetition is refused.
+func TestMatchCNWithoutBacktracking(t *testing.T) {
+	for v, want := range map[string]Status{"CN=(a|b)": Applied, "CN=(a+)+$": Rejected} {
+		_, report := Parse(map[string]string{Prefix + "auth-tls-secret": "ca", Prefix + "auth-tls-match-cn": v})
+		for _, e := range report {
+			if e.Key == "auth-tls-match-cn" && e.Status != want {
+				t.Errorf("%q: %s (%s), want %s", v, e.Status, e.Detail, want)
+			}
 		}
 	}
 }

@@ -91,7 +91,8 @@ func secretRef(v string) error {
 // validPCRE reports whether p is safe to give to nginx as a regex outside a
 // location (an `if` condition): printable ASCII without quotes, ';' or
 // '#', accepted by Go's RE2 parser with Perl syntax (a subset of
-// PCRE, so nginx compiles it too), and ASCII only.
+// PCRE, so nginx compiles it too), ASCII only, and without catastrophic
+// backtracking.
 func validPCRE(p string) error {
 	if p == "" || len(p) > MaxRegexLen {
 		return fmt.Errorf("must be 1 to %d characters", MaxRegexLen)
@@ -107,6 +108,18 @@ func validPCRE(p string) error {
 	}
 	if nonASCII(re) {
 		return fmt.Errorf("%q matches characters outside ASCII, which nginx's PCRE would refuse", p)
+	}
+	return Backtracking(p)
+}
+
+// Backtracking refuses a regex that nginx's PCRE (or Lua's ngx.re) would
+// match in exponentially many ways (backtrack): one request could then hold
+// a worker, which serves every host, for most of a second. A regex RE2
+// cannot parse (PCRE-only syntax) is not judged here.
+func Backtracking(p string) error {
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err == nil && backtrack(re, false) {
+		return fmt.Errorf("%q repeats a group that itself repeats or alternates (as in (a+)+ or (a|ab)*): PCRE backtracks through every way to match it and one request could hold an nginx worker for a second; repeat single characters or classes instead", p)
 	}
 	return nil
 }

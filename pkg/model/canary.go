@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
 )
 
 // The canary annotations, without the nginx.ingress.kubernetes.io/ prefix.
@@ -64,13 +66,17 @@ func ParseCanary(ann map[string]string) (Canary, []Problem) {
 		}
 	}
 	// ingress-nginx: the pattern is only used without a value. It is a PCRE
-	// regex, so RE2 cannot judge it here; one that PCRE refuses never
-	// matches, and nginx's error log says so.
+	// regex, so RE2 cannot judge every one here; one that PCRE refuses
+	// never matches, and nginx's error log says so. One RE2 reads is
+	// refused if PCRE would backtrack through it exponentially: Lua
+	// matches it against a header the client chooses.
 	if v := ann[balancingAnnPrefix+annCanaryHeaderPattern]; v != "" && c.Header != "" && c.HeaderValue == "" {
-		if printable(v) && len(v) <= 1024 {
-			c.HeaderPattern = v
-		} else {
+		if !printable(v) || len(v) > 1024 {
 			bad(annCanaryHeaderPattern, v, "printable ASCII of at most 1024 bytes")
+		} else if err := annotations.Backtracking(v); err != nil {
+			bad(annCanaryHeaderPattern, v, "a pattern without nested repetition ("+err.Error()+")")
+		} else {
+			c.HeaderPattern = v
 		}
 	}
 	if v := get(annCanaryCookie); v != "" {

@@ -92,3 +92,17 @@ func TestCanaryStaysInItsNamespace(t *testing.T) {
 		t.Errorf("the cross-namespace canary must be reported: %s", p)
 	}
 }
+
+// TestCanaryHeaderPatternWithoutBacktracking: Lua matches the pattern
+// against a header the client picks; nested repetition is refused.
+func TestCanaryHeaderPatternWithoutBacktracking(t *testing.T) {
+	for pattern, ok := range map[string]bool{"^v[0-9]+$": true, "^(?=beta).*": true, "^(a+)+$": false, "(x|xy)*z": false} {
+		c, probs := model.ParseCanary(map[string]string{ann + "canary-by-header": "X-Canary", ann + "canary-by-header-pattern": pattern})
+		if got := c.HeaderPattern != ""; got != ok {
+			t.Errorf("%q: kept = %v, want %v (problems %v)", pattern, got, ok, probs)
+		}
+		if !ok && (len(probs) != 1 || !strings.Contains(probs[0].Reason, "repeats a group")) {
+			t.Errorf("%q: the refusal must say why: %v", pattern, probs)
+		}
+	}
+}
