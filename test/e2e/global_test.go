@@ -4,8 +4,6 @@ import (
 	"compress/gzip"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -182,15 +180,7 @@ func TestProxyProtocol(t *testing.T) {
 	})
 	raw := func(preamble string) string {
 		t.Helper()
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", tg.HTTPPort), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(conn, "%sGET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n", preamble)
-		b, _ := io.ReadAll(conn)
-		return string(b)
+		return tg.raw(preamble + "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
 	}
 	got := raw("PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n")
 	if !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, `"X-Forwarded-For":"203.0.113.9"`) || !strings.Contains(got, `"X-Real-Ip":"203.0.113.9"`) {

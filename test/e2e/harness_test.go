@@ -419,6 +419,22 @@ func (tg *tidegate) GetTLS(sni, path string) (reply, string, string) {
 	return r, cn, serial
 }
 
+// raw writes text as it is on a new connection to the HTTP port and
+// returns everything nginx answers until it closes the connection (send
+// "Connection: close").
+func (tg *tidegate) raw(text string) string {
+	tg.t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", tg.HTTPPort), 10*time.Second)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, text)
+	b, _ := io.ReadAll(conn)
+	return string(b)
+}
+
 // Eventually retries f until it returns "" or the wait runs out, and fails
 // with f's last message.
 func (tg *tidegate) Eventually(what string, f func() string) {
