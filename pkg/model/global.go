@@ -150,6 +150,9 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 			if err := g.snippets.parse(k, v); err != nil { // snippets.go
 				report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Reason: err.Error() + "; the default is used"})
 			}
+		case "ssl-session-ticket-key":
+			report(Problem{Kind: "ConfigMap", Object: opts.ConfigMap, Field: "data." + k, Warning: true,
+				Reason: "not supported: a ConfigMap is no place for the key that decrypts every session ticket, and so every recorded TLS 1.2 session resumed with one; with ssl-session-tickets, nginx makes its own key at each start and reload. It is ignored"})
 		default:
 			handled, err := moreGlobal(k, v, &g.Settings, &useForwarded)
 			switch {

@@ -19,6 +19,12 @@ type Settings struct {
 	// SSLProtocols and SSLCiphers are nginx's ssl_protocols / ssl_ciphers.
 	SSLProtocols []string
 	SSLCiphers   string
+	// SSLSessionTickets resumes TLS 1.2 sessions from tickets
+	// (ssl-session-tickets; off, as in ingress-nginx): their key is made
+	// at each start and reload and never rotates in between, and a ticket
+	// breaks forward secrecy for as long as the key lives. Sessions
+	// resume from the shared session cache either way.
+	SSLSessionTickets bool
 	UseGzip      bool
 	// GzipLevel, GzipMinLength and GzipTypes tune use-gzip (gzip-level,
 	// gzip-min-length, gzip-types); GzipTypes are MIME types.
@@ -236,6 +242,8 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		}
 		s.SSLProtocols = ps
 		return true, nil
+	case "ssl-session-tickets":
+		return true, boolean(&s.SSLSessionTickets)
 	case "ssl-ciphers":
 		if err := cipherList(v); err != nil {
 			return true, err

@@ -56,18 +56,20 @@ func TestBufferAndGzipKeys(t *testing.T) {
 	}
 	def := model.DefaultSettings()
 	for kv, problem := range map[string]string{
-		"gzip-types=text/html; include /etc/passwd": `is not a MIME type`,
-		"gzip-types=text/x#y":                       `is not a MIME type`,
-		"gzip-level=10":                             "is not a gzip level from 1 to 9",
-		"proxy-buffer-size=16k; x":                  "is not an nginx size",
-		"proxy-buffers-number=2":                    "is not a number from 4 to 1024",
-		"large-client-header-buffers=4":             `is not "NUMBER SIZE"`,
-		"large-client-header-buffers=4 100m":        `is not "NUMBER SIZE"`,
-		"block-cidrs=10.0.0.0/8, nope":              `"nope" is not an IP address or CIDR`,
-		"max-worker-connections=10":                 "is not 0 or a number from 512",
-		"max-worker-open-files=100":                 "is not 0 or a number from 1024",
-		"keep-alive-requests=0":                     "is not a number from 1",
-		"use-proxy-protocol=yes":                    `is not "true" or "false"`,
+		"gzip-types=text/html; include /etc/passwd":         `is not a MIME type`,
+		"gzip-types=text/x#y":                               `is not a MIME type`,
+		"gzip-level=10":                                     "is not a gzip level from 1 to 9",
+		"proxy-buffer-size=16k; x":                          "is not an nginx size",
+		"proxy-buffers-number=2":                            "is not a number from 4 to 1024",
+		"large-client-header-buffers=4":                     `is not "NUMBER SIZE"`,
+		"large-client-header-buffers=4 100m":                `is not "NUMBER SIZE"`,
+		"block-cidrs=10.0.0.0/8, nope":                      `"nope" is not an IP address or CIDR`,
+		"max-worker-connections=10":                         "is not 0 or a number from 512",
+		"max-worker-open-files=100":                         "is not 0 or a number from 1024",
+		"keep-alive-requests=0":                             "is not a number from 1",
+		"use-proxy-protocol=yes":                            `is not "true" or "false"`,
+		"ssl-session-tickets=yes":                           `is not "true" or "false"`,
+		"ssl-session-ticket-key=" + strings.Repeat("A", 64): "not supported: a ConfigMap is no place for the key",
 	} {
 		m := build(kv)
 		s := m.Structure.Global.Settings
@@ -75,7 +77,7 @@ func TestBufferAndGzipKeys(t *testing.T) {
 			t.Errorf("%s: problems %q, want one saying %q", kv, p, problem)
 		}
 		if !reflect.DeepEqual(s.GzipTypes, def.GzipTypes) || s.GzipLevel != def.GzipLevel || s.Buffers != def.Buffers ||
-			len(s.BlockCIDRs) != 0 || s.WorkerConnections != def.WorkerConnections || s.MaxWorkerOpenFiles != 0 || s.KeepAliveRequests != def.KeepAliveRequests || s.UseProxyProtocol {
+			len(s.BlockCIDRs) != 0 || s.SSLSessionTickets || s.WorkerConnections != def.WorkerConnections || s.MaxWorkerOpenFiles != 0 || s.KeepAliveRequests != def.KeepAliveRequests || s.UseProxyProtocol {
 			t.Errorf("%s: a refused value changed the settings", kv)
 		}
 	}

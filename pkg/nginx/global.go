@@ -22,6 +22,7 @@ func globalLines(s model.Settings) ([]string, error) {
 	}
 	add("ssl_ciphers %s;", ciphers)
 	add("ssl_prefer_server_ciphers on;")
+	add("ssl_session_tickets %s;", map[bool]string{true: "on", false: "off"}[s.SSLSessionTickets])
 	if len(s.ProxyNextUpstream) > 0 {
 		add("proxy_next_upstream %s;", strings.Join(s.ProxyNextUpstream, " "))
 	}
