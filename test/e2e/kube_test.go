@@ -49,6 +49,8 @@ spec: {controller: example.com/other}`)
 	t.Run("Traffic", func(t *testing.T) { testKubeTraffic(t, c) })
 	t.Run("DeployDryRun", func(t *testing.T) { testKubeDeployDryRun(t, c) })
 	t.Run("RBAC", func(t *testing.T) { testKubeRBAC(t, c) })
+	t.Run("SecretData", func(t *testing.T) { testKubeSecretData(t, c) })
+	t.Run("NamespacedRoles", func(t *testing.T) { testKubeNamespacedRoles(t, c) })
 	t.Run("LeaderElection", func(t *testing.T) { testKubeLeaderElection(t, c) })
 }
 

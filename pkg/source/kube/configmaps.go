@@ -16,9 +16,15 @@ import (
 // reference (custom-headers, auth-proxy-set-headers); global, the --configmap key, has its own
 // informer and is always whole.
 func newConfigMapKeeper(c kubernetes.Interface, log *slog.Logger, global string) *keeper[*corev1.ConfigMap] {
-	return newKeeper("ConfigMap", " (custom-headers, auth-proxy-set-headers)", log, func(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
-		return c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	return newKeeper("ConfigMap", " (custom-headers, auth-proxy-set-headers)", log, func(ctx context.Context, ns, name, rv string) (*corev1.ConfigMap, error) {
+		return c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{ResourceVersion: rv})
 	}, global)
+}
+
+// wholeConfigMap returns a cached ConfigMap that kept its data.
+func wholeConfigMap(obj metav1.Object) (*corev1.ConfigMap, bool) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	return cm, ok && cm.Annotations[strippedAnnotation] != "true"
 }
 
 func stripConfigMap(cm *corev1.ConfigMap) {

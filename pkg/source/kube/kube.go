@@ -1,9 +1,10 @@
 // Package kube is the Kubernetes source: client-go shared informers for
-// Ingress, IngressClass, Service, EndpointSlice, Secret and the controller's
-// ConfigMap, turned into snapshots for the model. It honours the same contract
-// as pkg/source/files: nothing is delivered before every watched kind has
-// been listed once, bursts of events are debounced, and each delivery is a
-// complete, indexed snapshot plus the problems found building it.
+// Ingress, IngressClass, Service, EndpointSlice, Secret (metadata only, and
+// the referenced ones read by GET) and ConfigMap, turned into snapshots for
+// the model. It honours the same contract as pkg/source/files: nothing is
+// delivered before every watched kind has been listed once, bursts of
+// events are debounced, and each delivery is a complete, indexed snapshot
+// plus the problems found building it.
 package kube
 
 import (
@@ -25,6 +26,7 @@ import (
 	discoveryv1informers "k8s.io/client-go/informers/discovery/v1"
 	networkingv1informers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tidegate/tidegate/pkg/model"
@@ -45,6 +47,12 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 type Options struct {
 	// Client talks to the API server.
 	Client kubernetes.Interface
+	// Metadata watches Secrets without their data (secrets.go).
+	Metadata metadata.Interface
+	// Reader reads the referenced Secrets (and ConfigMaps the informer
+	// stripped) one GET each, all of them at start: give it a rate limit
+	// of its own (default Client).
+	Reader kubernetes.Interface
 	// Namespace limits Ingresses, Services, EndpointSlices and Secrets to
 	// one namespace ("" watches all, the --watch-namespace default).
 	Namespace string
@@ -93,7 +101,7 @@ type Source struct {
 
 // New builds the informers; nothing talks to the API server before Run.
 func New(opts Options) (*Source, error) {
-	if opts.Client == nil {
+	if opts.Client == nil || opts.Metadata == nil {
 		return nil, errors.New("kube source: no client")
 	}
 	if opts.Debounce <= 0 {
@@ -109,8 +117,11 @@ func New(opts Options) (*Source, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Source{opts: opts, log: opts.Logger.With("source", "kube"), metrics: NewMetrics(), wake: make(chan struct{}, 1)}
-	s.secrets = newSecretKeeper(opts.Client, s.log)
-	s.cms = newConfigMapKeeper(opts.Client, s.log, opts.Model.ConfigMap)
+	if opts.Reader == nil {
+		opts.Reader = opts.Client
+	}
+	s.secrets = newSecretKeeper(opts.Reader, s.log)
+	s.cms = newConfigMapKeeper(opts.Reader, s.log, opts.Model.ConfigMap)
 
 	c, ns := opts.Client, opts.Namespace
 	s.ingresses = networkingv1informers.NewFilteredIngressInformer(c, ns, 0, cache.Indexers{}, nil)
@@ -120,7 +131,7 @@ func New(opts Options) (*Source, error) {
 	// model could never use it, so it is not even listed.
 	withServiceLabel := func(o *metav1.ListOptions) { o.LabelSelector = snapshot.ServiceNameLabel }
 	s.slices = []cache.SharedIndexInformer{discoveryv1informers.NewFilteredEndpointSliceInformer(c, ns, 0, cache.Indexers{}, withServiceLabel)}
-	s.secretInf = corev1informers.NewFilteredSecretInformer(c, ns, 0, cache.Indexers{}, nil)
+	s.secretInf = newSecretInformer(opts.Metadata, ns)
 	s.refConfigMaps = corev1informers.NewFilteredConfigMapInformer(c, ns, 0, cache.Indexers{}, nil)
 
 	if opts.Model.ConfigMap != "" {
@@ -154,7 +165,7 @@ func New(opts Options) (*Source, error) {
 	}
 
 	for _, w := range s.all() {
-		if err := w.inf.SetTransform(transform(s.secrets, s.cms)); err != nil {
+		if err := w.inf.SetTransform(transform(s.cms)); err != nil {
 			return nil, fmt.Errorf("kube source: %s informer: %w", w.kind, err)
 		}
 		if _, err := w.inf.AddEventHandler(s.handler(w.kind)); err != nil {
@@ -174,7 +185,7 @@ type watched struct {
 }
 
 // all lists the informers with their kind, Ingresses and IngressClasses
-// first: they decide which Secrets keep their data.
+// first: they decide which ConfigMaps keep their data.
 func (s *Source) all() []watched {
 	ws := []watched{{"Ingress", s.ingresses}, {"IngressClass", s.classes}}
 	for _, i := range s.services {
@@ -240,14 +251,14 @@ func (s *Source) poke() {
 func (s *Source) Run(ctx context.Context, onChange func(*snapshot.Snapshot, []model.Problem)) error {
 	begin := time.Now()
 	ws := s.all()
-	// Ingresses and classes first, so the Secrets' initial list already
-	// knows which ones to keep whole (no GET per TLS Secret at start).
+	// Ingresses and classes first, so the ConfigMaps' initial list
+	// already knows which ones to keep whole (no GET per ConfigMap at
+	// start).
 	for i, w := range ws {
 		if i == 2 {
 			if !s.waitSynced(ctx, ws[:2]) {
 				return s.syncErr(ctx, ws[:2])
 			}
-			s.secrets.setReferenced(referencedSecrets(s.list(false), s.opts.Model))
 			s.cms.setReferenced(referencedConfigMaps(s.list(false), s.opts.Model))
 		}
 		go w.inf.RunWithContext(ctx)
@@ -361,17 +372,16 @@ func (s *Source) patch(updated map[string]*discoveryv1.EndpointSlice, full bool)
 	return snap, nil
 }
 
-// snapshot lists the caches into a new snapshot. Secrets are reduced to the
-// ones our Ingresses reference, with their data.
+// snapshot lists the caches into a new snapshot. Its Secrets are the ones
+// our Ingresses reference, with their data.
 func (s *Source) snapshot(ctx context.Context) (*snapshot.Snapshot, []model.Problem) {
 	snap := s.list(true)
 	refs := referencedSecrets(snap, s.opts.Model)
-	s.secrets.setReferenced(refs)
 	var problems []model.Problem
-	snap.Secrets, problems = s.secrets.resolve(ctx, refs, listAs[*corev1.Secret](s.secretInf))
+	snap.Secrets, problems = s.secrets.resolve(ctx, refs, listAs[metav1.Object](s.secretInf), nil)
 	cmRefs := referencedConfigMaps(snap, s.opts.Model)
 	s.cms.setReferenced(cmRefs)
-	cms, cmProblems := s.cms.resolve(ctx, cmRefs, listAs[*corev1.ConfigMap](s.refConfigMaps))
+	cms, cmProblems := s.cms.resolve(ctx, cmRefs, listAs[metav1.Object](s.refConfigMaps), wholeConfigMap)
 	snap.ConfigMaps = append(snap.ConfigMaps, cms...)
 	problems = append(problems, cmProblems...)
 	return snap.Index(), problems
@@ -425,9 +435,10 @@ func referencedSecrets(snap *snapshot.Snapshot, opts model.Options) map[string]b
 }
 
 // transform trims objects before they enter a cache: managed fields and
-// kubectl's last-applied copy everywhere, and the data of every Secret and
-// ConfigMap (but the --configmap one) no Ingress of ours references.
-func transform(keep *keeper[*corev1.Secret], cms *keeper[*corev1.ConfigMap]) cache.TransformFunc {
+// kubectl's last-applied copy everywhere, and the data of every ConfigMap
+// (but the --configmap one) no Ingress of ours references. Secrets have
+// no data to trim: they are watched as metadata.
+func transform(cms *keeper[*corev1.ConfigMap]) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		m, ok := obj.(metav1.Object)
 		if !ok {
@@ -436,9 +447,6 @@ func transform(keep *keeper[*corev1.Secret], cms *keeper[*corev1.ConfigMap]) cac
 		m.SetManagedFields(nil)
 		if a := m.GetAnnotations(); a[lastApplied] != "" {
 			delete(a, lastApplied)
-		}
-		if sec, ok := obj.(*corev1.Secret); ok && !keep.keepWhole(snapshot.Key(sec.Namespace, sec.Name)) {
-			strip(sec)
 		}
 		if cm, ok := obj.(*corev1.ConfigMap); ok && !cms.keepWhole(snapshot.Key(cm.Namespace, cm.Name)) {
 			stripConfigMap(cm)

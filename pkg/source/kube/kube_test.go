@@ -2,6 +2,9 @@ package kube
 
 import (
 	"context"
+	"errors"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +14,12 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/metadata"
+	k8stesting "k8s.io/client-go/testing"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -71,10 +79,83 @@ func (r *recorder) next(t testing.TB, what string, ok func(*snapshot.Snapshot) b
 	}
 }
 
+// secretMetadata serves the Secrets of a fake clientset as an API server
+// serves them to a metadata client: without their data. It reads the
+// fake's tracker, so the fake records no action for it: the actions on
+// Secrets the fake records are the source's own, through its typed client.
+type secretMetadata struct{ client *fake.Clientset }
+
+var secretsGVR = corev1.SchemeGroupVersion.WithResource("secrets")
+
+func (m secretMetadata) Resource(gvr schema.GroupVersionResource) metadata.Getter {
+	if gvr != secretsGVR {
+		panic("secretMetadata serves Secrets only, not " + gvr.String())
+	}
+	return secretMetadataNS{m.client, ""}
+}
+
+// IsWatchListSemanticsUnSupported: like the fakes, list then watch.
+func (m secretMetadata) IsWatchListSemanticsUnSupported() bool { return true }
+
+type secretMetadataNS struct {
+	client *fake.Clientset
+	ns     string
+}
+
+func asMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
+	sec := obj.(*corev1.Secret)
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: *sec.ObjectMeta.DeepCopy()}
+}
+
+func (m secretMetadataNS) Namespace(ns string) metadata.ResourceInterface {
+	return secretMetadataNS{m.client, ns}
+}
+
+func (m secretMetadataNS) List(_ context.Context, opts metav1.ListOptions) (*metav1.PartialObjectMetadataList, error) {
+	obj, err := m.client.Tracker().List(secretsGVR, corev1.SchemeGroupVersion.WithKind("Secret"), m.ns, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := &metav1.PartialObjectMetadataList{}
+	for i := range obj.(*corev1.SecretList).Items {
+		out.Items = append(out.Items, *asMetadata(&obj.(*corev1.SecretList).Items[i]))
+	}
+	return out, nil
+}
+
+func (m secretMetadataNS) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	w, err := m.client.Tracker().Watch(secretsGVR, m.ns, opts)
+	if err != nil {
+		return nil, err
+	}
+	return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+		if _, ok := e.Object.(*corev1.Secret); ok {
+			e.Object = asMetadata(e.Object)
+		}
+		return e, true
+	}), nil
+}
+
+func (m secretMetadataNS) Get(context.Context, string, metav1.GetOptions, ...string) (*metav1.PartialObjectMetadata, error) {
+	return nil, errors.New("not used")
+}
+
+func (m secretMetadataNS) Delete(context.Context, string, metav1.DeleteOptions, ...string) error {
+	return errors.New("not used")
+}
+
+func (m secretMetadataNS) DeleteCollection(context.Context, metav1.DeleteOptions, metav1.ListOptions) error {
+	return errors.New("not used")
+}
+
+func (m secretMetadataNS) Patch(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (*metav1.PartialObjectMetadata, error) {
+	return nil, errors.New("not used")
+}
+
 func start(t testing.TB, debounce time.Duration, objs ...runtime.Object) (*fake.Clientset, *recorder, *Source) {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	src, err := New(Options{Client: client, Model: model.DefaultOptions(), Debounce: debounce, MaxDelay: 20 * debounce})
+	src, err := New(Options{Client: client, Metadata: secretMetadata{client}, Model: model.DefaultOptions(), Debounce: debounce, MaxDelay: 20 * debounce})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +172,28 @@ func start(t testing.TB, debounce time.Duration, objs ...runtime.Object) (*fake.
 	return client, rec, src
 }
 
-func TestSecretsKeptOnlyWhenReferenced(t *testing.T) {
+// secretReads returns the source's requests on Secrets through its typed
+// client, as "verb namespace/name" (name empty for list and watch).
+func secretReads(client *fake.Clientset) []string {
+	var out []string
+	for _, a := range client.Actions() {
+		if a.GetResource().Resource != "secrets" {
+			continue
+		}
+		name := ""
+		if g, ok := a.(k8stesting.GetAction); ok {
+			name = g.GetName()
+		}
+		out = append(out, a.GetVerb()+" "+a.GetNamespace()+"/"+name)
+	}
+	return out
+}
+
+// TestSecretsReadOnlyWhenReferenced: Secrets are watched as metadata; the
+// typed client (which carries data) never lists or watches them and reads
+// by GET exactly the ones an Ingress of ours references, once each, and
+// again when one changes.
+func TestSecretsReadOnlyWhenReferenced(t *testing.T) {
 	client, rec, _ := start(t, time.Millisecond,
 		ingress("shop", "web", "tidegate", "web-tls"),
 		ingress("shop", "theirs", "nginx", "theirs-tls"),
@@ -111,43 +213,56 @@ func TestSecretsKeptOnlyWhenReferenced(t *testing.T) {
 	if sec.Annotations[lastApplied] != "" {
 		t.Errorf("last-applied copy kept: %v", sec.Annotations)
 	}
-	for _, a := range client.Actions() {
-		if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
-			t.Errorf("a secret referenced at start was fetched with a GET (%v): the initial list should keep it", a)
-		}
+	if got, want := secretReads(client), []string{"get shop/web-tls"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("requests on Secrets with data = %q, want %q", got, want)
 	}
 
-	// A Secret stripped on arrival is fetched once when it becomes referenced.
+	// A Secret that becomes referenced is read then.
 	ctx := context.Background()
 	if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, ingress("shop", "late", "tidegate", "unrelated"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s = rec.next(t, "shop/unrelated with data", func(s *snapshot.Snapshot) bool {
+	rec.next(t, "shop/unrelated with data", func(s *snapshot.Snapshot) bool {
 		sec := s.Secret("shop", "unrelated")
 		return sec != nil && string(sec.Data["tls.key"]) == "key"
 	})
-	gets := func() int {
-		n := 0
-		for _, a := range client.Actions() {
-			if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
-				n++
-			}
-		}
-		return n
+	if got, want := secretReads(client), []string{"get shop/web-tls", "get shop/unrelated"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("requests on Secrets with data = %q, want %q", got, want)
 	}
-	if n := gets(); n != 1 {
-		t.Errorf("GETs of secrets = %d, want 1", n)
-	}
-	// Unrelated changes reuse the fetched copy.
+	// Unrelated changes reuse what was read.
 	if _, err := client.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "svc"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.next(t, "the service", func(s *snapshot.Snapshot) bool { return s.Service("shop", "svc") != nil })
-	if n := gets(); n != 1 {
-		t.Errorf("GETs of secrets after an unrelated change = %d, want still 1", n)
+	if got := secretReads(client); len(got) != 2 {
+		t.Errorf("requests on Secrets after an unrelated change = %q, want still 2 GETs", got)
 	}
-	if s := rec.next(t, "", func(*snapshot.Snapshot) bool { return true }); s.Secret("shop", "unrelated") == nil {
-		t.Error("the fetched secret vanished from later snapshots")
+	// A rotated Secret (a new resourceVersion) is read again; a change to
+	// an unreferenced one reads nothing.
+	rotated := secret("shop", "web-tls")
+	rotated.ResourceVersion, rotated.Data["tls.crt"] = "2", []byte("crt-2")
+	other := secret("shop", "theirs-tls")
+	other.ResourceVersion, other.Data["tls.crt"] = "2", []byte("theirs-2")
+	for _, sec := range []*corev1.Secret{other, rotated} {
+		if _, err := client.CoreV1().Secrets("shop").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.next(t, "shop/web-tls rotated", func(s *snapshot.Snapshot) bool {
+		sec := s.Secret("shop", "web-tls")
+		return sec != nil && string(sec.Data["tls.crt"]) == "crt-2"
+	})
+	var gets []string
+	for _, r := range secretReads(client) {
+		if strings.HasPrefix(r, "get ") {
+			gets = append(gets, r)
+		}
+	}
+	if want := []string{"get shop/web-tls", "get shop/unrelated", "get shop/web-tls"}; !reflect.DeepEqual(gets, want) {
+		t.Errorf("GETs of Secrets = %q, want %q", gets, want)
+	}
+	if s := rec.next(t, "", func(*snapshot.Snapshot) bool { return true }); s.Secret("shop", "unrelated") == nil || s.Secret("shop", "theirs-tls") != nil {
+		t.Errorf("secrets in the last snapshot: %v", s.Secrets)
 	}
 }
 
