@@ -293,8 +293,8 @@ func TestMirror(t *testing.T) {
 		select {
 		case c := <-copies:
 			return c
-		case <-time.After(5 * time.Second):
-			t.Fatal("no mirrored request within 5s")
+		case <-time.After(eventually):
+			t.Fatalf("no mirrored request within %s", eventually)
 		}
 		return copied{}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -306,10 +305,10 @@ func (tg *tidegate) wait(timeout time.Duration) (exited bool, err error) {
 	}
 }
 
-// healthy waits up to 30 s for /healthz to answer 200, or for the
+// healthy waits up to eventually for /healthz to answer 200, or for the
 // process to exit.
 func (tg *tidegate) healthy() error {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
 		if err == nil {
@@ -324,7 +323,7 @@ func (tg *tidegate) healthy() error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errors.New("tidegate did not become healthy within 30s")
+	return fmt.Errorf("tidegate did not become healthy within %s", eventually)
 }
 
 // Write creates or replaces a manifest file atomically (write + rename), as
@@ -435,11 +434,17 @@ func (tg *tidegate) raw(text string) string {
 	return string(b)
 }
 
+// eventually bounds every wait on a condition: generous, because a loaded
+// machine (CI, or tests running side by side) may take many times longer
+// than an idle one, and a passing condition returns at once anyway. 15 s
+// failed TestManyCertificates in a clean-clone run under load.
+const eventually = 90 * time.Second
+
 // Eventually retries f until it returns "" or the wait runs out, and fails
 // with f's last message.
 func (tg *tidegate) Eventually(what string, f func() string) {
 	tg.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(eventually)
 	var msg string
 	for time.Now().Before(deadline) {
 		if msg = f(); msg == "" {
@@ -447,7 +452,7 @@ func (tg *tidegate) Eventually(what string, f func() string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tg.t.Fatalf("%s: still %s after 15s", what, msg)
+	tg.t.Fatalf("%s: still %s after %s", what, msg, eventually)
 }
 
 // Workers returns the sorted pids of nginx's worker processes.
@@ -475,7 +480,7 @@ func (tg *tidegate) Workers() []int {
 func (tg *tidegate) settledReloads() int {
 	tg.t.Helper()
 	last, since := tg.Reloads(), time.Now()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for time.Since(since) < 300*time.Millisecond {
 		if time.Now().After(deadline) {
 			tg.t.Fatalf("the reload count never settled (last %d)", last)
