@@ -42,4 +42,5 @@ WORKDIR /var/lib/tidegate
 # 80/443 traffic (set by --http-port/--https-port), 10254 /healthz and /metrics.
 EXPOSE 80 443 10254
 ENTRYPOINT ["/usr/local/bin/tidegate"]
-CMD ["controller", "--http-port=80", "--https-port=443", "--workdir=/var/lib/tidegate", "--access-log=/dev/stdout", "--error-log=/dev/stderr"]
+# supervise keeps nginx serving when the controller dies (deploy/daemonset.yaml).
+CMD ["supervise", "--", "controller", "--http-port=80", "--https-port=443", "--workdir=/var/lib/tidegate", "--access-log=/dev/stdout", "--error-log=/dev/stderr"]

@@ -55,7 +55,7 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.httpsPort, "https-port", 8443, "port for HTTPS")
 	fs.IntVar(&f.statusPort, "status-port", 10254, "port for /healthz, /metrics and the status page")
 	fs.StringVar(&f.statusAddress, "status-address", "", statusAddressHelp)
-	fs.StringVar(&f.workdir, "workdir", "", "directory for nginx.conf, logs and the control socket (default: a new temporary directory)")
+	fs.StringVar(&f.workdir, "workdir", "", "directory for nginx.conf, logs and the control socket (default: a new temporary directory). With a directory given, nginx outlives tidegate (a crash, SIGKILL) and a tidegate started again on the same directory adopts it: no request is lost")
 	fs.StringVar(&f.accessLog, "access-log", "", "access log file (default: WORKDIR/logs/access.log; /dev/stdout in a container)")
 	fs.StringVar(&f.errorLog, "error-log", "", "nginx's error log file (default: WORKDIR/logs/error.log; /dev/stderr in a container: tidegate passes it on to its own stderr)")
 	fs.BoolVar(&f.metrics, "enable-metrics", true, "count every request for /metrics (nginx_ingress_controller_requests and the other request series); false saves nginx one log line per request, as in ingress-nginx")
@@ -146,7 +146,10 @@ func runController(f *commonFlags, start func(ctx context.Context, c *controller
 	if warning != "" {
 		log.Warn(warning)
 	}
-	c, err := controller.New(controller.Config{Nginx: set, Options: f.opts, Logger: log})
+	// Only a working directory given by name can be found again by the
+	// next tidegate; an nginx left in a new temporary one would only hold
+	// the ports.
+	c, err := controller.New(controller.Config{Nginx: set, Options: f.opts, Logger: log, Detach: f.workdir != ""})
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ certificate contents are pushed to Lua inside nginx and never reload.`,
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "text or json")
-	root.AddCommand(newController(), newLocal(), newRender(), newEcho(), newVersion())
+	root.AddCommand(newController(), newLocal(), newSupervise(), newRender(), newEcho(), newVersion())
 	return root
 }
 

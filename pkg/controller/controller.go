@@ -9,12 +9,14 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +38,11 @@ type Config struct {
 	Debounce time.Duration
 	MaxDelay time.Duration
 	Logger   *slog.Logger
+	// Detach lets nginx outlive tidegate, and makes tidegate adopt the
+	// nginx it finds running on the working directory (left by a
+	// tidegate that died) instead of starting another: for a working
+	// directory that is reused (nginx.Process.Detach).
+	Detach bool
 }
 
 // Controller owns nginx and keeps it in line with the latest snapshot.
@@ -43,6 +50,9 @@ type Controller struct {
 	cfg  Config
 	log  *slog.Logger
 	proc *nginx.Process
+	// lock is held open for the life of the process: no other tidegate
+	// runs on the working directory (lockWorkDir)
+	lock *os.File
 	push *dynamic.Client
 	met  *metrics
 	// dataplane reads nginx's request metrics and stub_status.
@@ -79,10 +89,11 @@ type Controller struct {
 	// doubling to 30 s.
 	down           bool
 	restartBackoff time.Duration
-	appliedConf   *nginx.Rendered
-	lastProblem   map[string]bool
-	healthy       atomic.Bool
-	draining      atomic.Bool
+	stopTimeout    time.Duration
+	appliedConf    *nginx.Rendered
+	lastProblem    map[string]bool
+	healthy        atomic.Bool
+	draining       atomic.Bool
 	// resync asks the next sync to start over (Resync).
 	resync atomic.Bool
 	status atomic.Pointer[Status]
@@ -105,11 +116,19 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.MaxDelay < cfg.Debounce {
 		cfg.MaxDelay = 10 * cfg.Debounce
 	}
+	var lock *os.File
+	if cfg.Detach {
+		var err error
+		if lock, err = lockWorkDir(cfg.Nginx); err != nil {
+			return nil, err
+		}
+	}
 	proc, err := nginx.NewProcess(cfg.Nginx, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, push: dynamic.New(cfg.Nginx.SocketPath(), proc.Token()),
+	proc.Detach = cfg.Detach
+	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, lock: lock, push: dynamic.New(cfg.Nginx.SocketPath(), proc.Token()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
 	var requests *metricsLog // nil: nginx writes no metrics line
@@ -119,6 +138,29 @@ func New(cfg Config) (*Controller, error) {
 	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), proc.Token(), requests)
 	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
+}
+
+// lockWorkDir makes sure no other tidegate runs on the working directory:
+// it would adopt that one's nginx while it still drives it. The lock is
+// held until the process ends, however it ends (flock), and nginx does not
+// inherit it (the file is opened close-on-exec).
+func lockWorkDir(set nginx.Settings) (*os.File, error) {
+	dir := filepath.Join(set.WorkDir, "run")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock the working directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "tidegate.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock the working directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another tidegate runs on the working directory %s", set.WorkDir)
+		}
+		return nil, fmt.Errorf("lock the working directory: %w", err)
+	}
+	return f, nil
 }
 
 // Update hands the controller a new snapshot (and the problems the source
@@ -172,6 +214,7 @@ func (c *Controller) Drain() { c.draining.Store(true) }
 // update until ctx is done; it stops nginx gracefully (bounded by
 // stopTimeout) on the way out.
 func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
+	c.stopTimeout = stopTimeout
 	c.log.Info("waiting for the first complete snapshot")
 	select {
 	case <-ctx.Done():
@@ -295,17 +338,23 @@ func (c *Controller) start(ctx context.Context) error {
 		}
 	}
 	begin := time.Now()
-	c.writeSeed(m, false)
-	if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
-		return err
+	adopted, err := false, error(nil)
+	if c.cfg.Detach {
+		adopted, err = c.adopt(ctx, m, r)
 	}
-	c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond),
-		"worker_connections", r.WorkerConnections, "worker_rlimit_nofile", r.WorkerOpenFiles)
+	if !adopted {
+		c.writeSeed(m, false)
+		if err := c.proc.Start(ctx, r.Conf, r.Generation); err != nil {
+			return err
+		}
+		c.log.Info("nginx serves the first configuration", "generation", r.Generation, "servers", len(m.Structure.Servers), "took", time.Since(begin).Round(time.Millisecond),
+			"worker_connections", r.WorkerConnections, "worker_rlimit_nofile", r.WorkerOpenFiles)
+		err = c.pushAll(ctx, m)
+		c.removeSeed()
+	}
 	c.appliedConf = r
 	c.applied = m
 	c.reloadResult(nil, 0)
-	err = c.pushAll(ctx, m)
-	c.removeSeed()
 	if err != nil {
 		// nginx serves what it took; /healthz stays 503 until a full push
 		// succeeds. Exiting would take down every host of the node.
@@ -319,6 +368,44 @@ func (c *Controller) start(ctx context.Context) error {
 	c.setStatus(false)
 	releaseMemory()
 	return nil
+}
+
+// adopt takes over the nginx a previous tidegate left running on the
+// working directory, if there is one it can adopt (nginx.Process.Adopt),
+// and brings it to r. Everything is pushed in full first: Lua's state is
+// the dead controller's, and the new configuration, if any, must find its
+// backends; versions go on above what Lua stores (dynamic.Client recovers
+// from a conflict). nginx is reloaded only if it serves another
+// configuration. adopted is false when there was nothing to adopt (or it
+// could not take r): then Start starts an nginx of its own. err is a
+// failed push (adopted is true then).
+func (c *Controller) adopt(ctx context.Context, m *model.Model, r *nginx.Rendered) (adopted bool, err error) {
+	begin := time.Now()
+	gen, aerr := c.proc.Adopt(ctx, 10*time.Second)
+	if aerr != nil {
+		c.log.Info("starting nginx: none to adopt", "reason", aerr)
+		return false, nil
+	}
+	pid := c.proc.PID()
+	c.log.Info("adopting the nginx a previous tidegate left running", "pid", pid, "generation", gen)
+	err = c.pushAll(ctx, m)
+	pushed := time.Since(begin)
+	reloaded := gen != r.Generation
+	if reloaded {
+		if rerr := c.proc.Reload(ctx, r.Conf, r.Generation); rerr != nil {
+			c.log.Error("the adopted nginx did not take the current configuration; starting one anew", "pid", pid, "err", rerr)
+			if serr := c.proc.Stop(c.stopTimeout); serr != nil {
+				c.log.Error("stop nginx", "err", serr)
+			}
+			return false, nil
+		}
+		c.met.reloads.WithLabelValues("success").Inc()
+		c.page.noteReload(time.Since(begin)-pushed, "adopted nginx served another configuration")
+	}
+	c.met.adoptions.Inc()
+	c.log.Info("adopted the running nginx", "pid", pid, "generation", r.Generation, "reloaded", reloaded,
+		"push", pushed.Round(time.Millisecond), "took", time.Since(begin).Round(time.Millisecond))
+	return true, err
 }
 
 // lastGood reads the nginx.conf a previous run installed (only checked

@@ -21,6 +21,7 @@ type metrics struct {
 	syncs                  prometheus.Counter
 	resyncs                prometheus.Counter
 	nginxRestarts          prometheus.Counter
+	adoptions              prometheus.Counter
 	backendsPushed         prometheus.Gauge
 }
 
@@ -52,11 +53,13 @@ func newMetrics() *metrics {
 			Help: "Resyncs asked for (SIGHUP): model built anew, structure checked again, everything pushed."}),
 		nginxRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_restarts_total",
 			Help: "Times nginx exited unexpectedly and was restarted."}),
+		adoptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_adoptions_total",
+			Help: "Times tidegate adopted an nginx that a previous tidegate left running on its working directory (0 or 1)."}),
 		backendsPushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_backends",
 			Help: "Backends known to the Lua data plane."}),
 	}
 	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.configLastReloadOK, m.configLastReloadOKTime, m.pushes, m.pushSeconds, m.problems,
-		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.backendsPushed,
+		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.adoptions, m.backendsPushed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

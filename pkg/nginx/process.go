@@ -28,20 +28,32 @@ import (
 // Binary is the nginx executable; tests and packagers may change it.
 var Binary = "nginx"
 
-// Process is one nginx master run as a child of tidegate, with its own
-// prefix (the working directory). Its methods are not safe for concurrent
-// use: the controller's sync loop is the only caller, which is what keeps
-// reloads from overlapping.
+// Process is one nginx master with its own prefix (the working
+// directory): started by tidegate (Start), or adopted from a tidegate that
+// died (Adopt). Its methods are not safe for concurrent use: the
+// controller's sync loop is the only caller, which is what keeps reloads
+// from overlapping.
 type Process struct {
 	set Settings
 	log *slog.Logger
 
 	token string // the control token (token.go)
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	mu     sync.Mutex
-	err    error
+	// Detach makes the nginx that Start starts outlive tidegate (a crash,
+	// SIGKILL, the OOM killer): a tidegate started again on the same
+	// working directory adopts it. Without it nginx gets SIGQUIT when
+	// tidegate dies, which suits a working directory nobody will reuse.
+	Detach bool
+	// luaChanged is set when NewProcess found the Lua modules different
+	// from tidegate's: a running master keeps the modules it loaded.
+	luaChanged bool
+
+	cmd     *exec.Cmd // the master tidegate started, nil for an adopted one
+	pid     int       // the master's pid
+	adopted bool
+	exited  chan struct{}
+	mu      sync.Mutex
+	err     error
 }
 
 // NewProcess prepares the working directory: logs and temp directories, the
@@ -70,7 +82,8 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if made {
 		log.Info("made a new control token", "path", set.TokenPath())
 	}
-	if err := writeLua(filepath.Join(set.WorkDir, "lua")); err != nil {
+	luaChanged, err := writeLua(filepath.Join(set.WorkDir, "lua"))
+	if err != nil {
 		return nil, err
 	}
 	crt, key, err := tlsutil.SelfSigned("tidegate default certificate")
@@ -83,11 +96,13 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.key"), key, 0o600); err != nil {
 		return nil, fmt.Errorf("write default certificate key: %w", err)
 	}
-	return &Process{set: set, log: log, token: token}, nil
+	return &Process{set: set, log: log, token: token, luaChanged: luaChanged}, nil
 }
 
-func writeLua(dir string) error {
-	return fs.WalkDir(luafiles.FS, "tidegate", func(p string, d fs.DirEntry, err error) error {
+// writeLua writes tidegate's Lua modules into dir and reports whether any
+// file was missing or different.
+func writeLua(dir string) (changed bool, err error) {
+	err = fs.WalkDir(luafiles.FS, "tidegate", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -102,8 +117,13 @@ func writeLua(dir string) error {
 		if err != nil {
 			return err
 		}
+		if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, b) {
+			return nil
+		}
+		changed = true
 		return os.WriteFile(dst, b, 0o644)
 	})
+	return changed, err
 }
 
 // RefusedError is a candidate that `nginx -t` refused. Other errors of
@@ -194,19 +214,27 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	}
 	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
 		"-e", p.set.ErrorLogPath(), "-g", "daemon off; master_process on;")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	var stderr bytes.Buffer
-	cmd.Stdout = io.Discard
-	// nginx's own stderr (and its error log with --error-log /dev/stderr)
-	// goes on to tidegate's; the last 64 KiB explain an exit.
-	cmd.Stderr = io.MultiWriter(os.Stderr, &limitedBuffer{b: &stderr, max: 64 << 10})
-	// Workers inherit the stderr pipe: without a delay, Wait would not
-	// return while the workers of a killed master live on.
-	cmd.WaitDelay = time.Second
+	if p.Detach {
+		// A session of its own and no parent-death signal: nginx outlives
+		// tidegate. Its stderr is tidegate's own file, not a pipe that
+		// would close with tidegate; an exit is explained by the error log.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.Stderr = os.Stderr
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+		// nginx's own stderr (and its error log with --error-log
+		// /dev/stderr) goes on to tidegate's; the last 64 KiB explain an
+		// exit.
+		cmd.Stderr = io.MultiWriter(os.Stderr, &limitedBuffer{b: &stderr, max: 64 << 10})
+		// Workers inherit the stderr pipe: without a delay, Wait would not
+		// return while the workers of a killed master live on.
+		cmd.WaitDelay = time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start nginx: %w (is nginx installed? run `make deps`)", err)
 	}
-	p.cmd = cmd
+	p.cmd, p.pid, p.adopted = cmd, cmd.Process.Pid, false
 	p.exited = make(chan struct{})
 	go func() {
 		err := cmd.Wait()
@@ -214,8 +242,12 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 		// killer) and keep its ports: end its process group so that a new
 		// master can bind them. After a clean exit the group is empty.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		why := strings.TrimSpace(stderr.String())
+		if p.Detach {
+			why = lastErrorLines(p.set.ErrorLogPath())
+		}
 		p.mu.Lock()
-		p.err = fmt.Errorf("nginx exited: %v: %s", err, strings.TrimSpace(stderr.String()))
+		p.err = fmt.Errorf("nginx exited: %v: %s", err, why)
 		p.mu.Unlock()
 		close(p.exited)
 	}()
@@ -252,7 +284,7 @@ func clearSockets(dir string) error {
 // Reload installs conf, signals the master (SIGHUP) and waits until new
 // workers serve generation gen. The caller has already checked conf.
 func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
-	if p.cmd == nil {
+	if p.pid == 0 {
 		return errors.New("reload: nginx is not running")
 	}
 	if err := p.Exited(); err != nil {
@@ -261,7 +293,7 @@ func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
 	if err := p.install(conf); err != nil {
 		return err
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := syscall.Kill(p.pid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload: signal nginx: %w", err)
 	}
 	return p.waitGeneration(ctx, gen, p.waitFor(conf))
@@ -300,16 +332,16 @@ func (p *Process) Done() <-chan struct{} { return p.exited }
 // Stop asks nginx to finish in-flight requests and quit (SIGQUIT), and kills
 // it if it is still running after timeout.
 func (p *Process) Stop(timeout time.Duration) error {
-	if p.cmd == nil || p.Exited() != nil {
+	if p.pid == 0 || p.Exited() != nil {
 		return nil
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = syscall.Kill(p.pid, syscall.SIGQUIT)
 	select {
 	case <-p.exited:
 		p.log.Info("nginx stopped")
 		return nil
 	case <-time.After(timeout):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		<-p.exited
 		return fmt.Errorf("nginx did not quit within %s; killed", timeout)
 	}
@@ -329,12 +361,7 @@ func (p *Process) ReopenLogs() error {
 }
 
 // PID is the master's process id (0 when not running).
-func (p *Process) PID() int {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
+func (p *Process) PID() int { return p.pid }
 
 // WorkerPIDs lists the master's child processes (workers and cache helpers).
 func WorkerPIDs(master int) ([]int, error) {
@@ -369,13 +396,7 @@ func WorkerPIDs(master int) ([]int, error) {
 // waitGeneration polls the control socket until nginx answers with gen: only
 // then do workers with the new configuration accept requests.
 func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second, Transport: WithToken(&http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", p.set.SocketPath())
-		},
-		DisableKeepAlives: true,
-	}, p.token)}
+	client := p.controlClient()
 	deadline := time.Now().Add(timeout)
 	delay := time.Millisecond
 	var last string
@@ -405,6 +426,46 @@ func (p *Process) waitGeneration(ctx context.Context, gen string, timeout time.D
 			delay *= 2
 		}
 	}
+}
+
+// controlClient asks nginx over the control socket, with the token.
+func (p *Process) controlClient() *http.Client {
+	return &http.Client{Timeout: time.Second, Transport: WithToken(&http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p.set.SocketPath())
+		},
+		DisableKeepAlives: true,
+	}, p.token)}
+}
+
+// lastErrorLines returns the last emerg, alert and crit lines of the error
+// log at path (a regular file), which say why nginx exited.
+func lastErrorLines(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "see nginx's error log"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "see nginx's error log"
+	} else if st.Size() > 64<<10 {
+		_, _ = f.Seek(st.Size()-64<<10, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "[emerg]") || strings.Contains(l, "[alert]") || strings.Contains(l, "[crit]") {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 3 {
+		out = out[len(out)-3:]
+	}
+	if len(out) == 0 {
+		return "see " + path
+	}
+	return strings.Join(out, "\n")
 }
 
 // limitedBuffer keeps the last max bytes written to it.

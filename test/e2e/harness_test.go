@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,7 +281,25 @@ func (tg *tidegate) Stop() {
 		if t.Failed() {
 			tg.dumpLogs()
 		}
+		tg.killNginx()
 	}()
+}
+
+// killNginx kills the nginx left running on tg's working directory, if
+// any: nginx outlives a tidegate that was killed (to be adopted by the
+// next one), and must not outlive the test.
+func (tg *tidegate) killNginx() {
+	b, err := os.ReadFile(filepath.Join(tg.WorkDir, "nginx.pid"))
+	if err != nil {
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if pid <= 1 || err != nil || !strings.Contains(strings.ReplaceAll(string(cmdline), "\x00", " ")+" ", " -p "+tg.WorkDir+" ") {
+		return
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // its session and group (Setsid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
 func (tg *tidegate) dumpLogs() {

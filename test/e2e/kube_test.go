@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -470,21 +469,11 @@ func testKubeLeaderElection(t *testing.T, c *cluster) {
 	}
 }
 
-// waitNginxGone waits for the nginx of a killed tidegate to finish (its
-// parent-death signal makes it quit gracefully).
+// waitNginxGone ends the nginx of a killed tidegate: it outlives its
+// controller (one started again on the same working directory would adopt
+// it), and this replica is not started again.
 func waitNginxGone(t *testing.T, tg *tidegate) {
-	b, err := os.ReadFile(filepath.Join(tg.WorkDir, "nginx.pid"))
-	if err != nil {
-		return
-	}
-	var pid int
-	fmt.Sscan(strings.TrimSpace(string(b)), &pid)
-	waitFor(t, 15*time.Second, "nginx of the killed replica exits", func() string {
-		if pid > 0 && syscall.Kill(pid, 0) == nil {
-			return fmt.Sprintf("pid %d alive", pid)
-		}
-		return ""
-	})
+	tg.killNginx()
 }
 
 func grepLines(text, sub string) string {

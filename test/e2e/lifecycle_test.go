@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -234,4 +238,230 @@ func TestNginxRestartRetried(t *testing.T) {
 		t.Errorf("the master pid is still %d", m)
 	}
 	t.Logf("failed restarts: %d", strings.Count(tg.logText(), "could not start nginx again"))
+}
+
+// load sends GET requests to host at about rate per second (from a few
+// goroutines on kept-alive connections) until stop is called or limit
+// requests were sent; stop reports how many were sent and how many failed
+// (any status but 200, the first few logged).
+func (tg *tidegate) load(host string, rate, limit int) (sentSoFar func() int64, stop func() (sent, failed int64)) {
+	var sentN, failedN atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	const workers = 4
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Second * workers / time.Duration(rate))
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				if sentN.Add(1) > int64(limit) {
+					sentN.Add(-1)
+					return
+				}
+				if r := tg.do(client, "http", tg.HTTPPort, host, "/"); r.Status != 200 {
+					if failedN.Add(1) <= 3 {
+						tg.t.Logf("failed request to %s: %d %.200s", host, r.Status, r.Body)
+					}
+				}
+			}
+		}()
+	}
+	return sentN.Load, func() (int64, int64) {
+		close(done)
+		wg.Wait()
+		return sentN.Load(), failedN.Load()
+	}
+}
+
+// TestControllerKilledUnderLoad: tidegate is killed (SIGKILL) while
+// requests flow at a steady rate; nginx serves on without it, and a
+// tidegate started again on the same working directory adopts the same
+// nginx master (no reload: its configuration is the same), after which an
+// endpoint change is pushed without a reload. Not one request fails. nginx
+// used to die with tidegate (parent-death signal) and the restarted
+// tidegate started another: 556 failed requests in the audit.
+func TestControllerKilledUnderLoad(t *testing.T) {
+	be := startBackends(t, "web-1", "web-2")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	master := tg.masterPID()
+	sent, stop := tg.load("web.test", 300, 60*300)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	atLeast := func(n int64) func() string {
+		return func() string {
+			if s := sent(); s < n {
+				return fmt.Sprintf("%d requests sent", s)
+			}
+			return ""
+		}
+	}
+	waitFor(t, 30*time.Second, "load before the kill", atLeast(300))
+	if err := tg.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := tg.wait(20 * time.Second); !exited {
+		t.Fatal("tidegate did not die")
+	}
+	killed := time.Now()
+	waitFor(t, 30*time.Second, "load while tidegate is dead", atLeast(sent()+300))
+	alone := time.Since(killed)
+
+	begin := time.Now()
+	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
+	adopt := time.Since(begin)
+	if m := tg2.masterPID(); m != master {
+		t.Errorf("nginx master %d after the restart, want the same %d", m, master)
+	}
+	if n := tg2.metric("tidegate_nginx_adoptions_total"); n != 1 {
+		t.Errorf("tidegate_nginx_adoptions_total = %v, want 1", n)
+	}
+	if n := tg2.settledReloads(); n != 0 {
+		t.Errorf("%d reloads after adopting an nginx serving the same configuration", n)
+	}
+	workers := tg2.Workers()
+	tg2.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	tg2.Eventually("the endpoint change served", func() string {
+		if r := tg2.Get("web.test", "/"); r.Name != "web-2" {
+			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
+		}
+		return ""
+	})
+	waitFor(t, 30*time.Second, "load after the restart", atLeast(sent()+300))
+	n, failed := stop()
+	stopped = true
+	if w := tg2.Workers(); fmt.Sprint(w) != fmt.Sprint(workers) {
+		t.Errorf("nginx workers %v after the endpoint change, want %v (no reload)", w, workers)
+	}
+	if r := tg2.Reloads(); r != 0 {
+		t.Errorf("%d reloads", r)
+	}
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed", failed, n)
+	}
+	t.Logf("%d requests at ~300/s, %d failed; nginx served %s alone; the restarted tidegate was healthy (adopted) %s after it started",
+		n, failed, alone.Round(time.Millisecond), adopt.Round(time.Millisecond))
+	t.Logf("%s", grepLines(tg2.logText(), "adopt"))
+
+	// A second tidegate on the same working directory would adopt the
+	// nginx the first one drives: it refuses to start.
+	ports := freePorts(t, 3)
+	out, err := exec.Command(tidegateBin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
+		"--http-port", strconv.Itoa(ports[0]), "--https-port", strconv.Itoa(ports[1]), "--status-port", strconv.Itoa(ports[2])).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another tidegate runs on the working directory") {
+		t.Errorf("a second tidegate on the same working directory: %v\n%s", err, out)
+	}
+	if m := tg2.masterPID(); m != master || tg2.Get("web.test", "/").Status != 200 {
+		t.Errorf("nginx after the second tidegate was refused: master %d (want %d)", m, master)
+	}
+}
+
+// childOf returns the pid of the first child of parent (0 if none).
+func childOf(parent int) int {
+	matches, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if i > 0 && len(f) > 1 && f[1] == strconv.Itoa(parent) && f[0] != "Z" && strings.Contains(s[:i], "tidegate") {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestSupervisedControllerKilled is the DaemonSet's design on one machine:
+// `tidegate supervise -- local ...` is the container's main process; its
+// controller is killed under load, the supervisor starts it again, and
+// the new controller adopts the nginx that kept serving. SIGINT to the
+// supervisor then stops everything, nginx included.
+func TestSupervisedControllerKilled(t *testing.T) {
+	be := startBackends(t, "web-1", "web-2")
+	tg := &tidegate{t: t, Dir: t.TempDir(), WorkDir: t.TempDir()}
+	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[:1]))
+	tg.Write("ing.yaml", ingressYAML("web", "web.test", "Prefix / web:80"))
+	tg.run(nil, nil, "", func() []string {
+		return []string{"supervise", "--", "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
+			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
+			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}
+	})
+	master := tg.masterPID()
+	controller := childOf(tg.cmd.Process.Pid)
+	if controller == 0 {
+		t.Fatal("no controller under the supervisor")
+	}
+	sent, stop := tg.load("web.test", 300, 60*300)
+	waitFor(t, 30*time.Second, "load before the kill", func() string {
+		if s := sent(); s < 300 {
+			return fmt.Sprintf("%d sent", s)
+		}
+		return ""
+	})
+	if err := syscall.Kill(controller, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitFor(t, 30*time.Second, "a new controller that adopted nginx", func() string {
+		if c := childOf(tg.cmd.Process.Pid); c == controller || c == 0 {
+			return fmt.Sprintf("controller %d", c)
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
+		if err != nil {
+			return err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return resp.Status
+		}
+		if n := tg.metric("tidegate_nginx_adoptions_total"); n != 1 {
+			return fmt.Sprintf("adoptions %v", n)
+		}
+		return ""
+	})
+	adopted := time.Since(killed)
+	if m := tg.masterPID(); m != master {
+		t.Errorf("nginx master %d, want the same %d", m, master)
+	}
+	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	tg.Eventually("the endpoint change served", func() string {
+		if r := tg.Get("web.test", "/"); r.Name != "web-2" {
+			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
+		}
+		return ""
+	})
+	n, failed := stop()
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed", failed, n)
+	}
+	if r := tg.Reloads(); r != 0 {
+		t.Errorf("%d reloads", r)
+	}
+	t.Logf("%d requests at ~300/s, %d failed; the supervisor's new controller adopted nginx %s after the kill",
+		n, failed, adopted.Round(time.Millisecond))
+	tg.Stop()
+	if exited, err := tg.wait(0); !exited || err != nil {
+		t.Errorf("the supervisor after SIGINT: exited %v, %v", exited, err)
+	}
+	if syscall.Kill(master, 0) == nil {
+		t.Errorf("nginx %d still runs after the supervisor stopped", master)
+	}
 }
