@@ -452,7 +452,7 @@ end
 --
 -- The delta (store.DELTA) tells workers that applied the previous version
 -- which backends this push changed or removed, so that they look at those
--- alone instead of every name (see balancer.sync). A full push has none.
+-- alone instead of every name (see backends_cache.sync). A full push has none.
 local function apply_items(dict, current, items, hdr, yield)
   local version = hdr.version
   local renamed, added = names_change(current, items, hdr)

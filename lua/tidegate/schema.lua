@@ -36,8 +36,8 @@ local MAX_SECONDS = 2147483647
 local MAX_MS = 86400000     -- one day
 
 -- Passive outlier ejection when a backend does not say (see
--- tidegate.balancer): on for failed tries (connect errors and timeouts),
--- off for 5xx.
+-- tidegate.ejection): on for failed tries (connect errors and timeouts),
+-- off for 5xx. The same as model.DefaultEjection (TestEjectionDefaultsMatchLua).
 _M.EJECTION_DEFAULTS = {
   failures = 5,
   failure_window_ms = 10000,

@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -30,6 +31,52 @@ func TestLimitsMatchLua(t *testing.T) {
 		}
 		if got, _ := strconv.Atoi(string(m[1])); got != want {
 			t.Errorf("schema.lua %s = %d, the model's is %d", name, got, want)
+		}
+	}
+}
+
+// TestEjectionDefaultsMatchLua: the ejection Lua applies to a backend that
+// carries none is model.DefaultEjection, field by field (the JSON names the
+// push uses), so a backend the model leaves at the defaults is balanced as
+// its documentation says.
+func TestEjectionDefaultsMatchLua(t *testing.T) {
+	b, err := os.ReadFile("../../lua/tidegate/schema.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile(`(?s)\n_M\.EJECTION_DEFAULTS = \{\n(.*?)\n\}`).FindSubmatch(b)
+	if block == nil {
+		t.Fatal("schema.lua has no _M.EJECTION_DEFAULTS table")
+	}
+	lua := map[string]int{}
+	for _, line := range strings.Split(string(block[1]), "\n") {
+		m := regexp.MustCompile(`^\s*([a-z0-9_]+) = ([0-9]+),?\s*$`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("schema.lua EJECTION_DEFAULTS: unexpected line %q", line)
+		}
+		lua[m[1]], _ = strconv.Atoi(m[2])
+	}
+	j, err := json.Marshal(model.DefaultEjection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var goDefaults map[string]int
+	if err := json.Unmarshal(j, &goDefaults); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range goDefaults {
+		got, ok := lua[name]
+		if !ok {
+			t.Errorf("schema.lua EJECTION_DEFAULTS has no %s", name)
+			continue
+		}
+		if got != want {
+			t.Errorf("schema.lua EJECTION_DEFAULTS.%s = %d, model.DefaultEjection's is %d", name, got, want)
+		}
+	}
+	for name := range lua {
+		if _, ok := goDefaults[name]; !ok {
+			t.Errorf("schema.lua EJECTION_DEFAULTS.%s is not a field of model.Ejection", name)
 		}
 	}
 }

@@ -6,7 +6,7 @@
 -- random and takes the cheaper one, cost = ewma * (in-flight + 1) / weight:
 -- load spreads without every worker herding onto the one fastest peer.
 --
--- The statistics live in each peer's `st` table, which tidegate.balancer
+-- The statistics live in each peer's `st` table, which tidegate.backends_cache
 -- keeps across rebuilds of the backend, so a push does not forget them.
 -- Samples are fed by tidegate.balancer.log() (the log phase).
 
