@@ -56,10 +56,7 @@ func (f *commonFlags) statusListen(getenv func(string) string) (addrs []string, 
 		if err != nil {
 			return nil, "", fmt.Errorf("POD_IP %q is not an IP address (the downward API's status.podIP is one)", getenv("POD_IP"))
 		}
-		ips = []string{podIP.String()}
-		if !podIP.IsLoopback() {
-			ips = append(ips, "127.0.0.1")
-		}
+		ips = []string{podIP.String(), "127.0.0.1"}
 	case getenv("KUBERNETES_SERVICE_HOST") != "":
 		return []string{net.JoinHostPort("", port)}, "the status port listens on every interface: set POD_IP from the downward API (status.podIP) " +
 			"or --status-address, as deploy/daemonset.yaml does; with hostNetwork this is every interface of the node", nil

@@ -21,6 +21,7 @@ func TestStatusListen(t *testing.T) {
 		"local with the flag":                                         {flag: "192.0.2.7", want: []string{"192.0.2.7:10254"}},
 		"controller outside a pod: loopback":                          {controller: true, want: []string{"127.0.0.1:10254"}},
 		"controller with POD_IP: it and loopback":                     {controller: true, env: map[string]string{"POD_IP": "10.244.1.5", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}, want: []string{"10.244.1.5:10254", "127.0.0.1:10254"}},
+		"controller with a loopback POD_IP":                           {controller: true, env: map[string]string{"POD_IP": "127.0.0.1"}, want: []string{"127.0.0.1:10254"}},
 		"controller with an IPv6 POD_IP":                              {controller: true, env: map[string]string{"POD_IP": "fd00::5"}, want: []string{"[fd00::5]:10254", "127.0.0.1:10254"}},
 		"controller in a pod without POD_IP: every interface, warned": {controller: true, env: pod, want: []string{":10254"}, warn: true},
 		"the flag wins over POD_IP":                                   {controller: true, flag: "10.0.0.1, ::1", env: map[string]string{"POD_IP": "10.244.1.5"}, want: []string{"10.0.0.1:10254", "[::1]:10254"}},

@@ -50,6 +50,7 @@ spec: {controller: example.com/other}`)
 	t.Run("RBAC", func(t *testing.T) { testKubeRBAC(t, c) })
 	t.Run("SecretData", func(t *testing.T) { testKubeSecretData(t, c) })
 	t.Run("NamespacedRoles", func(t *testing.T) { testKubeNamespacedRoles(t, c) })
+	t.Run("StatusAddress", func(t *testing.T) { testKubeStatusAddress(t, c) })
 	t.Run("LeaderElection", func(t *testing.T) { testKubeLeaderElection(t, c) })
 }
 

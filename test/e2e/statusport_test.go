@@ -198,3 +198,26 @@ func procIP(h string) string {
 	}
 	return raw.String()
 }
+
+// testKubeStatusAddress: `tidegate controller` with POD_IP (the DaemonSet
+// sets it from the downward API) listens on the pod's address and on
+// loopback, and on no other address.
+func testKubeStatusAddress(t *testing.T, c *cluster) {
+	const podIP = "127.0.0.3" // on the loopback interface, but not 127.0.0.1
+	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, env: []string{"POD_IP=" + podIP},
+		args: []string{"--watch-namespace", "statusaddr", "--configmap", "statusaddr/tidegate", "--update-status=false"}})
+	resp, err := http.Get("http://" + net.JoinHostPort(podIP, strconv.Itoa(tg.StatusPt)) + "/healthz")
+	if err != nil {
+		t.Fatalf("POD_IP %s: %v", podIP, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POD_IP %s: /healthz %d", podIP, resp.StatusCode)
+	}
+	if err := dialRefused("127.0.0.4", tg.StatusPt); err != nil {
+		t.Errorf("127.0.0.4: %v", err)
+	}
+	if got := listeners(t, tg.StatusPt); len(got) != 2 {
+		t.Errorf("sockets listening on the status port: %q, want %s and 127.0.0.1", got, podIP)
+	}
+}
