@@ -89,11 +89,19 @@ type Controller struct {
 	// doubling to 30 s.
 	down           bool
 	restartBackoff time.Duration
-	stopTimeout    time.Duration
-	appliedConf    *nginx.Rendered
-	lastProblem    map[string]bool
-	healthy        atomic.Bool
-	draining       atomic.Bool
+	// pushStreak counts the pushes that failed in a row (a push nginx
+	// applied without some items it refused does not fail). At
+	// maxPushStreak nginx's state is taken as broken beyond what a push
+	// can mend: /healthz fails and nginx is started anew (replace), once
+	// per streak.
+	pushStreak   int
+	replaceNginx bool
+	replaced     bool
+	stopTimeout  time.Duration
+	appliedConf  *nginx.Rendered
+	lastProblem  map[string]bool
+	healthy      atomic.Bool
+	draining     atomic.Bool
 	// resync asks the next sync to start over (Resync).
 	resync atomic.Bool
 	status atomic.Pointer[Status]
@@ -271,6 +279,9 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 				c.debounce(ctx)
 			}
 			c.sync(ctx)
+			if c.replaceNginx && !c.down {
+				retry = c.replace(ctx)
+			}
 			c.page.model.Store(c.applied)
 		}
 	}
@@ -362,7 +373,7 @@ func (c *Controller) start(ctx context.Context) error {
 		c.log.Error("the first push failed; nginx serves without what it refused", "retry_in", c.fullBackoff, "err", err)
 		c.met.inSync.Set(0)
 	} else {
-		c.healthy.Store(true)
+		c.pushedAll()
 		c.met.inSync.Set(1)
 	}
 	c.setStatus(false)
@@ -467,9 +478,39 @@ func (c *Controller) restart(ctx context.Context) <-chan time.Time {
 		c.log.Error("the push after restarting nginx failed; nginx serves without what it refused", "retry_in", c.fullBackoff, "err", err)
 		return nil
 	}
-	c.healthy.Store(true)
+	c.pushedAll()
 	c.met.inSync.Set(1)
 	return nil
+}
+
+// replace stops nginx (gracefully, within the stop timeout) and starts it
+// anew from tidegate's state: the last good configuration, the Lua
+// modules, and the backends (seed) and certificates pushed in full. It is
+// the last resort when nginx refused every push maxPushStreak times in a
+// row: whatever its shared dicts hold, a push cannot mend it (a stored
+// version no push can go above was one such state), and serving stale
+// endpoints for good is worse than the moment the restart costs.
+func (c *Controller) replace(ctx context.Context) <-chan time.Time {
+	c.replaceNginx, c.replaced = false, true
+	c.met.nginxReplacements.Inc()
+	c.log.Error("nginx refused every push several times in a row; starting it anew from tidegate's state", "failed_pushes", c.pushStreak)
+	if err := c.proc.Stop(c.stopTimeout); err != nil {
+		c.log.Error("stop nginx", "err", err)
+	}
+	return c.restart(ctx)
+}
+
+// maxPushStreak is how many pushes in a row may fail before nginx is
+// replaced: a sync after a failure tries the full push, then its own, so
+// with the full push's backoff this is about 3 s after the first failure
+// (measured: 3.0 s with nginx refusing every control request).
+const maxPushStreak = 4
+
+// pushedAll records a full push that succeeded: Lua holds the whole state.
+func (c *Controller) pushedAll() {
+	c.needFull, c.fullBackoff = false, 0
+	c.pushStreak, c.replaced = 0, false
+	c.healthy.Store(true)
 }
 
 // writeSeed writes the dynamic state of m where nginx's init_by_lua stores
@@ -572,8 +613,7 @@ func (c *Controller) sync(ctx context.Context) {
 			c.pushFailed()
 			c.log.Error("full push failed", "retry_in", c.fullBackoff, "err", err)
 		} else {
-			c.needFull, c.fullBackoff = false, 0
-			c.healthy.Store(true)
+			c.pushedAll()
 		}
 	}
 	plan := Decide(c.applied, next)
@@ -886,8 +926,14 @@ func (c *Controller) reloadResult(err error, retry time.Duration) {
 // pushFailed marks Lua's state as unknown and schedules a sync, so a failed
 // push is retried in full even if nothing else changes. A full push that
 // keeps failing (the certificates outgrew their dict) is tried less and
-// less often, not at every sync.
+// less often, not at every sync; at maxPushStreak failures in a row,
+// /healthz fails and nginx is replaced (once, until a full push succeeds).
 func (c *Controller) pushFailed() {
+	c.pushStreak++
+	if c.pushStreak >= maxPushStreak && !c.replaced {
+		c.healthy.Store(false)
+		c.replaceNginx = true
+	}
 	c.needFull = true
 	c.fullBackoff = min(max(2*c.fullBackoff, time.Second), time.Minute)
 	c.fullAt = time.Now().Add(c.fullBackoff)

@@ -23,6 +23,8 @@ type metrics struct {
 	nginxRestarts          prometheus.Counter
 	adoptions              prometheus.Counter
 	backendsPushed         prometheus.Gauge
+	// nginx started anew because it refused every push (controller.replace)
+	nginxReplacements prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -55,11 +57,13 @@ func newMetrics() *metrics {
 			Help: "Times nginx exited unexpectedly and was restarted."}),
 		adoptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_adoptions_total",
 			Help: "Times tidegate adopted an nginx that a previous tidegate left running on its working directory (0 or 1)."}),
+		nginxReplacements: prometheus.NewCounter(prometheus.CounterOpts{Name: "tidegate_nginx_replacements_total",
+			Help: "Times nginx was started anew from tidegate's state because it refused every push several times in a row."}),
 		backendsPushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tidegate_backends",
 			Help: "Backends known to the Lua data plane."}),
 	}
 	m.reg.MustRegister(m.reloads, m.reloadSeconds, m.lastReloadOK, m.configLastReloadOK, m.configLastReloadOKTime, m.pushes, m.pushSeconds, m.problems,
-		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.adoptions, m.backendsPushed,
+		m.inSync, m.syncs, m.resyncs, m.nginxRestarts, m.adoptions, m.nginxReplacements, m.backendsPushed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

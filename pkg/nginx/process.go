@@ -191,6 +191,32 @@ func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
 	return nil
 }
 
+// restoreToken writes tidegate's control token back to its file when the
+// file no longer holds it (deleted, replaced): nginx reads the file at
+// every start and reload, and would refuse every control request.
+func (p *Process) restoreToken() error {
+	if t, err := ReadToken(p.set.TokenPath()); err == nil && t == p.token {
+		return nil
+	}
+	p.log.Warn("the control token file was missing or changed; writing tidegate's token back", "path", p.set.TokenPath())
+	f, err := os.CreateTemp(filepath.Dir(p.set.TokenPath()), ".control.token-*") // 0600
+	if err != nil {
+		return fmt.Errorf("restore the control token: %w", err)
+	}
+	_, err = f.WriteString(p.token)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p.set.TokenPath())
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("restore the control token: %w", err)
+	}
+	return nil
+}
+
 // install makes a checked candidate the live nginx.conf (atomically).
 func (p *Process) install(conf []byte) error {
 	tmp := p.set.ConfPath() + ".new"
@@ -207,6 +233,16 @@ func (p *Process) install(conf []byte) error {
 // child process, then waits until it serves generation gen.
 func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	if err := p.install(conf); err != nil {
+		return err
+	}
+	// The Lua modules and the control token are tidegate's too: a new
+	// master loads them as tidegate has them, whatever happened to the
+	// files meanwhile (a temp cleaner deletes a token file nginx reads only
+	// when it starts or reloads).
+	if _, err := writeLua(filepath.Join(p.set.WorkDir, "lua")); err != nil {
+		return fmt.Errorf("write the Lua modules: %w", err)
+	}
+	if err := p.restoreToken(); err != nil {
 		return err
 	}
 	if err := clearSockets(filepath.Join(p.set.WorkDir, "run")); err != nil {
@@ -291,6 +327,9 @@ func (p *Process) Reload(ctx context.Context, conf []byte, gen string) error {
 		return err
 	}
 	if err := p.install(conf); err != nil {
+		return err
+	}
+	if err := p.restoreToken(); err != nil { // the new workers read it
 		return err
 	}
 	if err := syscall.Kill(p.pid, syscall.SIGHUP); err != nil {

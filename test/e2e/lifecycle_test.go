@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -457,11 +458,77 @@ func TestSupervisedControllerKilled(t *testing.T) {
 	}
 	t.Logf("%d requests at ~300/s, %d failed; the supervisor's new controller adopted nginx %s after the kill",
 		n, failed, adopted.Round(time.Millisecond))
-	tg.Stop()
-	if exited, err := tg.wait(0); !exited || err != nil {
-		t.Errorf("the supervisor after SIGINT: exited %v, %v", exited, err)
+	tg.Stop() // SIGINT, and waits for the supervisor to exit
+	if tg.exitErr != nil {
+		t.Errorf("the supervisor after SIGINT: %v", tg.exitErr)
 	}
 	if syscall.Kill(master, 0) == nil {
 		t.Errorf("nginx %d still runs after the supervisor stopped", master)
 	}
+}
+
+// TestNginxReplacedWhenItRefusesEveryPush: nginx refuses every push (here
+// the control token file was deleted, as a temp cleaner does, and nginx
+// reloaded from outside, as logrotate does: nginx holds no token and
+// refuses every control request). After several failures in a row tidegate
+// starts nginx anew from its own state (configuration, Lua modules, the
+// token, the backends), and the endpoint change that could not be pushed
+// goes live. The push was retried forever before, and the old endpoints
+// served for good. (The audit's own case, a stored version no push could
+// go above, is now refused by nginx.)
+func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
+	be := startBackends(t, "web-1", "web-2")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	if r := tg.Get("web.test", "/"); r.Name != "web-1" {
+		t.Fatalf("before: %d %q", r.Status, r.Body)
+	}
+	tokenFile := filepath.Join(tg.WorkDir, "run", "control.token")
+	token := readFile(t, tokenFile)
+	if err := os.Remove(tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	master, workers := tg.masterPID(), tg.Workers()
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// Until the old workers are gone, a kept-alive control connection may
+	// still reach one that holds the token.
+	waitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
+		for _, w := range tg.Workers() {
+			if slices.Contains(workers, w) {
+				return fmt.Sprintf("old worker %d still runs", w)
+			}
+		}
+		return ""
+	})
+	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	waitFor(t, 90*time.Second, "the endpoint change served", func() string {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-2" {
+			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
+		}
+		return ""
+	})
+	if m := tg.masterPID(); m == master {
+		t.Errorf("nginx master still %d: not replaced", m)
+	}
+	if n := tg.metric("tidegate_nginx_replacements_total"); n != 1 {
+		t.Errorf("tidegate_nginx_replacements_total = %v, want 1", n)
+	}
+	if got, err := os.ReadFile(tokenFile); err != nil || string(got) != token {
+		t.Errorf("the control token file after the replacement: %q, %v", got, err)
+	}
+	waitFor(t, 30*time.Second, "/healthz 200", func() string {
+		if code, health := tg.getStatus("/healthz"); code != 200 {
+			return fmt.Sprintf("%d %q", code, health)
+		}
+		return ""
+	})
+	log := tg.logText()
+	if !strings.Contains(log, "nginx refused every push several times in a row") {
+		t.Errorf("no replacement logged:\n%s", grepLines(log, "push"))
+	}
+	t.Logf("pushes refused before the replacement: %d", strings.Count(log, "no control token"))
 }
