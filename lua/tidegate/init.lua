@@ -22,6 +22,9 @@ function _M.init()
   require("tidegate.backends_cache")
   require("tidegate.balancer")
   require("tidegate.certificate")
+  require("tidegate.push_store")
+  require("tidegate.backends_writer")
+  require("tidegate.certificates_writer")
   -- After a start or a dict resize: fill the new, empty zones with what
   -- the controller is about to push (configuration.seed).
   require("tidegate.configuration").seed(ngx.config.prefix() .. "seed/")

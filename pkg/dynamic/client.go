@@ -354,7 +354,7 @@ func (c *Client) nextVersion() int64 {
 // refused its version, from the version nginx holds: the controller
 // restarted with an earlier clock, or a stray push stored a version far
 // above any clock, where nginx takes only the stored version + 1 (see
-// check_version in configuration.lua). So no version nginx holds can wedge
+// check_version in lua/tidegate/push_store.lua). So no version nginx holds can wedge
 // the client. Repeating a push is harmless: its content is the desired
 // state, not a diff of a diff.
 func (c *Client) push(ctx context.Context, path, contentType string, encode func(version int64) ([]byte, error)) (Result, error) {

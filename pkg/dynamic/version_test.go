@@ -10,7 +10,7 @@ import (
 )
 
 // clockVersions is the largest version nginx takes whatever it holds
-// (configuration.lua, CLOCK_VERSIONS).
+// (lua/tidegate/push_store.lua, CLOCK_VERSIONS).
 const clockVersions = int64(1) << 50
 
 // TestAbsurdVersionsRefused: a push whose version no clock gives (2^53,
