@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # tidegate: the static Go binary (with lua/ and nginx/nginx.tmpl embedded;
 # it writes the Lua files into --workdir at start) on Debian's nginx + Lua
-# packages, the same ones `make deps` installs for the tests.
+# packages, the same ones `make deps` installs (DEB_RUNTIME in the Makefile;
+# `make test` and `make lint` check that this list has them all).
 #
 #   docker build -t tidegate/tidegate:dev --build-arg VERSION=$(git describe --tags --always) .
 

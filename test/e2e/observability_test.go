@@ -484,13 +484,13 @@ spec:
 }
 
 // screenshot renders url in headless Chromium (Debian's chromium package,
-// installed by make deps) and checks that a PNG came out. The file is kept
+// installed by make deps-test) and checks that a PNG came out. The file is kept
 // in a temp directory named in the test log, to be looked at.
 func screenshot(t *testing.T, url string) {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatal("chromium is not installed; run `make deps`")
+		t.Fatal("chromium is not installed; run `make deps-test`")
 	}
 	dir, err := os.MkdirTemp("", "tidegate-status-page-")
 	if err != nil {
