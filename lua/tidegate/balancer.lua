@@ -52,7 +52,7 @@ local answered = ejection.answered
 local _M = {}
 
 -- unavailable answers requests whose backend has no usable endpoint: a
--- server of this nginx on a unix socket beside the control socket
+-- server of this nginx on a unix socket in WORKDIR/unavailable/
 -- (nginx.tmpl; nginx runs with the working directory as its prefix) that
 -- returns 503, as ingress-nginx does. The balancer phase cannot answer a
 -- status itself, and a rewrite phase just for this case would cost every
@@ -60,11 +60,11 @@ local _M = {}
 -- pkg/nginx/render.go names the same sockets.
 local UNAVAILABLE = {}
 do
-  local run = "unix:" .. ngx.config.prefix() .. "run/"
-  UNAVAILABLE[""] = run .. "503.sock"
-  UNAVAILABLE.https = run .. "503-tls.sock"
-  UNAVAILABLE.grpc = run .. "503-h2c.sock"
-  UNAVAILABLE.grpcs = run .. "503-h2.sock"
+  local dir = "unix:" .. ngx.config.prefix() .. "unavailable/"
+  UNAVAILABLE[""] = dir .. "503.sock"
+  UNAVAILABLE.https = dir .. "503-tls.sock"
+  UNAVAILABLE.grpc = dir .. "503-h2c.sock"
+  UNAVAILABLE.grpcs = dir .. "503-h2.sock"
 end
 
 -- balance picks the peer for this try of the request. On the first try it

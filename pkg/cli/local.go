@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,6 +36,7 @@ type commonFlags struct {
 	metrics       bool
 	shutdownGrace time.Duration
 	stopTimeout   time.Duration
+	nginxUser     string
 	// controller is set for `tidegate controller`: in a pod, the status
 	// port listens where the kubelet probes (statusListen).
 	controller bool
@@ -61,6 +61,7 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.metrics, "enable-metrics", true, "count every request for /metrics (nginx_ingress_controller_requests and the other request series); false saves nginx one log line per request, as in ingress-nginx")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace-period", 0, "on SIGTERM, how long /healthz answers 503 before nginx stops taking requests")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long nginx may take to finish in-flight requests when stopping")
+	fs.StringVar(&f.nginxUser, "nginx-user", "nobody", "when tidegate runs as root, the user nginx's workers run as (never root; its primary group may read the files workers open)")
 }
 
 // settings builds the nginx settings, creating the working directory.
@@ -70,6 +71,9 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 			return nginx.Settings{}, fmt.Errorf("%s %d: want 1-65535", name, p)
 		}
 	}
+	// What tidegate and nginx create is theirs alone unless made otherwise
+	// (nginx would make its logs and pid file 0644).
+	syscall.Umask(0o077)
 	dir := f.workdir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "tidegate-")
@@ -77,7 +81,7 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 			return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
 		}
 		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nginx.Settings{}, fmt.Errorf("create working directory: %w", err)
 	}
 	// nginx reads relative paths from its prefix, not from our directory.
@@ -98,11 +102,14 @@ func (f *commonFlags) settings() (nginx.Settings, error) {
 	slog.Info("open files limit", "soft", soft, "hard", hard)
 	set.OpenFiles = hard
 	if os.Geteuid() == 0 {
-		// nginx would drop workers to "nobody"; keep the invoking user so
-		// workers can read the working directory. Containers run non-root.
-		if u, err := user.Current(); err == nil {
-			set.User = u.Username
+		// Workers that serve the internet never run as root; the working
+		// directory gives them what they open (nginx/workdir.go).
+		// Containers run tidegate as non-root: workers run as its user.
+		w, err := nginx.LookupWorkerUser(f.nginxUser)
+		if err != nil {
+			return nginx.Settings{}, fmt.Errorf("--nginx-user: %w", err)
 		}
+		set.Workers = w
 	}
 	return set, nil
 }

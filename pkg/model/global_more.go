@@ -25,7 +25,7 @@ type Settings struct {
 	// breaks forward secrecy for as long as the key lives. Sessions
 	// resume from the shared session cache either way.
 	SSLSessionTickets bool
-	UseGzip      bool
+	UseGzip           bool
 	// GzipLevel, GzipMinLength and GzipTypes tune use-gzip (gzip-level,
 	// gzip-min-length, gzip-types); GzipTypes are MIME types.
 	GzipLevel     int

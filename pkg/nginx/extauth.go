@@ -60,8 +60,9 @@ func authLocation(a annotations.ExtAuth, headers []model.Header, v *view) (uri s
 		}
 	}
 	add("proxy_set_header X-Auth-Request-Redirect %s;", redirect)
-	// The auth service's Host is its own.
-	lines = append(lines, v.baseHeaderLines(lines, "Host")...) // locations.go
+	// The headers every backend gets (locations.go); the auth service's
+	// Host is its own.
+	lines = append(lines, v.baseHeaderLines(lines, "Host")...)
 	for _, h := range headers { // auth-proxy-set-headers: literal values
 		name, err := Quote(h.Name)
 		if err != nil {

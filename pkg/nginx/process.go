@@ -56,24 +56,12 @@ type Process struct {
 	err     error
 }
 
-// NewProcess prepares the working directory: logs and temp directories, the
-// Lua modules, and a self-signed default certificate for unknown SNI.
+// NewProcess prepares the working directory (its modes: workdir.go): logs
+// and temp directories, the Lua modules, and a self-signed default
+// certificate for unknown SNI.
 func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
-	for _, d := range []string{"logs", "tmp", "lua", "check"} {
-		if err := os.MkdirAll(filepath.Join(set.WorkDir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("prepare working directory: %w", err)
-		}
-	}
-	// nginx workers may run as another user: they must read the Lua files.
-	if err := os.Chmod(set.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("prepare working directory: %w", err)
-	}
-	// The control socket's directory is private to tidegate's user.
-	if err := os.MkdirAll(filepath.Join(set.WorkDir, "run"), 0o700); err != nil {
-		return nil, fmt.Errorf("prepare working directory: %w", err)
-	}
-	if err := os.Chmod(filepath.Join(set.WorkDir, "run"), 0o700); err != nil {
-		return nil, fmt.Errorf("prepare working directory: %w", err)
+	if err := prepareWorkDir(set); err != nil { // workdir.go: who may open what
+		return nil, err
 	}
 	token, made, err := ControlToken(set.TokenPath())
 	if err != nil {
@@ -90,7 +78,7 @@ func NewProcess(set Settings, log *slog.Logger) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.crt"), crt, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.crt"), crt, 0o600); err != nil {
 		return nil, fmt.Errorf("write default certificate: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(set.WorkDir, "default.key"), key, 0o600); err != nil {
@@ -108,7 +96,10 @@ func writeLua(dir string) (changed bool, err error) {
 		}
 		dst := filepath.Join(dir, p)
 		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
+			if err := os.MkdirAll(dst, 0o700); err != nil {
+				return err
+			}
+			return os.Chmod(dst, 0o700)
 		}
 		if !strings.HasSuffix(p, ".lua") {
 			return nil
@@ -118,10 +109,14 @@ func writeLua(dir string) (changed bool, err error) {
 			return err
 		}
 		if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, b) {
-			return nil
+			return os.Chmod(dst, 0o600) // older versions wrote 0644
 		}
 		changed = true
-		return os.WriteFile(dst, b, 0o644)
+		// Only the master reads them: init_by_lua requires every module.
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			return err
+		}
+		return os.Chmod(dst, 0o600)
 	})
 	return changed, err
 }
@@ -141,7 +136,7 @@ func (e *RefusedError) Error() string { return "nginx -t rejected the candidate:
 // message.
 func (p *Process) Check(conf []byte) error {
 	path := filepath.Join(p.set.WorkDir, "check", "nginx.conf")
-	if err := os.WriteFile(path, conf, 0o644); err != nil {
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		return fmt.Errorf("write candidate: %w", err)
 	}
 	out, err := exec.Command(Binary, "-t", "-q", "-p", p.set.WorkDir, "-c", path,
@@ -160,12 +155,15 @@ func (p *Process) Check(conf []byte) error {
 var authFileName = regexp.MustCompile(`^[0-9a-f]{16}\.(htpasswd|ca\.pem|crl\.pem|crt\.pem|key\.pem)$`)
 
 // WriteAuthFiles writes the files a configuration refers to: htpasswd files
-// (nginx reads them per request) and client certificate CAs and CRLs (read
-// at reload; named by content, so a new CA is a new nginx.conf). Names come
-// from the model, never from user text; any other name is refused.
+// (nginx's workers read them per request) and client certificate CAs and
+// CRLs, backend CAs, certificates and keys (read by the master at reload;
+// named by content, so a new CA is a new nginx.conf). Names come from the
+// model, never from user text; any other name is refused. Only htpasswd
+// files are readable by the workers' group (workdir.go), the rest by
+// tidegate's user only.
 func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
 	dir := filepath.Join(p.set.WorkDir, "auth")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // prepareWorkDir set its mode
 		return fmt.Errorf("auth files: %w", err)
 	}
 	for _, f := range files {
@@ -173,15 +171,15 @@ func (p *Process) WriteAuthFiles(files []model.AuthFile) error {
 			return fmt.Errorf("auth file name %q is not one tidegate makes", f.Name)
 		}
 		path := filepath.Join(dir, f.Name)
+		mode, gid := authFileMode(p.set, f.Name)
 		if old, err := os.ReadFile(path); err == nil && string(old) == f.Content {
 			continue
 		}
 		tmp := path + ".new"
-		perm := os.FileMode(0o644)
-		if strings.HasSuffix(f.Name, ".key.pem") {
-			perm = 0o600 // a private key (proxy-ssl-secret)
+		if err := os.WriteFile(tmp, []byte(f.Content), mode); err != nil {
+			return fmt.Errorf("auth file: %w", err)
 		}
-		if err := os.WriteFile(tmp, []byte(f.Content), perm); err != nil {
+		if err := setMode(tmp, mode, gid); err != nil { // a .new left by a crash keeps its mode
 			return fmt.Errorf("auth file: %w", err)
 		}
 		if err := os.Rename(tmp, path); err != nil {
@@ -220,7 +218,7 @@ func (p *Process) restoreToken() error {
 // install makes a checked candidate the live nginx.conf (atomically).
 func (p *Process) install(conf []byte) error {
 	tmp := p.set.ConfPath() + ".new"
-	if err := os.WriteFile(tmp, conf, 0o644); err != nil {
+	if err := os.WriteFile(tmp, conf, 0o600); err != nil {
 		return fmt.Errorf("write nginx.conf: %w", err)
 	}
 	if err := os.Rename(tmp, p.set.ConfPath()); err != nil {
@@ -245,8 +243,10 @@ func (p *Process) Start(ctx context.Context, conf []byte, gen string) error {
 	if err := p.restoreToken(); err != nil {
 		return err
 	}
-	if err := clearSockets(filepath.Join(p.set.WorkDir, "run")); err != nil {
-		return err
+	for _, dir := range []string{"run", "unavailable"} {
+		if err := clearSockets(filepath.Join(p.set.WorkDir, dir)); err != nil {
+			return err
+		}
 	}
 	cmd := exec.Command(Binary, "-p", p.set.WorkDir, "-c", p.set.ConfPath(),
 		"-e", p.set.ErrorLogPath(), "-g", "daemon off; master_process on;")

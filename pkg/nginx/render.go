@@ -26,8 +26,10 @@ type Settings struct {
 	// HTTPPort and HTTPSPort are the listening ports.
 	HTTPPort  int
 	HTTPSPort int
-	// User is the nginx worker user, used only when nginx starts as root.
-	User string
+	// Workers is the user nginx's workers run as when tidegate runs as
+	// root (LookupWorkerUser; never root); nil: they run as tidegate's
+	// user, who owns every working file (workdir.go).
+	Workers *WorkerUser
 	// AccessLog is a file path, or "" for WorkDir/logs/access.log.
 	AccessLog string
 	// ErrorLog is nginx's error log: a file path, "/dev/stderr" (tidegate
@@ -71,11 +73,20 @@ func (s Settings) MetricsLogPath() string { return filepath.Join(s.WorkDir, "log
 // unavailableSocket is where the server answering 503 for backends without
 // endpoints listens, for the scheme the location proxies with ("" for
 // plain HTTP). lua/tidegate/balancer.lua derives the same paths from
-// nginx's prefix (the working directory).
+// nginx's prefix (the working directory). The workers connect to them, so
+// they live apart from the control socket (workdir.go).
 func (s Settings) unavailableSocket(scheme string) string {
 	// short names: a unix socket path has at most 107 bytes
 	name := map[string]string{"": "503.sock", "https": "503-tls.sock", "grpc": "503-h2c.sock", "grpcs": "503-h2.sock"}[scheme]
-	return "unix:" + filepath.Join(s.WorkDir, "run", name)
+	return "unix:" + filepath.Join(s.WorkDir, "unavailable", name)
+}
+
+// accessLogPath is nginx's access log.
+func (s Settings) accessLogPath() string {
+	if s.AccessLog != "" {
+		return s.AccessLog
+	}
+	return filepath.Join(s.WorkDir, "logs", "access.log")
 }
 
 // ConfPath is the live nginx.conf.
@@ -123,7 +134,7 @@ const generationPlaceholder = "TIDEGATE_GENERATION_PLACEHOLDER"
 
 // view is what the template sees: only pre-computed, quoted strings.
 type view struct {
-	User              string
+	User              string // "USER GROUP" of the workers, or ""
 	WorkerProcesses   string
 	PidFile, ErrorLog string
 	AccessLog         string
@@ -276,10 +287,7 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		LogPhase: st.LogPhase,
 	}
 	v.WorkerOpenFiles, v.WorkerConnections = workerLimits(g.Settings, set.OpenFiles) // limits.go
-	accessLog := set.AccessLog
-	if accessLog == "" {
-		accessLog = filepath.Join(set.WorkDir, "logs", "access.log")
-	}
+	accessLog := set.accessLogPath()
 	paths[filepath.Join(set.WorkDir, "nginx.pid")] = &v.PidFile
 	paths[set.ErrorLogPath()] = &v.ErrorLog
 	tmp := filepath.Join(set.WorkDir, "tmp")
@@ -307,11 +315,13 @@ func newView(st model.Structure, set Settings) (*view, error) {
 		}
 		*dst = q
 	}
-	if set.User != "" {
-		if strings.Trim(set.User, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-			return nil, fmt.Errorf("nginx user %q: want a plain user name", set.User)
+	if w := set.Workers; w != nil {
+		for _, name := range []string{w.Name, w.Group} {
+			if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+				return nil, fmt.Errorf("nginx user %s %s: want plain user and group names", w.Name, w.Group)
+			}
 		}
-		v.User = set.User
+		v.User = w.Name + " " + w.Group
 	}
 	if err := v.setAccessLog(g); err != nil {
 		return nil, err

@@ -122,7 +122,8 @@ func TestRenderGolden(t *testing.T) {
 	for name, objs := range tests {
 		t.Run(name, func(t *testing.T) {
 			m := model.Build(fixture.Snapshot(objs...), model.DefaultOptions())
-			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443, Resolvers: []string{"10.96.0.10", "fd00::a"}, OpenFiles: 1 << 20}
+			set := nginx.Settings{WorkDir: goldenWorkDir, HTTPPort: 80, HTTPSPort: 443, Resolvers: []string{"10.96.0.10", "fd00::a"}, OpenFiles: 1 << 20,
+				Workers: &nginx.WorkerUser{Name: "nobody", Group: "nogroup", UID: 65534, GID: 65534}}
 			r, err := nginx.Render(m.Structure, set)
 			if err != nil {
 				t.Fatal(err)

@@ -76,7 +76,7 @@ func ablationConfs(conf, work, dir string, httpPort, httpsPort int, steps []abla
 			return nil, fmt.Errorf("ablation step %q: %w (did nginx/nginx.tmpl change?)", st.Name, err)
 		}
 		prefix := filepath.Join(dir, fmt.Sprint(i))
-		for _, d := range []string{"logs", "tmp", "run"} {
+		for _, d := range []string{"logs", "tmp", "run", "unavailable"} {
 			if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
 				return nil, err
 			}

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -867,9 +866,11 @@ func perHostConf(tg *tidegate) ([]byte, error) {
 	set := nginx.Settings{WorkDir: tg.Work, HTTPPort: tg.HTTP, HTTPSPort: tg.HTTPS,
 		Resolvers: nginx.SystemResolvers(), ServerPerHost: true}
 	if os.Geteuid() == 0 { // as tidegate local does
-		if u, err := user.Current(); err == nil {
-			set.User = u.Username
+		w, err := nginx.LookupWorkerUser("nobody")
+		if err != nil {
+			return nil, err
 		}
+		set.Workers = w
 	}
 	r, err := nginx.Render(m.Structure, set)
 	if err != nil {

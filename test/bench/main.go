@@ -395,6 +395,11 @@ func setUp(cfg *config) (root string, cleanup func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// nginx's workers (nobody, when this runs as root) enter the working
+	// directories below.
+	if err := os.Chmod(root, 0o711); err != nil {
+		return "", nil, err
+	}
 	cfg.tmp = root
 	if cfg.keep {
 		logf("working directory %s (kept)", root)

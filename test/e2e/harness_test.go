@@ -216,6 +216,7 @@ func (tg *tidegate) run(ports *tidegate, env []string, cwd string, args func() [
 	tg.client = &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 16}}
+	workersCanEnter(t, tg.WorkDir)
 	for attempt := 1; ; attempt++ {
 		if ports != nil {
 			tg.HTTPPort, tg.HTTPSPort, tg.StatusPt = ports.HTTPPort, ports.HTTPSPort, ports.StatusPt
@@ -258,6 +259,29 @@ func (tg *tidegate) run(ports *tidegate, env []string, cwd string, args func() [
 		}
 		tg.dumpLogs()
 		t.Fatal(err)
+	}
+}
+
+// workersCanEnter lets nginx's workers enter the temporary directories
+// above dir, as an operator makes a --workdir reachable: run as root,
+// tidegate runs them as nobody (nginx.LookupWorkerUser), and t.TempDir
+// makes its directories 0700. Only o+x is added, never read.
+func workersCanEnter(t testing.TB, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	tmp := filepath.Clean(os.TempDir())
+	for d := filepath.Dir(dir); strings.HasPrefix(d, tmp+"/"); d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

@@ -79,7 +79,7 @@ func NewWorkers(t testing.TB, locs Locations, workers int) *Nginx {
 	var err error
 	n.Token, _, err = nginx.ControlToken(nginx.Settings{WorkDir: dir}.TokenPath())
 	must(t, err)
-	for _, d := range []string{"logs", "tmp"} {
+	for _, d := range []string{"logs", "tmp", "unavailable"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
 	must(t, fs.WalkDir(luafiles.FS, "tidegate", func(p string, d fs.DirEntry, err error) error {
@@ -444,7 +444,7 @@ http {
   }
 
   server {
-    listen unix:{{.Dir}}/run/503.sock;
+    listen unix:{{.Dir}}/unavailable/503.sock;
 {{- if .LogPhase}}
     log_by_lua_block { }
 {{- end}}
