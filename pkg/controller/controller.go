@@ -413,6 +413,9 @@ func (c *Controller) adopt(ctx context.Context, m *model.Model, r *nginx.Rendere
 		c.met.reloads.WithLabelValues("success").Inc()
 		c.page.noteReload(time.Since(begin)-pushed, "adopted nginx served another configuration")
 	}
+	// A seed the dead controller left (it died between writing it and its
+	// push) holds private keys and is no use now.
+	c.removeSeed()
 	c.met.adoptions.Inc()
 	c.log.Info("adopted the running nginx", "pid", pid, "generation", r.Generation, "reloaded", reloaded,
 		"push", pushed.Round(time.Millisecond), "took", time.Since(begin).Round(time.Millisecond))

@@ -321,6 +321,15 @@ func TestControllerKilledUnderLoad(t *testing.T) {
 	killed := time.Now()
 	waitFor(t, 30*time.Second, "load while tidegate is dead", atLeast(sent()+300))
 	alone := time.Since(killed)
+	// As if tidegate had died between writing a seed and its push: the
+	// seed may hold private keys, and the adopting tidegate removes it.
+	seed := filepath.Join(tg.WorkDir, "seed", "backends.lines")
+	if err := os.MkdirAll(filepath.Dir(seed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seed, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	begin := time.Now()
 	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
@@ -330,6 +339,9 @@ func TestControllerKilledUnderLoad(t *testing.T) {
 	}
 	if n := tg2.metric("tidegate_nginx_adoptions_total"); n != 1 {
 		t.Errorf("tidegate_nginx_adoptions_total = %v, want 1", n)
+	}
+	if _, err := os.Stat(seed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the seed a dead tidegate left is still there: %v", err)
 	}
 	if n := tg2.settledReloads(); n != 0 {
 		t.Errorf("%d reloads after adopting an nginx serving the same configuration", n)
@@ -531,4 +543,43 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 		t.Errorf("no replacement logged:\n%s", grepLines(log, "push"))
 	}
 	t.Logf("pushes refused before the replacement: %d", strings.Count(log, "no control token"))
+}
+
+// TestAdoptedNginxReloadedWhenConfigurationChanged: an Ingress written
+// while tidegate was dead makes the tidegate that adopts nginx reload it
+// (the same master) once; without a change it does not (see
+// TestControllerKilledUnderLoad).
+func TestAdoptedNginxReloadedWhenConfigurationChanged(t *testing.T) {
+	be := startBackends(t, "web-1")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	master := tg.masterPID()
+	if err := tg.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := tg.wait(20 * time.Second); !exited {
+		t.Fatal("tidegate did not die")
+	}
+	tg.Write("new.yaml", ingressYAML("new", "new.test", "Prefix / web:80"))
+	if r := tg.Get("new.test", "/"); r.Status != 404 {
+		t.Fatalf("new.test served with no controller: %d", r.Status)
+	}
+	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
+	if r := tg2.Get("new.test", "/"); r.Status != 200 || r.Name != "web-1" {
+		t.Errorf("new.test after the adoption: %d %q", r.Status, r.Body)
+	}
+	if r := tg2.Get("web.test", "/"); r.Status != 200 {
+		t.Errorf("web.test after the adoption: %d %q", r.Status, r.Body)
+	}
+	if m := tg2.masterPID(); m != master {
+		t.Errorf("nginx master %d, want the same %d", m, master)
+	}
+	if n := tg2.settledReloads(); n != 1 {
+		t.Errorf("%d reloads, want 1", n)
+	}
+	if !strings.Contains(tg2.logText(), "reloaded=true") {
+		t.Errorf("the adoption did not log its reload:\n%s", grepLines(tg2.logText(), "adopt"))
+	}
 }
