@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
+	"github.com/tidegate/tidegate/pkg/confparse"
 )
 
 // Snippets holds the configuration-snippet (location) and server-snippet

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
+	"github.com/tidegate/tidegate/pkg/confparse"
 )
 
 // The status page is read by whoever reaches the status port, who is not

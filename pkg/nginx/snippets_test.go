@@ -4,10 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidegate/tidegate/pkg/confparse"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
 )
 
 // TestAddHeaderInheritance: nginx drops every inherited add_header in a

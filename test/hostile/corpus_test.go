@@ -23,10 +23,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/confparse"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/confparse"
 	"github.com/tidegate/tidegate/pkg/dynamic"
 	"github.com/tidegate/tidegate/pkg/dynamic/dynamictest"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
 	"github.com/tidegate/tidegate/pkg/tlsutil"
 )
 

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidegate/tidegate/pkg/confparse"
 	"github.com/tidegate/tidegate/pkg/fixture"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
-	"github.com/tidegate/tidegate/pkg/nginx/confparse"
 )
 
 // The inward corpus (inward.txt): URL shapes that would make nginx connect
