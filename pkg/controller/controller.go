@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -798,21 +799,45 @@ func (c *Controller) applyDynamic(ctx context.Context, p Plan) error {
 	return errors.Join(errs...)
 }
 
-// whileNginxRuns is ctx, also cancelled when nginx exits: a push retries
-// while the control socket cannot be reached, and must not hold the sync
-// loop after nginx is gone.
+// whileNginxRuns is ctx, also cancelled when nginx exits or its control
+// socket file is gone (a temp cleaner deletes it; nginx keeps serving but
+// nobody can connect): a push retries while the socket cannot be reached,
+// and must not hold the sync loop for good. A push failed that way counts
+// towards replacing nginx (pushFailed), which makes the socket anew.
 func (c *Controller) whileNginxRuns(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	exited := c.proc.Done()
+	socket := c.cfg.Nginx.SocketPath()
 	go func() {
-		select {
-		case <-exited:
-			cancel()
-		case <-ctx.Done():
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		missing := 0
+		for {
+			select {
+			case <-exited:
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
+				if missing++; missing >= socketGrace {
+					c.log.Error("the control socket is gone; nginx cannot be reached", "socket", socket)
+					cancel()
+					return
+				}
+			} else {
+				missing = 0
+			}
 		}
 	}()
 	return ctx, cancel
 }
+
+// socketGrace is how many seconds in a row the control socket may be
+// missing during a push (it is missing for a moment while nginx starts).
+const socketGrace = 3
 
 func (c *Controller) pushBackends(ctx context.Context, full bool, bs []model.Backend, removed []string) error {
 	ctx, cancel := c.whileNginxRuns(ctx)

@@ -583,3 +583,49 @@ func TestAdoptedNginxReloadedWhenConfigurationChanged(t *testing.T) {
 		t.Errorf("the adoption did not log its reload:\n%s", grepLines(tg2.logText(), "adopt"))
 	}
 }
+
+// TestControlSocketDeleted: the control socket's file is deleted (a temp
+// cleaner does that to old files): nginx serves on, but nobody can connect
+// to it. A push no longer waits for it for good, holding every later
+// change: it fails after a few seconds, and the failures replace nginx,
+// which makes the socket anew; the endpoint change goes live.
+func TestControlSocketDeleted(t *testing.T) {
+	be := startBackends(t, "web-1", "web-2")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	master, workers := tg.masterPID(), tg.Workers()
+	if err := os.Remove(filepath.Join(tg.WorkDir, "run", "tidegate.sock")); err != nil {
+		t.Fatal(err)
+	}
+	// A reload from outside (logrotate) ends the workers that hold
+	// tidegate's kept-alive control connections; the new ones keep the
+	// listening socket, whose file stays gone.
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
+		for _, w := range tg.Workers() {
+			if slices.Contains(workers, w) {
+				return fmt.Sprintf("old worker %d still runs", w)
+			}
+		}
+		return ""
+	})
+	begin := time.Now()
+	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	waitFor(t, 90*time.Second, "the endpoint change served", func() string {
+		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-2" {
+			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
+		}
+		return ""
+	})
+	if m := tg.masterPID(); m == master {
+		t.Errorf("nginx master still %d: not replaced", m)
+	}
+	if n := tg.metric("tidegate_nginx_replacements_total"); n != 1 {
+		t.Errorf("tidegate_nginx_replacements_total = %v, want 1", n)
+	}
+	t.Logf("the endpoint change was served %s after the socket was deleted", time.Since(begin).Round(time.Millisecond))
+}
