@@ -138,7 +138,7 @@ func pemBlocks(raw []byte, typ string, parse func(der []byte) error) (out string
 // secretRef finds the Secret an annotation (what) names as "name" (in the
 // Ingress's namespace) or "namespace/name", and returns it with its key.
 func (b *builder) secretRef(ing *networkingv1.Ingress, ref, what string) (*corev1.Secret, string, error) {
-	ns, name := refOf(ing, ref) // ours.go
+	ns, name := refOf(ing, ref) // class.go
 	key := ns + "/" + name
 	sec := b.snap.Secret(ns, name)
 	if sec == nil {
