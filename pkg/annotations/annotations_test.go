@@ -31,6 +31,13 @@ func TestParseReport(t *testing.T) {
 				}
 			},
 		},
+		// The list syntax (nginxvalue.CIDRs) allows an empty list; an
+		// allow- or deny-list with no address is a mistake to report.
+		"an empty source range is rejected": {
+			anns:       map[string]string{Prefix + "whitelist-source-range": " , ", Prefix + "limit-whitelist": ""},
+			wantStatus: map[string]Status{"whitelist-source-range": Rejected, "limit-whitelist": Rejected},
+			wantDetail: map[string]string{"whitelist-source-range": "no address given", "limit-whitelist": "no address given"},
+		},
 		"newline anywhere is rejected": {
 			anns:       map[string]string{Prefix + "permanent-redirect": "https://a.io/\nreturn 200"},
 			wantStatus: map[string]Status{"permanent-redirect": Rejected},

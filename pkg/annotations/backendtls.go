@@ -3,6 +3,8 @@ package annotations
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // ProxySSL is TLS towards an HTTPS or GRPCS backend (proxy-ssl-*): a
@@ -21,8 +23,6 @@ type ProxySSL struct {
 	Protocols []string
 	Ciphers   string
 }
-
-var backendTLSProtocols = map[string]bool{"TLSv1": true, "TLSv1.1": true, "TLSv1.2": true, "TLSv1.3": true}
 
 func init() {
 	register("proxy-ssl-secret", applied(func(v string, c *Config) error {
@@ -46,7 +46,7 @@ func init() {
 	register("proxy-ssl-protocols", applied(func(v string, c *Config) error {
 		ps := strings.Fields(v)
 		for _, p := range ps {
-			if !backendTLSProtocols[p] {
+			if !nginxvalue.TLSProtocol(p) {
 				return fmt.Errorf("%q is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", p)
 			}
 		}

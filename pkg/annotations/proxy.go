@@ -3,6 +3,8 @@ package annotations
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // Proxy holds the proxying annotations. Zero values mean "global setting".
@@ -39,10 +41,6 @@ type Proxy struct {
 	// RedirectTo, which may read the variables of redirectVars.
 	RedirectFrom, RedirectTo string
 }
-
-var nextUpstreamConds = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
-	"http_502": true, "http_503": true, "http_504": true, "http_403": true, "http_404": true, "http_429": true,
-	"non_idempotent": true, "off": true}
 
 func onOff(v string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
@@ -106,7 +104,7 @@ func init() {
 			return fmt.Errorf("empty list")
 		}
 		for _, cond := range conds {
-			if !nextUpstreamConds[cond] {
+			if !nginxvalue.NextUpstream(cond) {
 				return fmt.Errorf("%q is not a proxy_next_upstream condition (error, timeout, invalid_header, http_5xx codes, non_idempotent, off)", cond)
 			}
 		}

@@ -3,9 +3,10 @@ package annotations
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // boolValue parses "true"/"false" as ingress-nginx does.
@@ -35,40 +36,24 @@ func intRange(v string, lo, hi int) (int, error) {
 	return n, nil
 }
 
-var sizeRe = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
-
 // Size is an nginx size such as "8m"; "0" disables a limit.
 type Size string
 
 func size(v string) (Size, error) {
 	v = strings.TrimSpace(v)
-	if !sizeRe.MatchString(v) {
+	if !nginxvalue.Size(v) {
 		return "", fmt.Errorf("%q is not a size such as 512k, 8m or 1g", v)
 	}
 	return Size(strings.ToLower(v)), nil
 }
 
-// cidrs parses a comma-separated list of IPs and CIDRs.
+// cidrs parses a comma-separated list of IPs and CIDRs, at least one: an
+// empty allow- or deny-list is a mistake to report, not "nobody" or
+// "everybody".
 func cidrs(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
-		}
-		out = append(out, p.Masked())
+	out, err := nginxvalue.CIDRs(v)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no address given")

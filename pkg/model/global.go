@@ -3,10 +3,10 @@ package model
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
 
@@ -21,8 +21,6 @@ type globalSettings struct {
 	// global-allowed-response-headers (snippets.go, headers.go).
 	snippets snippetSettings
 }
-
-var nginxSize = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
 
 // parseGlobal reads the controller ConfigMap. Unknown or invalid keys are
 // reported and the default is kept.
@@ -75,7 +73,7 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 		case "proxy-send-timeout":
 			seconds(k, v, &g.ProxySendTimeout)
 		case "proxy-body-size":
-			if !nginxSize.MatchString(v) {
+			if !nginxvalue.Size(v) {
 				bad(k, v, "an nginx size such as 8m")
 				continue
 			}

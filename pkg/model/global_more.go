@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // Settings is the ConfigMap's TLS, compression, timeout and forwarding
@@ -123,52 +125,8 @@ func DefaultSettings() Settings {
 	}
 }
 
-var secLevelRe = regexp.MustCompile(`^@SECLEVEL=[0-5]$`)
-
 // mimeType is a MIME type, or "*" (every type).
 var mimeType = regexp.MustCompile(`^(\*|[a-z0-9][a-z0-9_.+-]{0,126}/(\*|[a-z0-9][a-z0-9_.+-]{0,126}))$`)
-
-// bufferSize is an nginx size of 1k to 64m, with a unit.
-var bufferSize = regexp.MustCompile(`^([1-9][0-9]{0,4}[kK]|[1-9][0-9]?[mM])$`)
-
-// cipherList accepts an OpenSSL cipher list made only of known cipher names
-// and aliases (joined with '+', prefixed with '!', '-' or '+'), @STRENGTH
-// and @SECLEVEL=n, and naming at least one cipher to use: anything else
-// would fail nginx's SSL_CTX_set_cipher_list after the fact.
-func cipherList(v string) error {
-	if v == "" || len(v) > 2048 {
-		return fmt.Errorf("an OpenSSL cipher list of 1 to 2048 characters is needed")
-	}
-	positive := false
-	for _, el := range strings.Split(v, ":") {
-		if el == "@STRENGTH" || secLevelRe.MatchString(el) {
-			continue
-		}
-		neg := strings.HasPrefix(el, "!") || strings.HasPrefix(el, "-")
-		body := strings.TrimLeft(el, "!-+")
-		if body == "" {
-			return fmt.Errorf("ssl-ciphers %q: empty element", v)
-		}
-		for _, name := range strings.Split(body, "+") {
-			if !opensslCipherNames[name] {
-				return fmt.Errorf("ssl-ciphers %q: %q is not an OpenSSL cipher name or alias", v, name)
-			}
-		}
-		if !neg {
-			positive = true
-		}
-	}
-	if !positive {
-		return fmt.Errorf("ssl-ciphers %q names no cipher to use", v)
-	}
-	return nil
-}
-
-var sslProtocols = map[string]bool{"TLSv1": true, "TLSv1.1": true, "TLSv1.2": true, "TLSv1.3": true}
-
-var nextUpstream = map[string]bool{"error": true, "timeout": true, "invalid_header": true, "http_500": true,
-	"http_502": true, "http_503": true, "http_504": true, "http_403": true, "http_404": true, "http_429": true,
-	"non_idempotent": true, "off": true}
 
 // moreGlobal parses one ConfigMap key into s. handled is false for keys it
 // does not know; err says what is wrong with a value.
@@ -191,7 +149,7 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 	}
 	size := func(dst *string) error {
 		v := strings.TrimSpace(v)
-		if !bufferSize.MatchString(v) {
+		if !nginxvalue.BufferSize(v) {
 			return fmt.Errorf("value %q is not an nginx size from 1k to 64m such as 16k", v)
 		}
 		*dst = v
@@ -214,7 +172,7 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 			return true, fmt.Errorf(`value %q is not "NUMBER SIZE" such as "4 16k"`, v)
 		}
 		n, _ := strconv.Atoi(f[0])
-		if n < 1 || n > 1024 || !bufferSize.MatchString(f[1]) {
+		if n < 1 || n > 1024 || !nginxvalue.BufferSize(f[1]) {
 			return true, fmt.Errorf(`value %q is not "NUMBER SIZE" such as "4 16k"`, v)
 		}
 		s.Buffers.LargeClientHeaderBuffers = fmt.Sprintf("%d %s", n, f[1])
@@ -232,7 +190,7 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 	case "ssl-protocols":
 		var ps []string
 		for _, p := range strings.Fields(v) {
-			if !sslProtocols[p] {
+			if !nginxvalue.TLSProtocol(p) {
 				return true, fmt.Errorf("%q is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", p)
 			}
 			ps = append(ps, p)
@@ -245,7 +203,7 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 	case "ssl-session-tickets":
 		return true, boolean(&s.SSLSessionTickets)
 	case "ssl-ciphers":
-		if err := cipherList(v); err != nil {
+		if err := nginxvalue.CipherList(v); err != nil {
 			return true, err
 		}
 		s.SSLCiphers = v
@@ -281,7 +239,7 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 	case "proxy-next-upstream":
 		conds := strings.Fields(v)
 		for _, c := range conds {
-			if !nextUpstream[c] {
+			if !nginxvalue.NextUpstream(c) {
 				return true, fmt.Errorf("%q is not a proxy_next_upstream condition", c)
 			}
 		}
@@ -321,37 +279,17 @@ func moreGlobal(k, v string, s *Settings, useForwarded *bool) (handled bool, err
 		// Linux allows at most 2^30 (fs.nr_open's ceiling).
 		return true, number(&s.MaxWorkerOpenFiles, 1024, 1<<30, "0 or a number")
 	case "block-cidrs":
-		out, err := cidrList(v)
+		out, err := nginxvalue.CIDRs(v)
 		if err == nil {
 			s.BlockCIDRs = out
 		}
 		return true, err
 	case "proxy-real-ip-cidr":
-		out, err := cidrList(v)
+		out, err := nginxvalue.CIDRs(v)
 		if err == nil {
 			s.RealIPFrom = out
 		}
 		return true, err
 	}
 	return false, nil
-}
-
-// cidrList parses a comma-separated list of CIDRs or single addresses.
-func cidrList(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

@@ -81,6 +81,11 @@ func TestBufferAndGzipKeys(t *testing.T) {
 			t.Errorf("%s: a refused value changed the settings", kv)
 		}
 	}
+	// An empty CIDR list is no mistake in the ConfigMap: block-cidrs ""
+	// (what a chart renders for "none") blocks nobody.
+	if m := build("block-cidrs= , "); len(problems(m)) != 0 || len(m.Structure.Global.Settings.BlockCIDRs) != 0 {
+		t.Errorf("block-cidrs empty: problems %q, blocked %v", problems(m), m.Structure.Global.Settings.BlockCIDRs)
+	}
 	s := build("gzip-types=Application/JSON text/*").Structure.Global.Settings
 	if !reflect.DeepEqual(s.GzipTypes, []string{"application/json", "text/*"}) {
 		t.Errorf("gzip-types: %q", s.GzipTypes)

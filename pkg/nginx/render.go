@@ -16,6 +16,7 @@ import (
 
 	nginxfiles "github.com/tidegate/tidegate/nginx"
 	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // Settings are the process-level values the template needs besides the model.
@@ -254,14 +255,13 @@ func workers(setting string, cpus int) string {
 }
 
 var workersRe = regexp.MustCompile(`^(auto|[1-9][0-9]{0,3})$`)
-var sizeRe = regexp.MustCompile(`^[0-9]{1,9}[kKmMgG]?$`)
 
 func newView(st model.Structure, set Settings) (*view, error) {
 	g := st.Global
 	if !workersRe.MatchString(g.WorkerProcesses) {
 		return nil, fmt.Errorf("worker-processes %q: want auto or a number", g.WorkerProcesses)
 	}
-	if !sizeRe.MatchString(g.ProxyBodySize) {
+	if !nginxvalue.Size(g.ProxyBodySize) {
 		return nil, fmt.Errorf("proxy-body-size %q: want an nginx size", g.ProxyBodySize)
 	}
 	d := g.Settings.LuaDicts

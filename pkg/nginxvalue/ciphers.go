@@ -1,6 +1,6 @@
 // Cipher names from `openssl ciphers -v ALL:COMPLEMENTOFALL` (OpenSSL 3.0, Debian bookworm) and the documented aliases.
 
-package model
+package nginxvalue
 
 // opensslCipherNames are the cipher suite names and aliases ssl-ciphers may name.
 var opensslCipherNames = map[string]bool{
