@@ -57,9 +57,17 @@ type Config struct {
 	Mirror   Mirror
 	ProxySSL ProxySSL
 	Errors   Errors
+	// Balancing and Canary (balancing.go, canary.go) are pushed to Lua,
+	// never rendered: the model moves them into its backends.
+	Balancing Balancing
+	Canary    Canary
 	// AccessLogOff leaves the location's requests out of the access log
 	// (enable-access-log: "false"); the request metrics still count them.
 	AccessLogOff bool
+
+	// dataPlane holds the values of the balancing and canary keys until
+	// finish judges them.
+	dataPlane dataPlane
 }
 
 // parser handles one key of a group.
@@ -67,6 +75,9 @@ type parser struct {
 	// parse validates value and stores it in cfg. It returns the status
 	// (Applied or Different) and a detail, or an error for a rejection.
 	parse func(value string, cfg *Config) (Status, string, error)
+	// dataPlane keys (balancing.go) keep their value as given, even one
+	// checkValue refuses: parseBalancing and parseCanary judge it.
+	dataPlane bool
 }
 
 // registry maps every key tidegate understands to its parser; groups add
@@ -108,6 +119,12 @@ func Parse(anns map[string]string) (Config, []Entry) {
 		e := Entry{Key: key, Value: value}
 		switch p, known := registry[key]; {
 		case known:
+			if p.dataPlane {
+				if cfg.dataPlane == nil {
+					cfg.dataPlane = dataPlane{}
+				}
+				cfg.dataPlane[key] = value
+			}
 			if err := checkValue(snippetText(key, value)); err != nil {
 				e.Status, e.Detail = Rejected, err.Error()
 				break
@@ -154,6 +171,8 @@ func (c *Config) finish(report *[]Entry) {
 		c.RateLimit.BurstMultiplier = 5
 	}
 	c.ExtAuth.finish(report)
+	c.Balancing, c.Canary = parseBalancing(c.dataPlane), parseCanary(c.dataPlane)
+	c.dataPlane = nil
 }
 
 // Different marks entries whose key was applied but behaves differently.

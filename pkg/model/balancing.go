@@ -2,26 +2,20 @@ package model
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/tidegate/tidegate/pkg/annotations"
 )
 
-// The balancing annotations (without annotations.Prefix) and ConfigMap key
-// this file reads. They are dynamic: a change is pushed, never reloaded,
-// except upstream-hash-by, whose expression the location evaluates, and
-// the first ewma backend in or the last one out (Structure.LogPhase).
-const (
-	annLoadBalance     = "load-balance"
-	annHashBy          = "upstream-hash-by"
-	annAffinity        = "affinity"
-	annAffinityMode    = "affinity-mode"
-	annCookiePrefix    = "session-cookie-"
-	cmLoadBalance      = "load-balance"
-	balancingAnnPrefix = "nginx.ingress.kubernetes.io/"
-)
+// cmLoadBalance is the ConfigMap key of the default algorithm. The
+// balancing annotations are parsed by pkg/annotations (balancing.go). They
+// are dynamic: a change is pushed, never reloaded, except upstream-hash-by,
+// whose expression the location evaluates, and the first ewma backend in or
+// the last one out (Structure.LogPhase).
+const cmLoadBalance = "load-balance"
 
 // Balancing is how one Ingress's backends balance, from its annotations and
 // the ConfigMap.
@@ -36,128 +30,64 @@ type Balancing struct {
 	Affinity *Affinity
 }
 
-var (
-	// hashExpr is an nginx string of variables ($x, ${x}) and plain
-	// characters: nothing that could end the directive or open a block.
-	hashExpr    = regexp.MustCompile(`^(\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}|[-A-Za-z0-9_./:@|])+$`)
-	cookieToken = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-	cookiePath  = regexp.MustCompile(`^/[!-+\--:<-~]{0,255}$`) // printable, no ';' ','
-	cookieDom   = regexp.MustCompile(`^\.?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
-)
-
 // ParseBalancing reads load-balance, upstream-hash-by, affinity,
 // affinity-mode and session-cookie-* from annotations (full keys, with the
-// nginx.ingress.kubernetes.io/ prefix). defaultAlgorithm is the ConfigMap's
-// load-balance. Invalid values are returned as problems (field and reason)
-// and leave the default in place, as ingress-nginx does.
-//
-// As in ingress-nginx, upstream-hash-by wins over load-balance, and sticky
-// sessions take precedence over both for requests that carry the cookie.
+// nginx.ingress.kubernetes.io/ prefix) through pkg/annotations.
+// defaultAlgorithm is the ConfigMap's load-balance. Invalid values are
+// returned as problems (field and reason) and leave the default in place,
+// as ingress-nginx does.
 func ParseBalancing(ann map[string]string, defaultAlgorithm string) (Balancing, []Problem) {
-	var probs []Problem
-	bad := func(key, value, want string) {
-		probs = append(probs, Problem{Field: "metadata.annotations[" + balancingAnnPrefix + key + "]",
-			Reason: fmt.Sprintf("value %q is not %s; the annotation is ignored", value, want)})
-	}
-	get := func(key string) (string, bool) {
-		// the full key assembled on the stack: a lookup per key and path
-		// of every Ingress must not allocate
-		var buf [64]byte
-		full := append(append(buf[:0], balancingAnnPrefix...), key...)
-		v, ok := ann[string(full)]
-		return strings.TrimSpace(v), ok
-	}
+	cfg, _ := annotations.Parse(ann)
+	return balancingOf(cfg.Balancing, defaultAlgorithm)
+}
+
+// balancingOf applies the ConfigMap's algorithm to what the annotations
+// set. As in ingress-nginx, upstream-hash-by wins over load-balance.
+func balancingOf(a annotations.Balancing, defaultAlgorithm string) (Balancing, []Problem) {
+	probs := invalidProblems(a.Invalid)
 	out := Balancing{Algorithm: defaultAlgorithm}
 	if out.Algorithm == "" {
 		out.Algorithm = DefaultAlgorithm
 	}
-	if v, ok := get(annLoadBalance); ok {
-		if algo, valid := algorithm(v); valid {
-			out.Algorithm = algo
+	if a.Algorithm != "" {
+		out.Algorithm = a.Algorithm
+	}
+	if a.HashBy != "" {
+		if err := ValidLogFormat(a.HashBy); err != nil {
+			// Same variable rule as log formats: an unknown variable would
+			// fail nginx -t for every host. Reported where annotations
+			// would have: after load-balance, before affinity.
+			at := 0
+			if len(a.Invalid) > 0 && a.Invalid[0].Key == "load-balance" {
+				at = 1
+			}
+			probs = slices.Insert(probs, at, invalidProblem(annotations.Invalid{Key: "upstream-hash-by", Value: a.HashBy,
+				Want: "an expression of known nginx variables such as $request_uri or $http_x_user"}))
 		} else {
-			bad(annLoadBalance, v, "round_robin or ewma")
+			out.Algorithm, out.HashBy = AlgorithmCHash, a.HashBy
 		}
 	}
-	if v, ok := get(annHashBy); ok && v != "" {
-		if hashExpr.MatchString(v) && len(v) <= 256 {
-			if err := ValidLogFormat(v); err != nil {
-				// Same variable rule as log formats: an unknown variable
-				// would fail nginx -t for every host.
-				bad(annHashBy, v, "an expression of known nginx variables such as $request_uri or $http_x_user")
-			} else {
-				out.Algorithm, out.HashBy = AlgorithmCHash, v
-			}
-		} else {
-			bad(annHashBy, v, "an nginx variable expression such as $request_uri or $http_x_user")
-		}
+	if a.Affinity != nil {
+		out.Affinity = &Affinity{Mode: a.Affinity.Mode, Name: a.Affinity.Name, Path: a.Affinity.Path,
+			Domain: a.Affinity.Domain, SameSite: a.Affinity.SameSite, Secure: a.Affinity.Secure,
+			MaxAge: a.Affinity.MaxAge, Expires: a.Affinity.Expires, ChangeOnFailure: a.Affinity.ChangeOnFailure}
 	}
-	v, ok := get(annAffinity)
-	if !ok || v == "" {
-		return out, probs
-	}
-	if v != "cookie" {
-		bad(annAffinity, v, `"cookie"`)
-		return out, probs
-	}
-	a := &Affinity{Mode: AffinityBalanced, Name: "INGRESSCOOKIE"}
-	if v, ok := get(annAffinityMode); ok {
-		switch v {
-		case AffinityBalanced, AffinityPersistent:
-			a.Mode = v
-		default:
-			bad(annAffinityMode, v, "balanced or persistent")
-		}
-	}
-	str := func(key string, re *regexp.Regexp, want string, dst *string) {
-		if v, ok := get(annCookiePrefix + key); ok && v != "" {
-			if re.MatchString(v) {
-				*dst = v
-			} else {
-				bad(annCookiePrefix+key, v, want)
-			}
-		}
-	}
-	str("name", cookieToken, "a cookie name (letters, digits and !#$%&'*+.^_`|~-, at most 64)", &a.Name)
-	str("path", cookiePath, "a path starting with / without ';' or ','", &a.Path)
-	str("domain", cookieDom, "a domain name", &a.Domain)
-	if v, ok := get(annCookiePrefix + "samesite"); ok && v != "" {
-		switch strings.ToLower(v) {
-		case "none":
-			a.SameSite = "None"
-		case "lax":
-			a.SameSite = "Lax"
-		case "strict":
-			a.SameSite = "Strict"
-		default:
-			bad(annCookiePrefix+"samesite", v, "None, Lax or Strict")
-		}
-	}
-	boolean := func(key string, dst *bool) {
-		if v, ok := get(annCookiePrefix + key); ok && v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				bad(annCookiePrefix+key, v, `"true" or "false"`)
-				return
-			}
-			*dst = b
-		}
-	}
-	boolean("secure", &a.Secure)
-	boolean("change-on-failure", &a.ChangeOnFailure)
-	seconds := func(key string, dst *int) {
-		if v, ok := get(annCookiePrefix + key); ok && v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1<<31-1 {
-				bad(annCookiePrefix+key, v, "a number of seconds")
-				return
-			}
-			*dst = n
-		}
-	}
-	seconds("max-age", &a.MaxAge)
-	seconds("expires", &a.Expires)
-	out.Affinity = a
 	return out, probs
+}
+
+// invalidProblems turns the data-plane values pkg/annotations refused into
+// problems without Kind and Object (the caller knows the Ingress).
+func invalidProblems(in []annotations.Invalid) []Problem {
+	var out []Problem
+	for _, v := range in {
+		out = append(out, invalidProblem(v))
+	}
+	return out
+}
+
+func invalidProblem(v annotations.Invalid) Problem {
+	return Problem{Field: "metadata.annotations[" + annotations.Prefix + v.Key + "]",
+		Reason: fmt.Sprintf("value %q is not %s; the annotation is ignored", v.Value, v.Want)}
 }
 
 func algorithm(v string) (string, bool) {
@@ -199,7 +129,7 @@ func (b *builder) applyBalancing(ing *networkingv1.Ingress, be *Backend, created
 	if b.balancingDefault == "" {
 		b.balancingDefault = b.defaultAlgorithm()
 	}
-	bal, probs := ParseBalancing(ing.Annotations, b.balancingDefault)
+	bal, probs := balancingOf(b.dataPlane(ing).Balancing, b.balancingDefault)
 	key := ingressKey(ing)
 	if created {
 		for _, p := range probs {

@@ -95,7 +95,11 @@ type builder struct {
 	// authFiles are htpasswd contents by file ID.
 	authFiles map[string]string
 	// anns is the parsed annotation config per Ingress key.
-	anns   map[string]annotations.Config
+	anns map[string]annotations.Config
+	// pushed are the balancing and canary settings of each Ingress, kept
+	// out of anns (and so out of Structure): they are pushed to Lua, and
+	// changing them must not reload nginx.
+	pushed map[*networkingv1.Ingress]pushedAnnotations
 	compat map[string][]annotations.Entry
 	// regexHosts are hosts where some Ingress uses regex paths: ingress-nginx
 	// then treats every path of the host as a regex.
@@ -132,6 +136,7 @@ type parsedAnnotations struct {
 // mode is decided per host, across Ingresses.
 func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 	b.anns = make(map[string]annotations.Config, len(ings))
+	b.pushed = make(map[*networkingv1.Ingress]pushedAnnotations, len(ings))
 	b.parsed = map[*networkingv1.Ingress]*parsedAnnotations{}
 	b.compat = map[string][]annotations.Entry{}
 	b.regexHosts = map[string]bool{}
@@ -148,6 +153,8 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 				b.parsed[ing] = &parsedAnnotations{cfg: cfg, report: slices.Clone(report)}
 			}
 		}
+		b.pushed[ing] = pushedAnnotations{Balancing: cfg.Balancing, Canary: cfg.Canary}
+		cfg.Balancing, cfg.Canary = annotations.Balancing{}, annotations.Canary{}
 		skip := b.snippetPolicy(key, &cfg, report) // snippets.go
 		b.targetPolicy(&cfg, report)               // targets.go
 		b.anns[key] = cfg
@@ -166,6 +173,22 @@ func (b *builder) parseAnnotations(ings []*networkingv1.Ingress) {
 			}
 		}
 	}
+}
+
+// pushedAnnotations are the settings of an Ingress's annotations that are
+// pushed to Lua, not rendered (balancing.go, canary.go).
+type pushedAnnotations struct {
+	Balancing annotations.Balancing
+	Canary    annotations.Canary
+}
+
+// dataPlane returns the pushed settings of ing, parsed by parseAnnotations.
+func (b *builder) dataPlane(ing *networkingv1.Ingress) pushedAnnotations {
+	if p, ok := b.pushed[ing]; ok {
+		return p
+	}
+	cfg, _ := annotations.Parse(ing.Annotations)
+	return pushedAnnotations{Balancing: cfg.Balancing, Canary: cfg.Canary}
 }
 
 func (b *builder) report(p Problem) { b.problems = append(b.problems, p) }

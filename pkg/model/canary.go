@@ -3,23 +3,11 @@ package model
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
-)
-
-// The canary annotations, without the nginx.ingress.kubernetes.io/ prefix.
-const (
-	annCanary              = "canary"
-	annCanaryHeader        = "canary-by-header"
-	annCanaryHeaderValue   = "canary-by-header-value"
-	annCanaryHeaderPattern = "canary-by-header-pattern"
-	annCanaryCookie        = "canary-by-cookie"
-	annCanaryWeight        = "canary-weight"
-	annCanaryWeightTotal   = "canary-weight-total"
 )
 
 // pendingCanary is a path of a canary Ingress, attached once every
@@ -32,85 +20,19 @@ type pendingCanary struct {
 	field   string
 }
 
-// IsCanary reports whether an Ingress is a canary (canary: "true"): its
-// paths add no location, their backends become canaries of the backends
-// that serve the same host and path.
-func IsCanary(ing *networkingv1.Ingress) bool {
-	v := strings.TrimSpace(ing.Annotations[balancingAnnPrefix+annCanary])
-	b, err := strconv.ParseBool(v)
-	return err == nil && b
-}
-
-// ParseCanary reads the canary-* annotations into a Canary without its
-// Backend. Invalid values are returned as problems and ignored.
+// ParseCanary reads the canary-* annotations (full keys) through
+// pkg/annotations into a Canary without its Backend. Invalid values are
+// returned as problems and ignored.
 func ParseCanary(ann map[string]string) (Canary, []Problem) {
-	var probs []Problem
-	bad := func(key, value, want string) {
-		probs = append(probs, Problem{Field: "metadata.annotations[" + balancingAnnPrefix + key + "]",
-			Reason: fmt.Sprintf("value %q is not %s; the annotation is ignored", value, want)})
-	}
-	get := func(key string) string { return strings.TrimSpace(ann[balancingAnnPrefix+key]) }
-	var c Canary
-	if v := get(annCanaryHeader); v != "" {
-		if cookieToken.MatchString(v) {
-			c.Header = v
-		} else {
-			bad(annCanaryHeader, v, "an HTTP header name")
-		}
-	}
-	if v := ann[balancingAnnPrefix+annCanaryHeaderValue]; v != "" && c.Header != "" {
-		if printable(v) {
-			c.HeaderValue = v
-		} else {
-			bad(annCanaryHeaderValue, v, "printable ASCII")
-		}
-	}
-	// ingress-nginx: the pattern is only used without a value. It is a PCRE
-	// regex, so RE2 cannot judge every one here; one that PCRE refuses
-	// never matches, and nginx's error log says so. One RE2 reads is
-	// refused if PCRE would backtrack through it exponentially: Lua
-	// matches it against a header the client chooses.
-	if v := ann[balancingAnnPrefix+annCanaryHeaderPattern]; v != "" && c.Header != "" && c.HeaderValue == "" {
-		if !printable(v) || len(v) > 1024 {
-			bad(annCanaryHeaderPattern, v, "printable ASCII of at most 1024 bytes")
-		} else if err := annotations.Backtracking(v); err != nil {
-			bad(annCanaryHeaderPattern, v, "a pattern without nested repetition ("+err.Error()+")")
-		} else {
-			c.HeaderPattern = v
-		}
-	}
-	if v := get(annCanaryCookie); v != "" {
-		if cookieToken.MatchString(v) {
-			c.Cookie = v
-		} else {
-			bad(annCanaryCookie, v, "a cookie name")
-		}
-	}
-	c.WeightTotal = 100
-	if v := get(annCanaryWeightTotal); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 1000000 {
-			c.WeightTotal = n
-		} else {
-			bad(annCanaryWeightTotal, v, "a number from 1 to 1000000")
-		}
-	}
-	if v := get(annCanaryWeight); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= c.WeightTotal {
-			c.Weight = n
-		} else {
-			bad(annCanaryWeight, v, fmt.Sprintf("a number from 0 to canary-weight-total (%d)", c.WeightTotal))
-		}
-	}
-	return c, probs
+	cfg, _ := annotations.Parse(ann)
+	return canaryOf(cfg.Canary)
 }
 
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return len(s) <= 1024
+// canaryOf is the model's Canary (without its Backend) for what the
+// annotations set, and the values they refused as problems.
+func canaryOf(a annotations.Canary) (Canary, []Problem) {
+	return Canary{Header: a.Header, HeaderValue: a.HeaderValue, HeaderPattern: a.HeaderPattern, Cookie: a.Cookie,
+		Weight: a.Weight, WeightTotal: a.WeightTotal}, invalidProblems(a.Invalid)
 }
 
 // deferCanary records a path of a canary Ingress instead of adding a
@@ -153,7 +75,7 @@ func (b *builder) attachCanaries() {
 				Reason: fmt.Sprintf("canary backend %s is the main backend itself; the canary is ignored", name)})
 			continue
 		}
-		c, probs := ParseCanary(pc.ing.Annotations)
+		c, probs := canaryOf(b.dataPlane(pc.ing).Canary)
 		for _, p := range probs {
 			p.Kind, p.Object = "Ingress", key
 			b.report(p)

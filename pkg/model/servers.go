@@ -183,7 +183,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 		}
 	}
 	lk := locKey{path: path, match: match}
-	if IsCanary(ing) { // canary.go: a canary Ingress adds no location
+	if b.dataPlane(ing).Canary.Enabled { // canary.go: a canary Ingress adds no location
 		b.deferCanary(ing, srv, lk, p.Backend, field)
 		return
 	}
@@ -200,7 +200,7 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 	if err != nil {
 		return
 	}
-	bal, _ := ParseBalancing(ing.Annotations, b.defaultAlgorithm())
+	bal, _ := balancingOf(b.dataPlane(ing).Balancing, b.defaultAlgorithm())
 	loc := Location{Path: path, Match: match, Backend: b.withFallback(ing, backend), Ingress: key, Config: b.anns[key], HashBy: bal.HashBy}
 	loc.CustomErrors.Backend = b.defaultBackendAnnotation(ing) // errors.go
 	// extauth.go: a refused auth-* value fails closed.
