@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // annotatedIngress is an Ingress for host with one path and annotations
@@ -40,10 +41,10 @@ metadata:
 // TestAnnotationsBehave checks each supported annotation by what a client
 // and the backend see through a real nginx.
 func TestAnnotationsBehave(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	crt, key, _ := tlsutil.SelfSigned("tls.test", "tls.test")
 	docs := []string{
-		serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		tlsSecretYAML("tls", crt, key),
 		annotatedIngress("rewrite", "rw.test", "ImplementationSpecific", "/something(/|$)(.*)", "rewrite-target=/$2"),
 		annotatedIngress("regex", "rx.test", "ImplementationSpecific", "/api/v[0-9]+/", "use-regex=true"),
@@ -155,7 +156,7 @@ func TestAnnotationsBehave(t *testing.T) {
 		if r := tg.Get("bad.test", "/"); r.Status != 200 || strings.Contains(r.Body, "pwned") {
 			t.Errorf("bad.test: %d %q", r.Status, r.Body)
 		}
-		if conf := readFile(t, tg.WorkDir+"/nginx.conf"); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
+		if conf := harness.ReadFile(t, tg.WorkDir+"/nginx.conf"); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
 			t.Error("rejected annotation text reached nginx.conf")
 		}
 	})
@@ -164,7 +165,7 @@ func TestAnnotationsBehave(t *testing.T) {
 // TestCompatibilityReport runs `tidegate render --report` on the example
 // directory of real-world-style Ingresses.
 func TestCompatibilityReport(t *testing.T) {
-	out, err := exec.Command(tidegateBin, "render", "--manifests", "../../deploy/examples/compat", "--report").CombinedOutput()
+	out, err := exec.Command(harness.Bin, "render", "--manifests", "../../deploy/examples/compat", "--report").CombinedOutput()
 	if err != nil {
 		t.Fatalf("render --report: %v\n%s", err, out)
 	}
@@ -185,10 +186,10 @@ func TestCompatibilityReport(t *testing.T) {
 
 // Post sends a POST with body and returns the status.
 func (tg *tidegate) Post(host, path, body string) int {
-	tg.t.Helper()
+	tg.T.Helper()
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), strings.NewReader(body))
 	req.Host = host
-	resp, err := tg.client.Do(req)
+	resp, err := tg.Client.Do(req)
 	if err != nil {
 		return -1
 	}
@@ -206,12 +207,12 @@ func (a answer) get(k string) string { return a.header.Get(k) }
 
 // Options sends a CORS preflight.
 func (tg *tidegate) Options(host, path, origin string) answer {
-	tg.t.Helper()
+	tg.T.Helper()
 	req, _ := http.NewRequest("OPTIONS", fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), nil)
 	req.Host = host
 	req.Header.Set("Origin", origin)
 	req.Header.Set("Access-Control-Request-Method", "POST")
-	resp, err := tg.client.Do(req)
+	resp, err := tg.Client.Do(req)
 	if err != nil {
 		return answer{status: -1}
 	}
@@ -224,9 +225,9 @@ func (tg *tidegate) Options(host, path, origin string) answer {
 // sends the bare name to www (and back), but never takes a name a rule
 // serves.
 func TestServerNames(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{
-		serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		annotatedIngress("alias", "main.test", "Prefix", "/", "server-alias=other.test, *.more.test"),
 		annotatedIngress("www", "www.shop.test", "Prefix", "/", "from-to-www-redirect=true"),
 		annotatedIngress("bare", "blog.test", "Prefix", "/", "from-to-www-redirect=true"),
@@ -250,7 +251,7 @@ func TestProxyRedirect(t *testing.T) {
 		w.Header().Set("Location", "http://internal.svc:8080/app/login?next=/")
 		w.WriteHeader(http.StatusFound)
 	}))
-	web := serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"})
+	web := harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", port, []string{"127.0.0.1"})
 	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{web,
 		annotatedIngress("rewrite", "rw.test", "Prefix", "/", "proxy-redirect-from=http://internal.svc:8080/app/", "proxy-redirect-to=https://$host/"),
 		annotatedIngress("keep", "off.test", "Prefix", "/", "proxy-redirect-from=off"),
@@ -265,7 +266,7 @@ func TestProxyRedirect(t *testing.T) {
 			t.Errorf("%s: %d Location %q, want %q", host, r.Status, r.Location, want)
 		}
 	}
-	if log := tg.logText(); !strings.Contains(log, "proxy-redirect-to") || !strings.Contains(log, "$remote_addr") {
+	if log := tg.LogText(); !strings.Contains(log, "proxy-redirect-to") || !strings.Contains(log, "$remote_addr") {
 		t.Errorf("the refused proxy-redirect-to must be reported")
 	}
 }
@@ -275,7 +276,7 @@ func TestProxyRedirect(t *testing.T) {
 // mirror-host sets the copy's Host, mirror-request-body "off" leaves the
 // body out. A target that is down changes nothing for the client.
 func TestMirror(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	type copied struct{ method, uri, host, body, forwardedFor string }
 	copies := make(chan copied, 16)
 	port := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +285,7 @@ func TestMirror(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot) // never reaches the client
 	}))
 	target := fmt.Sprintf("http://127.0.0.1:%d$request_uri", port)
-	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		annotatedIngress("mirrored", "m.test", "Prefix", "/", "mirror-target="+target, "mirror-host=shadow.example"),
 		annotatedIngress("nobody", "nb.test", "Prefix", "/", "mirror-target="+target, "mirror-request-body=off"),
 		annotatedIngress("down", "down.test", "Prefix", "/", "mirror-target=http://127.0.0.1:1$request_uri"),
@@ -293,8 +294,8 @@ func TestMirror(t *testing.T) {
 		select {
 		case c := <-copies:
 			return c
-		case <-time.After(eventually):
-			t.Fatalf("no mirrored request within %s", eventually)
+		case <-time.After(harness.Patience):
+			t.Fatalf("no mirrored request within %s", harness.Patience)
 		}
 		return copied{}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // htpasswdSHA is an htpasswd line with nginx's {SHA} scheme.
@@ -29,10 +31,10 @@ func opaqueSecretYAML(name string, data map[string]string) string {
 // auth-map): 401 with the realm without credentials, 200 with good ones; a
 // new password in the Secret applies; a missing Secret refuses requests.
 func TestBasicAuth(t *testing.T) {
-	be := startBackends(t, "private")
+	be := harness.StartBackends(t, "private")
 	secret := opaqueSecretYAML
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			annotatedIngress("file", "file.test", "Prefix", "/", "auth-type=basic", "auth-secret=users", "auth-realm=Staff only"),
 			annotatedIngress("map", "map.test", "Prefix", "/", "auth-type=basic", "auth-secret=default/users-map", "auth-secret-type=auth-map"),
 			annotatedIngress("broken", "broken.test", "Prefix", "/", "auth-type=basic", "auth-secret=nope"),
@@ -47,11 +49,11 @@ func TestBasicAuth(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
-		resp, err := tg.client.Do(req)
+		resp, err := tg.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		readBody(resp)
+		harness.ReadBody(resp)
 		return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
 	}
 	tests := map[string]struct {
@@ -95,13 +97,13 @@ func TestBasicAuth(t *testing.T) {
 // authentication is refused (its Secret is missing) stays closed even to
 // an allowed address.
 func TestSatisfy(t *testing.T) {
-	be := startBackends(t, "private")
+	be := harness.StartBackends(t, "private")
 	auth := []string{"auth-type=basic", "auth-secret=users"}
 	ing := func(name, host string, anns ...string) string {
 		return annotatedIngress(name, host, "Prefix", "/", append(append([]string{}, auth...), anns...)...)
 	}
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			opaqueSecretYAML("users", map[string]string{"auth": htpasswdSHA("alice", "s3cret") + "\n"}),
 			ing("elsewhere", "elsewhere.test", "whitelist-source-range=10.0.0.0/8", "satisfy=any"),
 			ing("here", "here.test", "whitelist-source-range=127.0.0.1/32", "satisfy=any"),
@@ -123,7 +125,7 @@ func TestSatisfy(t *testing.T) {
 		if tc.cred {
 			hdr = append(hdr, "Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")))
 		}
-		resp, _, err := tg.fresh(tc.host, "/", hdr...)
+		resp, _, err := tg.Fresh(tc.host, "/", hdr...)
 		if err != nil {
 			t.Fatal(err)
 		}

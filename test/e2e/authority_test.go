@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestRoutedHostIsForwarded: a request whose request line names a host
@@ -17,8 +19,8 @@ import (
 // the checks of open.test (none) and reach a backend serving both hosts as
 // allow-listed.test, bypassing its allow-list (the audit's item 4).
 func TestRoutedHostIsForwarded(t *testing.T) {
-	be := startBackends(t, "web")
-	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+	be := harness.StartBackends(t, "web")
+	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		annotatedIngress("open", "open.test", "Prefix", "/"),
 		annotatedIngress("guarded", "allow-listed.test", "Prefix", "/", "whitelist-source-range=10.0.0.0/8"),
 	}, "---\n")})
@@ -28,7 +30,7 @@ func TestRoutedHostIsForwarded(t *testing.T) {
 	}
 	raw := func(requestLine, host string) (int, map[string]any) {
 		t.Helper()
-		answer := tg.raw(fmt.Sprintf("%s\r\nHost: %s\r\nConnection: close\r\n\r\n", requestLine, host))
+		answer := tg.Raw(fmt.Sprintf("%s\r\nHost: %s\r\nConnection: close\r\n\r\n", requestLine, host))
 		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(answer)), nil)
 		if err != nil {
 			t.Fatalf("%s (Host %s): %v: %q", requestLine, host, err, answer)

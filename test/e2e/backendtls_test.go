@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // server issues a server certificate for names.
@@ -74,7 +76,7 @@ func TestBackendTLS(t *testing.T) {
 		return annotatedIngress(name, host, "Prefix", "/", append(append([]string{}, https...), anns...)...)
 	}
 	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{
-		serviceYAML("web", 80), sliceYAML("web-1", "web", port, []string{"127.0.0.1"}),
+		harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", port, []string{"127.0.0.1"}),
 		secret("backend-tls", ca.pem), secret("other-tls", other.pem),
 		ing("verified", "verified.test", "proxy-ssl-secret=backend-tls", "proxy-ssl-verify=on", "proxy-ssl-protocols=TLSv1.2 TLSv1.3"),
 		ing("plain", "plain.test"),
@@ -82,7 +84,7 @@ func TestBackendTLS(t *testing.T) {
 		ing("noca", "noca.test", "proxy-ssl-verify=on"),
 	}, "---\n")})
 	for host, want := range map[string]int{"verified.test": 200, "plain.test": 502, "wrongca.test": 502, "noca.test": 403} {
-		resp, body, err := tg.fresh(host, "/")
+		resp, body, err := tg.Fresh(host, "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +95,7 @@ func TestBackendTLS(t *testing.T) {
 			t.Errorf("%s: %q", host, body)
 		}
 	}
-	if log := tg.logText(); !strings.Contains(log, "proxy-ssl-verify needs proxy-ssl-secret") {
+	if log := tg.LogText(); !strings.Contains(log, "proxy-ssl-verify needs proxy-ssl-secret") {
 		t.Errorf("proxy-ssl-verify without a Secret must be reported")
 	}
 	// The verified location and the plain one reach the same endpoint: each

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestBrokenChainIsContained: a Secret whose chain carries a block OpenSSL
@@ -13,13 +14,13 @@ import (
 // served with the default certificate; the other hosts keep theirs, at start
 // and when it arrives later.
 func TestBrokenChainIsContained(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	good, goodKey, _ := tlsutil.SelfSigned("good.test", "good.test")
 	bad, badKey, _ := tlsutil.SelfSigned("bad.test", "bad.test")
 	bad = append(bad, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not a certificate at all")})...)
 	ing := tlsIngressYAML
 	tg := startTidegate(t, map[string]string{
-		"web.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"web.yaml":  harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"good.yaml": tlsSecretYAML("good-tls", good, goodKey) + "---\n" + ing("good", "good.test", "good-tls"),
 		"bad.yaml":  tlsSecretYAML("bad-tls", bad, badKey) + "---\n" + ing("bad", "bad.test", "bad-tls"),
 	})
@@ -29,7 +30,7 @@ func TestBrokenChainIsContained(t *testing.T) {
 	if _, cn, _ := tg.GetTLS("bad.test", "/"); cn != "tidegate default certificate" {
 		t.Errorf("bad.test served %q, want the default certificate", cn)
 	}
-	if log := tg.logText(); !strings.Contains(log, "default/bad-tls") || !strings.Contains(log, "certificate 2 of the chain does not parse") {
+	if log := tg.LogText(); !strings.Contains(log, "default/bad-tls") || !strings.Contains(log, "certificate 2 of the chain does not parse") {
 		t.Errorf("the log does not name default/bad-tls and its broken chain")
 	}
 

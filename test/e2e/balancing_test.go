@@ -7,24 +7,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestBalancingThroughTheTemplate checks the data-plane annotations with
 // the real rendered nginx.conf (the Lua side has its own tests in
 // pkg/dynamic): consistent hashing, sticky cookies and a header canary.
 func TestBalancingThroughTheTemplate(t *testing.T) {
-	main := startBackends(t, "m-1", "m-2", "m-3")
-	canary := startBackends(t, "canary")
+	main := harness.StartBackends(t, "m-1", "m-2", "m-3")
+	canary := harness.StartBackends(t, "canary")
 	canaryIng := strings.Replace(annotatedIngress("web-canary", "canary.test", "Prefix", "/",
 		"canary=true", "canary-by-header=X-Canary"), "name: web, port", "name: web-canary, port", 1)
 	// Balancing settings belong to a backend (a Service port), so each
 	// scenario gets its own Service over the same endpoints.
 	onService := func(doc, svc string) string { return strings.Replace(doc, "name: web, port", "name: "+svc+", port", 1) }
 	docs := []string{
-		serviceYAML("web", 80), sliceYAML("web-1", "web", main.Port, main.Addrs),
-		serviceYAML("hash", 80), sliceYAML("hash-1", "hash", main.Port, main.Addrs),
-		serviceYAML("sticky", 80), sliceYAML("sticky-1", "sticky", main.Port, main.Addrs),
-		serviceYAML("web-canary", 80), sliceYAML("web-canary-1", "web-canary", canary.Port, canary.Addrs),
+		harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", main.Port, main.Addrs),
+		harness.ServiceYAML("hash", 80), harness.SliceYAML("hash-1", "hash", main.Port, main.Addrs),
+		harness.ServiceYAML("sticky", 80), harness.SliceYAML("sticky-1", "sticky", main.Port, main.Addrs),
+		harness.ServiceYAML("web-canary", 80), harness.SliceYAML("web-canary-1", "web-canary", canary.Port, canary.Addrs),
 		onService(annotatedIngress("hash", "hash.test", "Prefix", "/", "upstream-hash-by=$http_x_user"), "hash"),
 		onService(annotatedIngress("sticky", "sticky.test", "Prefix", "/", "affinity=cookie", "session-cookie-name=route"), "sticky"),
 		annotatedIngress("web", "canary.test", "Prefix", "/"),
@@ -63,7 +65,7 @@ func TestBalancingThroughTheTemplate(t *testing.T) {
 				t.Fatal(err)
 			}
 			var name string
-			fmt.Sscanf(readBody(resp), `{"name":%q`, &name)
+			fmt.Sscanf(harness.ReadBody(resp), `{"name":%q`, &name)
 			if i == 0 && !strings.Contains(resp.Header.Get("Set-Cookie"), "route=") {
 				t.Errorf("first answer sets no route cookie: %q", resp.Header.Get("Set-Cookie"))
 			}
@@ -89,33 +91,20 @@ func TestBalancingThroughTheTemplate(t *testing.T) {
 }
 
 // GetWith sends GET with extra headers.
-func (tg *tidegate) GetWith(host, path string, headers map[string]string) reply {
-	tg.t.Helper()
+func (tg *tidegate) GetWith(host, path string, headers map[string]string) harness.Reply {
+	tg.T.Helper()
 	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), nil)
 	req.Host = host
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := tg.client.Do(req)
+	resp, err := tg.Client.Do(req)
 	if err != nil {
-		return reply{Status: -1, Body: err.Error()}
+		return harness.Reply{Status: -1, Body: err.Error()}
 	}
-	r := reply{Status: resp.StatusCode, Body: readBody(resp)}
+	r := harness.Reply{Status: resp.StatusCode, Body: harness.ReadBody(resp)}
 	fmt.Sscanf(r.Body, `{"name":%q`, &r.Name)
 	return r
-}
-
-func readBody(resp *http.Response) string {
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			return b.String()
-		}
-	}
 }
 
 // TestPassiveEjectionAndTheLogPhase checks, with the rendered nginx.conf,
@@ -123,11 +112,11 @@ func readBody(resp *http.Response) string {
 // the conf has no Lua log phase, and that the log phase comes (with one
 // reload) when a Service balances by ewma and goes when none does.
 func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
-	be := startBackends(t, "live", "dead")
-	docs := []string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs)}
+	be := harness.StartBackends(t, "live", "dead")
+	docs := []string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs)}
 	ing := func(anns ...string) string { return annotatedIngress("web", "web.test", "Prefix", "/", anns...) }
 	tg := startTidegate(t, map[string]string{"svc.yaml": strings.Join(docs, "---\n"), "ing.yaml": ing()})
-	conf := func() string { return readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")) }
+	conf := func() string { return harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf")) }
 	if strings.Contains(conf(), "log_by_lua") {
 		t.Fatalf("round_robin only: nginx.conf has a log phase")
 	}
@@ -140,7 +129,7 @@ func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
 	}
 	// 5 failed tries within 10 s eject a peer (per worker); without
 	// ejection every other request would try the dead one first.
-	errorLog := readFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
+	errorLog := harness.ReadFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
 	tries := strings.Count(errorLog, "connect() failed")
 	if limit := 5 * len(tg.Workers()); tries > limit {
 		t.Errorf("the dead endpoint was tried %d times in 60 requests, want at most %d (ejected after 5 failures per worker)", tries, limit)
@@ -149,7 +138,7 @@ func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
 		t.Errorf("no ejection in nginx's error log:\n%s", errorLog)
 	}
 
-	r0 := tg.settledReloads()
+	r0 := tg.SettledReloads()
 	tg.Write("ing.yaml", ing("load-balance=ewma"))
 	// nginx.conf is installed before the reload is counted (when nginx
 	// serves it): wait for both.
@@ -162,7 +151,7 @@ func TestPassiveEjectionAndTheLogPhase(t *testing.T) {
 		}
 		return ""
 	})
-	if n := tg.settledReloads(); n != r0+1 {
+	if n := tg.SettledReloads(); n != r0+1 {
 		t.Errorf("switching to ewma: %d reloads, want 1", n-r0)
 	}
 	for i := 0; i < 20; i++ {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // tlsIngressYAML is an Ingress serving host over TLS with secret, to the
@@ -58,7 +59,7 @@ func chainAndKey(t *testing.T, cn string) (chain, key []byte) {
 // the reload is reported done.
 func TestManyCertificates(t *testing.T) {
 	const n = 5000
-	be := startBackends(t, "tenant")
+	be := harness.StartBackends(t, "tenant")
 	chain, key := chainAndKey(t, "tenant certificate")
 	var secrets, ingresses strings.Builder
 	for i := range n {
@@ -67,7 +68,7 @@ func TestManyCertificates(t *testing.T) {
 	}
 	t.Logf("%d Secrets: %d MiB of YAML", n, secrets.Len()>>20)
 	tg := startTidegate(t, map[string]string{
-		"web.yaml":       serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"web.yaml":       harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"secrets.yaml":   secrets.String(),
 		"ingresses.yaml": ingresses.String(),
 	})
@@ -82,17 +83,17 @@ func TestManyCertificates(t *testing.T) {
 	}
 	check("at start")
 
-	reloaded := strings.Count(tg.logText(), `msg="nginx reloaded"`)
+	reloaded := strings.Count(tg.LogText(), `msg="nginx reloaded"`)
 	tg.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\n"+
 		"data: {lua-shared-dicts: \"certificate_data: 512, configuration_data: 96\"}\n")
 	tg.Eventually("the resize reload", func() string {
-		if got := strings.Count(tg.logText(), `msg="nginx reloaded"`); got == reloaded {
+		if got := strings.Count(tg.LogText(), `msg="nginx reloaded"`); got == reloaded {
 			return "no reload logged"
 		}
 		return ""
 	})
 	check("right after the resize")
-	conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
+	conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
 	for _, want := range []string{"lua_shared_dict tidegate_certificates 512m;", "lua_shared_dict tidegate_backends 96m;"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("nginx.conf has no %q", want)
@@ -106,7 +107,7 @@ func TestManyCertificates(t *testing.T) {
 // with it the whole certificates push: tidegate exited at start.
 func TestWildcardSecretSharedByManyHosts(t *testing.T) {
 	const n = 1500
-	be := startBackends(t, "tenant")
+	be := harness.StartBackends(t, "tenant")
 	crt, key, err := tlsutil.SelfSigned("tenants wildcard", "*.tenants.test")
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestWildcardSecretSharedByManyHosts(t *testing.T) {
 		fmt.Fprintf(&ingresses, "---\n%s", tlsIngressYAML(fmt.Sprintf("t-%d", i), fmt.Sprintf("t%d.tenants.test", i), "wildcard"))
 	}
 	tg := startTidegate(t, map[string]string{
-		"web.yaml":       serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"web.yaml":       harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"secret.yaml":    tlsSecretYAML("wildcard", crt, key),
 		"ingresses.yaml": ingresses.String(),
 	})
@@ -133,16 +134,16 @@ func TestWildcardSecretSharedByManyHosts(t *testing.T) {
 // a secretName and TLS hosts whose Secret is missing; a host with its own
 // Secret keeps it; renewing the default Secret is a push, not a reload.
 func TestDefaultSSLCertificate(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	wild, wildKey, _ := tlsutil.SelfSigned("default wildcard", "*.example.test")
 	own, ownKey, _ := tlsutil.SelfSigned("own.example.test", "own.example.test")
 	noSecret := strings.Replace(tlsIngressYAML("nosecret", "nosecret.example.test", "x"), ", secretName: x", "", 1)
 	tg := startTidegateWith(t, map[string]string{
-		"web.yaml":     serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"web.yaml":     harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"secrets.yaml": tlsSecretYAML("wild", wild, wildKey) + "---\n" + tlsSecretYAML("own", own, ownKey),
 		"ing.yaml": tlsIngressYAML("own", "own.example.test", "own") + "---\n" + noSecret + "---\n" +
 			tlsIngressYAML("broken", "broken.example.test", "missing"),
-	}, startOptions{Args: []string{"--default-ssl-certificate", "default/wild"}})
+	}, harness.Options{Args: []string{"--default-ssl-certificate", "default/wild"}})
 	for sni, want := range map[string]string{
 		"own.example.test":      "own.example.test",
 		"nosecret.example.test": "default wildcard",
@@ -158,7 +159,7 @@ func TestDefaultSSLCertificate(t *testing.T) {
 			t.Errorf("SNI %q: status %d", sni, r.Status)
 		}
 	}
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	renewed, renewedKey, _ := tlsutil.SelfSigned("renewed default", "*.example.test")
 	tg.Write("secrets.yaml", tlsSecretYAML("wild", renewed, renewedKey)+"---\n"+tlsSecretYAML("own", own, ownKey))
 	tg.Eventually("the renewed default certificate", func() string {

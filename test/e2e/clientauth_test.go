@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // testCA is a certificate authority that signs client certificates.
@@ -67,8 +68,8 @@ func caSecretYAML(name string, caPEM []byte) string {
 
 // mtlsGet sends GET https://host/ on a new connection, with SNI sni ("":
 // none) and the client certificate cert (nil: none).
-func (tg *tidegate) mtlsGet(sni, host string, cert *tls.Certificate) reply {
-	tg.t.Helper()
+func (tg *tidegate) mtlsGet(sni, host string, cert *tls.Certificate) harness.Reply {
+	tg.T.Helper()
 	cfg := &tls.Config{ServerName: sni, InsecureSkipVerify: true}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
@@ -76,7 +77,7 @@ func (tg *tidegate) mtlsGet(sni, host string, cert *tls.Certificate) reply {
 	c := &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
-	return tg.do(c, "https", tg.HTTPSPort, host, "/")
+	return tg.Do(c, "https", tg.HTTPSPort, host, "/")
 }
 
 // TestClientCertificateAuth: ingress-nginx's auth-tls-* annotations, by
@@ -90,12 +91,12 @@ func (tg *tidegate) mtlsGet(sni, host string, cert *tls.Certificate) reply {
 // other subjects, error-page redirects, a missing Secret refuses its host
 // only, and a new CA in the Secret is served after the reload it needs.
 func TestClientCertificateAuth(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	ca, other := newTestCA(t, "Example Client CA"), newTestCA(t, "Someone Else's CA")
 	alice, bob, mallory := ca.client(t, "alice"), ca.client(t, "bob"), other.client(t, "alice")
 	crt, key, _ := tlsutil.SelfSigned("mtls", "mtls.test", "opt.test", "cn.test", "page.test", "broken.test", "open.test")
 	withTLS := func(ing, host string) string { return withTLSHost(ing, host, "server-tls") }
-	docs := []string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+	docs := []string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		tlsSecretYAML("server-tls", crt, key), caSecretYAML("client-ca", ca.pem),
 		withTLS(annotatedIngress("mtls", "mtls.test", "Prefix", "/", "auth-tls-secret=client-ca", "auth-tls-pass-certificate-to-upstream=true"), "mtls.test"),
 		withTLS(annotatedIngress("opt", "opt.test", "Prefix", "/", "auth-tls-secret=client-ca", "auth-tls-verify-client=optional"), "opt.test"),
@@ -166,7 +167,7 @@ func TestClientCertificateAuth(t *testing.T) {
 	if r := tg.mtlsGet("broken.test", "broken.test", alice); r.Status != 403 {
 		t.Errorf("auth-tls-secret missing: %d, want 403 (never let through unchecked)", r.Status)
 	}
-	if log := tg.logText(); !strings.Contains(log, "auth-tls-secret default/no-such-secret not found") {
+	if log := tg.LogText(); !strings.Contains(log, "auth-tls-secret default/no-such-secret not found") {
 		t.Errorf("the missing Secret must be reported by name")
 	}
 

@@ -12,38 +12,39 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestBlastRadius: with 50 invalid Ingresses present, other hosts answer
 // 200 throughout and a valid change to another host goes live.
 func TestBlastRadius(t *testing.T) {
-	be := startBackends(t, "good")
+	be := harness.StartBackends(t, "good")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
+		"svc.yaml":  harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"good.yaml": harness.IngressYAML("good", "good.test", "Prefix / web:80"),
 	})
-	stop := tg.hammer("good.test", 3)
+	stop := tg.Hammer("good.test", 3)
 	var bad []string
 	hostile := []string{`/x"; return 200 pwned; #`, "/a{b}", "/a b", "/\x00", "/ok"}
 	for i := 0; i < 50; i++ {
 		switch i % 5 {
 		case 0:
-			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("bad-%d.test;", i), "Prefix / web:80"))
+			bad = append(bad, harness.IngressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("bad-%d.test;", i), "Prefix / web:80"))
 		case 1:
-			bad = append(bad, strings.Replace(ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "ImplementationSpecific /p web:80"),
-				`"/p"`, fmt.Sprintf("%q", hostile[i%4]), 1))
+			bad = append(bad, strings.Replace(harness.IngressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "ImplementationSpecific /p web:80"),
+				"path: /p\n", fmt.Sprintf("path: %q\n", hostile[i%4]), 1))
 		case 2:
 			bad = append(bad, annotatedIngress(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "Prefix", "/",
 				"proxy-body-size=1m; include /etc/passwd", "rewrite-target=/$host"))
 		case 3:
-			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "Prefix / missing-service:80"))
+			bad = append(bad, harness.IngressYAML(fmt.Sprintf("bad-%d", i), fmt.Sprintf("b%d.test", i), "Prefix / missing-service:80"))
 		default:
-			bad = append(bad, ingressYAML(fmt.Sprintf("bad-%d", i), "good.test", "Prefix / other:80")) // conflicts with the older good Ingress
+			bad = append(bad, harness.IngressYAML(fmt.Sprintf("bad-%d", i), "good.test", "Prefix / other:80")) // conflicts with the older good Ingress
 		}
 	}
 	tg.Write("bad.yaml", strings.Join(bad, "---\n"))
 	time.Sleep(300 * time.Millisecond)
-	tg.Write("later.yaml", ingressYAML("later", "later.test", "Prefix / web:80"))
+	tg.Write("later.yaml", harness.IngressYAML("later", "later.test", "Prefix / web:80"))
 	tg.Eventually("a valid change with 50 invalid Ingresses present", func() string {
 		if r := tg.Get("later.test", "/"); r.Name != "good" {
 			return fmt.Sprintf("later.test: %d %q", r.Status, r.Name)
@@ -56,7 +57,7 @@ func TestBlastRadius(t *testing.T) {
 	if failed != 0 || sent == 0 {
 		t.Errorf("%d of %d requests to the good host failed", failed, sent)
 	}
-	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
+	if conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "pwned") || strings.Contains(conf, "/etc/passwd") {
 		t.Error("hostile text reached nginx.conf")
 	}
 }
@@ -91,16 +92,16 @@ exec nginx "$@"
 // not caused by an Ingress keeps the last good configuration, and a restart
 // comes back serving it.
 func TestQuarantineAndLastGood(t *testing.T) {
-	be := startBackends(t, "good")
+	be := harness.StartBackends(t, "good")
 	base := map[string]string{
-		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
+		"svc.yaml":  harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"good.yaml": harness.IngressYAML("good", "good.test", "Prefix / web:80"),
 	}
 	wrapper := pickyNginx(t, "refused.test")
-	tg := startTidegateWith(t, base, startOptions{Args: []string{"--nginx-binary", wrapper}})
+	tg := startTidegateWith(t, base, harness.Options{Args: []string{"--nginx-binary", wrapper}})
 
 	// One change adds a host nginx refuses and a good one.
-	tg.Write("new.yaml", ingressYAML("refused", "refused.test", "Prefix / web:80")+"---\n"+ingressYAML("fine", "fine.test", "Prefix / web:80"))
+	tg.Write("new.yaml", harness.IngressYAML("refused", "refused.test", "Prefix / web:80")+"---\n"+harness.IngressYAML("fine", "fine.test", "Prefix / web:80"))
 	tg.Eventually("the good Ingress of the same change is applied", func() string {
 		if r := tg.Get("fine.test", "/"); r.Name != "good" {
 			return fmt.Sprintf("fine.test: %d", r.Status)
@@ -110,7 +111,7 @@ func TestQuarantineAndLastGood(t *testing.T) {
 	if r := tg.Get("refused.test", "/"); r.Status == 200 {
 		t.Errorf("the quarantined Ingress is served")
 	}
-	log := readFile(t, tg.logPath)
+	log := harness.ReadFile(t, tg.LogPath)
 	if !strings.Contains(log, "quarantined") || !strings.Contains(log, "default/refused") {
 		t.Errorf("no quarantine report naming default/refused in the log")
 	}
@@ -119,12 +120,12 @@ func TestQuarantineAndLastGood(t *testing.T) {
 	// good configuration live.
 	wrapper2 := pickyNginx(t, "proxy_read_timeout 4242s")
 	tg.Stop()
-	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Args: []string{"--nginx-binary", wrapper2}})
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Args: []string{"--nginx-binary", wrapper2}})
 	if r := tg2.Get("fine.test", "/"); r.Name != "good" {
 		t.Fatalf("after a restart: fine.test %d", r.Status)
 	}
 	tg2.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata: {proxy-read-timeout: \"4242\"}\n")
-	tg2.Write("another.yaml", ingressYAML("another", "another.test", "Prefix / web:80"))
+	tg2.Write("another.yaml", harness.IngressYAML("another", "another.test", "Prefix / web:80"))
 	time.Sleep(time.Second)
 	if r := tg2.Get("fine.test", "/"); r.Name != "good" {
 		t.Errorf("the last good configuration must stay live: fine.test %d", r.Status)
@@ -132,11 +133,11 @@ func TestQuarantineAndLastGood(t *testing.T) {
 	// A restart with the refused setting still present comes back serving
 	// the last good nginx.conf from the working directory.
 	tg2.Stop()
-	tg3 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg2, Args: []string{"--nginx-binary", wrapper2}})
+	tg3 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg2.Tidegate, Args: []string{"--nginx-binary", wrapper2}})
 	if r := tg3.Get("fine.test", "/"); r.Name != "good" {
 		t.Errorf("a restart must come back serving the last good configuration: fine.test %d %q", r.Status, r.Body)
 	}
-	if !strings.Contains(readFile(t, tg3.logPath), "last good nginx.conf") {
+	if !strings.Contains(harness.ReadFile(t, tg3.LogPath), "last good nginx.conf") {
 		t.Errorf("the restart does not say it serves the last good configuration")
 	}
 }
@@ -148,10 +149,10 @@ func TestQuarantineAndLastGood(t *testing.T) {
 // sockets behind and its orphaned workers still hold the ports. A restart
 // of tidegate itself on the same working directory serves too.
 func TestNginxKilled(t *testing.T) {
-	be := startBackends(t, "web-1", "web-2")
+	be := harness.StartBackends(t, "web-1", "web-2")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	if r := tg.Get("web.test", "/"); r.Status != 200 {
 		t.Fatalf("before: %d %q", r.Status, r.Body)
@@ -199,13 +200,13 @@ func TestNginxKilled(t *testing.T) {
 		}
 		return bothServe()
 	})
-	if n := tg.metric("tidegate_nginx_restarts_total"); n != 1 {
+	if n := tg.Metric("tidegate_nginx_restarts_total"); n != 1 {
 		t.Errorf("tidegate_nginx_restarts_total = %v, want 1", n)
 	}
 	// The new master's empty zones were seeded with the backends before
 	// its workers served (no 503 window), and the seed is gone once the
 	// push landed.
-	if log := readFile(t, filepath.Join(tg.WorkDir, "logs", "error.log")); strings.Count(log, "tidegate: seeded 1 backends") < 2 {
+	if log := harness.ReadFile(t, filepath.Join(tg.WorkDir, "logs", "error.log")); strings.Count(log, "tidegate: seeded 1 backends") < 2 {
 		t.Errorf("the first and the restarted nginx should each have been seeded:\n%s", grepLines(log, "seed"))
 	}
 	tg.Eventually("no seed file left once the push landed", func() string {
@@ -223,10 +224,10 @@ func TestNginxKilled(t *testing.T) {
 	}
 
 	// tidegate itself dies the same way: SIGKILL for it and its nginx.
-	tg.cmd.Process.Kill()
+	tg.Cmd.Process.Kill()
 	_ = syscall.Kill(-master(), syscall.SIGKILL)
-	tg.wait(20 * time.Second)
-	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir})
+	tg.Wait(20 * time.Second)
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir})
 	if r := tg2.Get("web.test", "/"); r.Status != 200 {
 		t.Errorf("tidegate restarted on the same working directory: %d %q", r.Status, r.Body)
 	}
@@ -238,7 +239,7 @@ func TestNginxKilled(t *testing.T) {
 // host answers, /healthz is 503 until a full push succeeds, the error says
 // what to raise, and the full push is retried less and less often.
 func TestRefusedPushDoesNotStopTidegate(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	wrapper := filepath.Join(t.TempDir(), "nginx")
 	script := `#!/bin/sh
 prev=""
@@ -260,9 +261,9 @@ exec nginx "$@"
 			tlsIngressYAML(fmt.Sprintf("t-%d", i), fmt.Sprintf("t%d.tls.test", i), fmt.Sprintf("s-%d", i)))
 	}
 	tg := startTidegateWith(t, map[string]string{
-		"web.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" + ingressYAML("plain", "plain.test", "Prefix / web:80"),
+		"web.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" + harness.IngressYAML("plain", "plain.test", "Prefix / web:80"),
 		"tls.yaml": objs.String(),
-	}, startOptions{Args: []string{"--nginx-binary", wrapper}, Unhealthy: true})
+	}, harness.Options{Args: []string{"--nginx-binary", wrapper}, Unhealthy: true})
 	tg.Eventually("plain.test is served", func() string {
 		if r := tg.Get("plain.test", "/"); r.Status != 200 || r.Name != "web" {
 			return fmt.Sprintf("%d %q", r.Status, r.Name)
@@ -270,7 +271,7 @@ exec nginx "$@"
 		return ""
 	})
 	time.Sleep(12 * time.Second)
-	log := tg.logText()
+	log := tg.LogText()
 	if !strings.Contains(log, "the first push failed") || !strings.Contains(log, "raise certificate_data in the ConfigMap key lua-shared-dicts") {
 		t.Errorf("the log does not say the push failed and what to raise")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // controlDo sends one request to the control socket with exactly the
@@ -44,13 +45,13 @@ func controlDo(t *testing.T, socket, method, path string, h http.Header, body st
 // nothing: the host keeps its backend and its certificate. With the token
 // the same requests work. A restarted tidegate reads the same token back.
 func TestControlSocketNeedsToken(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	crt, key, err := tlsutil.SelfSigned("a.tls.test", "a.tls.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml":    serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"svc.yaml":    harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"secret.yaml": tlsSecretYAML("a-tls", crt, key),
 		"ing.yaml":    tlsIngressYAML("secure", "a.tls.test", "a-tls"),
 	})
@@ -101,7 +102,7 @@ func TestControlSocketNeedsToken(t *testing.T) {
 	if msg := serving(); msg != "" {
 		t.Fatalf("after refused control requests: %s", msg)
 	}
-	if log := readFile(t, set.ErrorLogPath()); !strings.Contains(log, "refused control request POST /configuration/backends") {
+	if log := harness.ReadFile(t, set.ErrorLogPath()); !strings.Contains(log, "refused control request POST /configuration/backends") {
 		t.Errorf("the error log does not name the refused requests")
 	}
 
@@ -131,7 +132,7 @@ func TestControlSocketNeedsToken(t *testing.T) {
 
 	// A restarted tidegate keeps the token of its working directory.
 	tg.Stop()
-	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg.Tidegate})
 	again, err := nginx.ReadToken(set.TokenPath())
 	if err != nil || again != token {
 		t.Errorf("after a restart the token is %q (%v), want the first one", again, err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // startHTTP serves h on 127.0.0.1 and returns its port.
@@ -87,10 +89,10 @@ spec:
 `
 	tg := startTidegate(t, map[string]string{
 		"all.yaml": strings.Join([]string{
-			serviceYAML("app", 80), sliceYAML("app-1", "app", app, []string{"127.0.0.1"}),
-			serviceYAML("error-pages", 80), sliceYAML("error-pages-1", "error-pages", pagesPort, []string{"127.0.0.1"}),
-			serviceYAML("global-errors", 80), sliceYAML("global-errors-1", "global-errors", globalPort, []string{"127.0.0.1"}),
-			serviceYAML("empty", 80), serviceYAML("gone", 80),
+			harness.ServiceYAML("app", 80), harness.SliceYAML("app-1", "app", app, []string{"127.0.0.1"}),
+			harness.ServiceYAML("error-pages", 80), harness.SliceYAML("error-pages-1", "error-pages", pagesPort, []string{"127.0.0.1"}),
+			harness.ServiceYAML("global-errors", 80), harness.SliceYAML("global-errors-1", "global-errors", globalPort, []string{"127.0.0.1"}),
+			harness.ServiceYAML("empty", 80), harness.ServiceYAML("gone", 80),
 			backendIngress("no-endpoints", "gone.test", "gone", "custom-http-errors=503"),
 			backendIngress("errs", "errors.test", "app", "custom-http-errors=404,503", "default-backend=error-pages"),
 			backendIngress("plain", "plain.test", "app"),
@@ -98,7 +100,7 @@ spec:
 			defaultBackend,
 			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata:\n  custom-http-errors: \"404\"\n",
 		}, "---\n"),
-		"empty-slice.yaml": sliceYAML("empty-1", "empty", app, nil),
+		"empty-slice.yaml": harness.SliceYAML("empty-1", "empty", app, nil),
 	})
 
 	tests := map[string]struct {
@@ -149,14 +151,14 @@ spec:
 			t.Fatalf("empty.test: %d %q, want the default-backend's answer", r.Status, r.Body)
 		}
 		reloads := tg.Reloads()
-		tg.Write("empty-slice.yaml", sliceYAML("empty-1", "empty", app, []string{"127.0.0.1"}))
+		tg.Write("empty-slice.yaml", harness.SliceYAML("empty-1", "empty", app, []string{"127.0.0.1"}))
 		tg.Eventually("the Service's own endpoint serves again", func() string {
 			if r := tg.Get("empty.test", "/x"); r.Body != "app says /x" {
 				return fmt.Sprintf("%d %q", r.Status, r.Body)
 			}
 			return ""
 		})
-		tg.Write("empty-slice.yaml", sliceYAML("empty-1", "empty", app, nil))
+		tg.Write("empty-slice.yaml", harness.SliceYAML("empty-1", "empty", app, nil))
 		tg.Eventually("the default-backend serves when the endpoints are gone", func() string {
 			if r := tg.Get("empty.test", "/x"); r.Body != "ingress errors page for 200" {
 				return fmt.Sprintf("%d %q", r.Status, r.Body)

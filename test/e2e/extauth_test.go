@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // authServer is an external auth service on 127.0.0.1: 200 with
@@ -77,12 +79,12 @@ func (a *authServer) seen() (http.Header, string, int64) {
 // an auth service that is down gives 500, as in ingress-nginx; a refused
 // auth-url refuses requests.
 func TestExternalAuth(t *testing.T) {
-	be := startBackends(t, "app")
+	be := harness.StartBackends(t, "app")
 	auth := startAuthServer(t)
 	failing := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
-	down := fmt.Sprintf("http://127.0.0.1:%d/auth", freePort(t))
+	down := fmt.Sprintf("http://127.0.0.1:%d/auth", harness.FreePort(t))
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			annotatedIngress("guarded", "guarded.test", "Prefix", "/", "auth-url="+auth.URL+"/verify?orig=$request_uri",
 				"auth-response-headers=X-Auth-User"),
 			annotatedIngress("signin", "signin.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-method=POST",
@@ -93,7 +95,7 @@ func TestExternalAuth(t *testing.T) {
 			annotatedIngress("bad", "bad.test", "Prefix", "/", "auth-url=http://auth.test/$remote_addr"),
 			// A backend that fails: the session cookie goes with its 503
 			// only with auth-always-set-cookie.
-			serviceYAML("failing", 80), sliceYAML("failing-1", "failing", failing, []string{"127.0.0.1"}),
+			harness.ServiceYAML("failing", 80), harness.SliceYAML("failing-1", "failing", failing, []string{"127.0.0.1"}),
 			strings.ReplaceAll(annotatedIngress("always", "always.test", "Prefix", "/", "auth-url="+auth.URL+"/verify", "auth-always-set-cookie=true"), "name: web", "name: failing"),
 			strings.ReplaceAll(annotatedIngress("onsuccess", "onsuccess.test", "Prefix", "/", "auth-url="+auth.URL+"/verify"), "name: web", "name: failing"),
 			annotatedIngress("cached", "cached.test", "Prefix", "/", "auth-url="+auth.URL+"/cached", "auth-cache-key=$http_authorization", "auth-cache-duration=200 1m"),
@@ -102,7 +104,7 @@ func TestExternalAuth(t *testing.T) {
 			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-hdrs}\ndata:\n  X-Tenant: acme\n  X-Literal: \"$remote_addr\"\n",
 		}, "---\n"),
 	})
-	do := func(method, host, path, token, body string) (*http.Response, reply) {
+	do := func(method, host, path, token, body string) (*http.Response, harness.Reply) {
 		t.Helper()
 		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", tg.HTTPPort, path), strings.NewReader(body))
 		req.Host = host
@@ -110,11 +112,11 @@ func TestExternalAuth(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		req.Header.Set("X-Auth-User", "mallory") // a client may not choose it
-		resp, err := tg.client.Do(req)
+		resp, err := tg.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := reply{Status: resp.StatusCode, Body: readBody(resp)}
+		r := harness.Reply{Status: resp.StatusCode, Body: harness.ReadBody(resp)}
 		_ = json.Unmarshal([]byte(r.Body), &r.Reply)
 		return resp, r
 	}
@@ -223,7 +225,7 @@ func TestExternalAuth(t *testing.T) {
 		if _, r := do("GET", "bad.test", "/", "good", ""); r.Status != 403 {
 			t.Errorf("got %d %q, want 403: a path whose auth-url was refused must not be served", r.Status, r.Body)
 		}
-		if log := readFile(t, tg.logPath); !strings.Contains(log, "default/bad") || !strings.Contains(log, "$remote_addr") {
+		if log := harness.ReadFile(t, tg.LogPath); !strings.Contains(log, "default/bad") || !strings.Contains(log, "$remote_addr") {
 			t.Errorf("the rejected auth-url must be reported with the Ingress's name")
 		}
 	})

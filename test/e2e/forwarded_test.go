@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/echo"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // clientForwarding are request headers a client may forge, each with the
@@ -34,10 +35,10 @@ var clientForwarding = map[string]string{
 // forgedGet sends GET http://host/ with every clientForwarding header, the
 // names exactly as written there, and decodes what the backend saw.
 func (tg *tidegate) forgedGet(host string) (int, map[string]string) {
-	tg.t.Helper()
+	tg.T.Helper()
 	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
 	if err != nil {
-		tg.t.Fatal(err)
+		tg.T.Fatal(err)
 	}
 	req.Host = host
 	for k, v := range clientForwarding {
@@ -46,12 +47,12 @@ func (tg *tidegate) forgedGet(host string) (int, map[string]string) {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Do(req)
 	if err != nil {
-		tg.t.Fatalf("GET %s: %v", host, err)
+		tg.T.Fatalf("GET %s: %v", host, err)
 	}
-	body := readBody(resp)
+	body := harness.ReadBody(resp)
 	var r echo.Reply
 	if err := json.Unmarshal([]byte(body), &r); err != nil && resp.StatusCode == 200 {
-		tg.t.Fatalf("GET %s: %v in %q", host, err, body)
+		tg.T.Fatalf("GET %s: %v in %q", host, err, body)
 	}
 	return resp.StatusCode, r.Headers
 }
@@ -89,21 +90,21 @@ func startH2CEcho(t *testing.T) int {
 // headers reach the backend as it sent them (X-Forwarded-Proto, -Port and
 // -Host too, as in ingress-nginx); Proxy is still dropped.
 func TestUntrustedForwardingHeaders(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	h2c := startH2CEcho(t)
 	auth := startAuthServer(t)
 	authPort := auth.ln.Addr().(*net.TCPAddr).Port
 	files := map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
-			serviceYAML("h2", 80) + "---\n" + sliceYAML("h2-1", "h2", h2c, []string{"127.0.0.1"}),
-		"plain.yaml":  ingressYAML("plain", "plain.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			harness.ServiceYAML("h2", 80) + "---\n" + harness.SliceYAML("h2-1", "h2", h2c, []string{"127.0.0.1"}),
+		"plain.yaml":  harness.IngressYAML("plain", "plain.test", "Prefix / web:80"),
 		"prefix.yaml": annotatedIngress("prefix", "prefix.test", "Prefix", "/", "x-forwarded-prefix=/shop"),
 		"grpc.yaml": strings.Replace(annotatedIngress("grpc", "grpc.test", "Prefix", "/", "backend-protocol=GRPC"),
 			"name: web", "name: h2", 1),
 		"auth.yaml": annotatedIngress("auth", "auth.test", "Prefix", "/", "auth-url="+auth.URL+"/verify"),
 		// The auth service, as an application, answers 401: the error
 		// backend (web) answers instead.
-		"errors.yaml": serviceYAML("denies", 80) + "---\n" + sliceYAML("denies-1", "denies", authPort, []string{"127.0.0.1"}) + "---\n" +
+		"errors.yaml": harness.ServiceYAML("denies", 80) + "---\n" + harness.SliceYAML("denies-1", "denies", authPort, []string{"127.0.0.1"}) + "---\n" +
 			strings.Replace(annotatedIngress("errors", "errors.test", "Prefix", "/", "custom-http-errors=401", "default-backend=web"),
 				"name: web", "name: denies", 1),
 	}

@@ -13,19 +13,20 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestGlobalSettings checks ConfigMap keys by their effect: HSTS on HTTPS
 // answers only, gzip, the full X-Forwarded-For chain, and an unknown key
 // reported.
 func TestGlobalSettings(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	crt, key, _ := tlsutil.SelfSigned("g.test", "g.test")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			tlsSecretYAML("g-tls", crt, key),
-			strings.Replace(ingressYAML("g", "g.test", "Prefix / web:80"), "  rules:", "  tls: [{hosts: [g.test], secretName: g-tls}]\n  rules:", 1),
-			ingressYAML("plain", "plain.test", "Prefix / web:80"),
+			strings.Replace(harness.IngressYAML("g", "g.test", "Prefix / web:80"), "  rules:", "  tls: [{hosts: [g.test], secretName: g-tls}]\n  rules:", 1),
+			harness.IngressYAML("plain", "plain.test", "Prefix / web:80"),
 			`apiVersion: v1
 kind: ConfigMap
 metadata: {name: tidegate, namespace: tidegate}
@@ -58,18 +59,18 @@ data:
 	plain, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", tg.HTTPPort), nil)
 	plain.Host = "plain.test"
 	plain.Header.Set("X-Forwarded-For", "203.0.113.7")
-	r2, err := tg.client.Do(plain)
+	r2, err := tg.Client.Do(plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := readBody(r2)
+	body := harness.ReadBody(r2)
 	if r2.Header.Get("Strict-Transport-Security") != "" {
 		t.Errorf("HSTS must not be sent over plain http")
 	}
 	if !strings.Contains(body, `"X-Forwarded-For":"203.0.113.7, 127.0.0.1"`) {
 		t.Errorf("compute-full-forwarded-for: backend saw %s", body)
 	}
-	if log := readFile(t, tg.logPath); !strings.Contains(log, "data.proxy-bodysize") || !strings.Contains(log, "check the spelling") {
+	if log := harness.ReadFile(t, tg.LogPath); !strings.Contains(log, "data.proxy-bodysize") || !strings.Contains(log, "check the spelling") {
 		t.Errorf("an unknown ConfigMap key must be reported")
 	}
 }
@@ -86,11 +87,11 @@ func TestBufferSettings(t *testing.T) {
 		fmt.Fprintf(w, "cookie %d, under_score %q", len(r.Header.Get("Cookie")), r.Header.Get("Under_score"))
 	}))
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80"),
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80"),
 	})
 	get := func() (int, string) {
-		resp, body, err := tg.fresh("app.test", "/", "Cookie: session="+big, "Under_score: yes")
+		resp, body, err := tg.Fresh("app.test", "/", "Cookie: session="+big, "Under_score: yes")
 		if err != nil {
 			return -1, err.Error()
 		}
@@ -114,7 +115,7 @@ data:
 		}
 		return ""
 	})
-	if log := tg.logText(); !strings.Contains(log, "data.client-header-buffer-size") || !strings.Contains(log, `value \"lots\" is not an nginx size`) {
+	if log := tg.LogText(); !strings.Contains(log, "data.client-header-buffer-size") || !strings.Contains(log, `value \"lots\" is not an nginx size`) {
 		t.Errorf("a bad buffer size must be reported")
 	}
 	tg.Write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate, namespace: tidegate}\ndata:\n  large-client-header-buffers: \"4 16k\"\n")
@@ -136,14 +137,14 @@ func TestGzipSettings(t *testing.T) {
 		fmt.Fprint(w, body[:n])
 	}))
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", port, []string{"127.0.0.1"}) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
 			configMapYAML("use-gzip", "true", "gzip-level", "6", "gzip-min-length", "1000", "gzip-types", "application/x-custom text/plain"),
 	})
 	encoding := func(typ string, n int) string {
 		t.Helper()
 		// Accept-Encoding set by hand: the transport leaves the body as sent.
-		resp, _, err := tg.fresh("app.test", fmt.Sprintf("/?type=%s&n=%d", typ, n), "Accept-Encoding: gzip")
+		resp, _, err := tg.Fresh("app.test", fmt.Sprintf("/?type=%s&n=%d", typ, n), "Accept-Encoding: gzip")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestGzipSettings(t *testing.T) {
 			t.Errorf("%s, %d bytes: Content-Encoding %q, want %q", tc.typ, tc.n, got, tc.want)
 		}
 	}
-	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); !strings.Contains(conf, "gzip_comp_level 6;") {
+	if conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); !strings.Contains(conf, "gzip_comp_level 6;") {
 		t.Errorf("gzip-level 6 is not in nginx.conf")
 	}
 }
@@ -173,14 +174,14 @@ func TestGzipSettings(t *testing.T) {
 // reaches the backend in X-Forwarded-For and X-Real-IP; a connection
 // without the header is refused, as nginx does.
 func TestProxyProtocol(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" + configMapYAML("use-proxy-protocol", "true"),
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80") + "---\n" + configMapYAML("use-proxy-protocol", "true"),
 	})
 	raw := func(preamble string) string {
 		t.Helper()
-		return tg.raw(preamble + "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+		return tg.Raw(preamble + "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
 	}
 	got := raw("PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n")
 	if !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, `"X-Forwarded-For":"203.0.113.9"`) || !strings.Contains(got, `"X-Real-Ip":"203.0.113.9"`) {
@@ -194,15 +195,15 @@ func TestProxyProtocol(t *testing.T) {
 // TestBlockCIDRsAndServerTokens: block-cidrs refuses its clients with 403
 // on every host; server-tokens names nginx's version in the Server header.
 func TestBlockCIDRsAndServerTokens(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80") + "---\n" +
 			configMapYAML("block-cidrs", "192.0.2.0/24, 127.0.0.1", "server-tokens", "true", "keep-alive-requests", "50", "max-worker-connections", "4096"),
 	})
 	server := func() (int, string) {
 		t.Helper()
-		resp, _, err := tg.fresh("app.test", "/")
+		resp, _, err := tg.Fresh("app.test", "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,14 +215,14 @@ func TestBlockCIDRsAndServerTokens(t *testing.T) {
 	if r := tg.Get("unknown.test", "/"); r.Status != 403 {
 		t.Errorf("a blocked client on the catch-all server: %d, want 403", r.Status)
 	}
-	conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
+	conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
 	for _, want := range []string{"keepalive_requests 50;", "worker_connections 4096;"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("nginx.conf has no %q", want)
 		}
 	}
-	tg.Write("app.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs)+"---\n"+
-		ingressYAML("app", "app.test", "Prefix / web:80")+"---\n"+configMapYAML("block-cidrs", "192.0.2.0/24"))
+	tg.Write("app.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs)+"---\n"+
+		harness.IngressYAML("app", "app.test", "Prefix / web:80")+"---\n"+configMapYAML("block-cidrs", "192.0.2.0/24"))
 	tg.Eventually("the client no longer blocked", func() string {
 		if r := tg.Get("app.test", "/"); r.Status != 200 {
 			return fmt.Sprint(r.Status)
@@ -241,11 +242,11 @@ func TestWorkerProcessesFollowCPUs(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two CPUs to tell one from all")
 	}
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegateWith(t, map[string]string{
-		"web.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
-			ingressYAML("w", "w.test", "Prefix / web:80")}, "---\n"),
-	}, startOptions{CPUs: "0"})
+		"web.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+			harness.IngressYAML("w", "w.test", "Prefix / web:80")}, "---\n"),
+	}, harness.Options{CPUs: "0"})
 	if w := tg.Workers(); len(w) != 1 {
 		t.Errorf("pinned to one CPU: %d nginx workers, want 1", len(w))
 	}
@@ -264,10 +265,10 @@ func TestWorkerProcessesFollowCPUs(t *testing.T) {
 // TestUseHTTP2: HTTPS offers HTTP/2 by default (ALPN h2); with the
 // ConfigMap's use-http2 "false" a client that asks for h2 gets HTTP/1.1.
 func TestUseHTTP2(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{
-		"web.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
-			ingressYAML("w", "h2.test", "Prefix / web:80")}, "---\n"),
+		"web.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+			harness.IngressYAML("w", "h2.test", "Prefix / web:80")}, "---\n"),
 	})
 	proto := func() string {
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tg.HTTPSPort),

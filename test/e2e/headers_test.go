@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // fetch sends GET scheme://host/path to tidegate (SNI host for https) with
 // extra request headers and returns the answer's status, headers and body.
 func (tg *tidegate) fetch(scheme, host, path string, hdr ...string) (int, http.Header, string) {
-	tg.t.Helper()
-	port, c := tg.HTTPPort, tg.client
+	tg.T.Helper()
+	port, c := tg.HTTPPort, tg.Client
 	if scheme == "https" {
 		port = tg.HTTPSPort
 		c = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
@@ -24,7 +25,7 @@ func (tg *tidegate) fetch(scheme, host, path string, hdr ...string) (int, http.H
 	}
 	req, err := http.NewRequest("GET", fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, path), nil)
 	if err != nil {
-		tg.t.Fatal(err)
+		tg.T.Fatal(err)
 	}
 	req.Host = host
 	for _, kv := range hdr {
@@ -35,7 +36,7 @@ func (tg *tidegate) fetch(scheme, host, path string, hdr ...string) (int, http.H
 	if err != nil {
 		return -1, http.Header{}, err.Error()
 	}
-	return resp.StatusCode, resp.Header, readBody(resp)
+	return resp.StatusCode, resp.Header, harness.ReadBody(resp)
 }
 
 // withTLSHost adds a spec.tls entry for host to an Ingress manifest.
@@ -57,10 +58,10 @@ data:
 // ConfigMap changes the headers. Every level that adds headers keeps the
 // http-level HSTS header (the add_header inheritance fix), CORS included.
 func TestCustomHeaders(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	crt, key, _ := tlsutil.SelfSigned("hdr.test", "hdr.test", "cors.test")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			tlsSecretYAML("tls", crt, key),
 			withTLSHost(annotatedIngress("hdrs", "hdr.test", "Prefix", "/", "custom-headers=default/hdrs", "enable-cors=true"), "hdr.test", "tls"),
 			withTLSHost(annotatedIngress("cors", "cors.test", "Prefix", "/", "enable-cors=true", "cors-allow-origin=https://a.test"), "cors.test", "tls"),
@@ -116,7 +117,7 @@ data:
 		if st, h, _ := tg.fetch("http", "off.test", "/"); st != 200 || h.Get("X-Powered-By") != "" {
 			t.Errorf("off.test: %d %v", st, h)
 		}
-		log := readFile(t, tg.logPath)
+		log := harness.ReadFile(t, tg.LogPath)
 		for _, want := range []string{"ConfigMap default/nope not found", `header \"X-Powered-By\" of ConfigMap default/other is not listed in global-allowed-response-headers`} {
 			if !strings.Contains(log, want) {
 				t.Errorf("log lacks %q", want)
@@ -138,8 +139,8 @@ data:
 // and port, not to its EndpointSlices; without it the endpoints serve; a
 // headless Service falls back to its endpoints, reported.
 func TestServiceUpstream(t *testing.T) {
-	pods := startBackends(t, "pod-a", "pod-b")
-	vip := startBackends(t, "cluster-ip")
+	pods := harness.StartBackends(t, "pod-a", "pod-b")
+	vip := harness.StartBackends(t, "cluster-ip")
 	svc := fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -162,7 +163,7 @@ spec:
 			fmt.Sprintf("{service: {name: %s, port: {number: %d}}}", svc, port), 1)
 	}
 	tg := startTidegate(t, map[string]string{"all.yaml": strings.Join([]string{svc, headless,
-		sliceYAML("web-1", "web", pods.Port, pods.Addrs), sliceYAML("db-1", "db", pods.Port, pods.Addrs),
+		harness.SliceYAML("web-1", "web", pods.Port, pods.Addrs), harness.SliceYAML("db-1", "db", pods.Port, pods.Addrs),
 		ing("vip", "vip.test", "web", vip.Port, "service-upstream=true"),
 		ing("pods", "pods.test", "web", vip.Port),
 		ing("headless", "headless.test", "db", pods.Port, "service-upstream=true"),
@@ -183,7 +184,7 @@ spec:
 	if !seen["headless:pod-a"] || !seen["headless:pod-b"] {
 		t.Errorf("a headless Service falls back to its endpoints: %v", seen)
 	}
-	if log := readFile(t, tg.logPath); !strings.Contains(log, "service default/db is headless (clusterIP None)") {
+	if log := harness.ReadFile(t, tg.LogPath); !strings.Contains(log, "service default/db is headless (clusterIP None)") {
 		t.Error("the headless fallback must be reported")
 	}
 }
@@ -223,7 +224,7 @@ func TestBackendSNI(t *testing.T) {
 		{"named", []string{"backend-protocol=HTTPS", "proxy-ssl-server-name=on", "proxy-ssl-name=backend.internal"}},
 	} {
 		ing := annotatedIngress(app.name, app.name+".test", "Prefix", "/", app.anns...)
-		docs = append(docs, serviceYAML(app.name, 80), sliceYAML(app.name+"-1", app.name, tlsBackend(), []string{"127.0.0.1"}),
+		docs = append(docs, harness.ServiceYAML(app.name, 80), harness.SliceYAML(app.name+"-1", app.name, tlsBackend(), []string{"127.0.0.1"}),
 			strings.ReplaceAll(ing, "name: web", "name: "+app.name))
 	}
 	tg := startTidegate(t, map[string]string{"app.yaml": strings.Join(docs, "---\n")})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestSharedServerBlocks: hosts that render alike share one nginx server
@@ -17,25 +19,25 @@ import (
 func TestSharedServerBlocks(t *testing.T) {
 	names := []string{"one", "two", "three", "default"}
 	files := map[string]string{}
-	bs := map[string]*backends{}
+	bs := map[string]*harness.Backends{}
 	for _, n := range names {
-		b := startBackends(t, n+"-1", n+"-2")
+		b := harness.StartBackends(t, n+"-1", n+"-2")
 		bs[n] = b
 		host := n + ".shared.test"
 		if n == "default" {
 			host = "default" // a host spelled like a map keyword
 		}
-		files[n+".yaml"] = serviceYAML(n, 80) + "---\n" + sliceYAML(n+"-1", n, b.Port, b.Addrs) + "---\n" +
-			ingressYAML(n, host, "Prefix / "+n+":80")
+		files[n+".yaml"] = harness.ServiceYAML(n, 80) + "---\n" + harness.SliceYAML(n+"-1", n, b.Port, b.Addrs) + "---\n" +
+			harness.IngressYAML(n, host, "Prefix / "+n+":80")
 	}
 	// The same shape with a location setting of its own: not shared.
-	odd := startBackends(t, "odd")
-	files["odd.yaml"] = serviceYAML("odd", 80) + "---\n" + sliceYAML("odd-1", "odd", odd.Port, odd.Addrs) + "---\n" +
-		strings.Replace(ingressYAML("odd", "odd.shared.test", "Prefix / odd:80"), "  name: odd\n",
+	odd := harness.StartBackends(t, "odd")
+	files["odd.yaml"] = harness.ServiceYAML("odd", 80) + "---\n" + harness.SliceYAML("odd-1", "odd", odd.Port, odd.Addrs) + "---\n" +
+		strings.Replace(harness.IngressYAML("odd", "odd.shared.test", "Prefix / odd:80"), "  name: odd\n",
 			"  name: odd\n  annotations: {nginx.ingress.kubernetes.io/proxy-read-timeout: \"7\"}\n", 1)
 	tg := startTidegate(t, files)
 
-	conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
+	conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf"))
 	if n := strings.Count(conf, `server_name "two.shared.test";`); n != 1 {
 		t.Fatalf("two.shared.test named %d times in nginx.conf", n)
 	}
@@ -79,11 +81,11 @@ func TestSharedServerBlocks(t *testing.T) {
 	})
 
 	// Endpoints of a host in a shared block move without a reload.
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.Workers()
-	moved := startBackends(t, "two-moved")
-	tg.Write("two.yaml", serviceYAML("two", 80)+"---\n"+sliceYAML("two-1", "two", moved.Port, moved.Addrs)+"---\n"+
-		ingressYAML("two", "two.shared.test", "Prefix / two:80"))
+	moved := harness.StartBackends(t, "two-moved")
+	tg.Write("two.yaml", harness.ServiceYAML("two", 80)+"---\n"+harness.SliceYAML("two-1", "two", moved.Port, moved.Addrs)+"---\n"+
+		harness.IngressYAML("two", "two.shared.test", "Prefix / two:80"))
 	tg.Eventually("two.shared.test served by two-moved", func() string {
 		if r := tg.Get("two.shared.test", "/"); r.Name != "two-moved" {
 			return "got " + r.Name
@@ -95,9 +97,9 @@ func TestSharedServerBlocks(t *testing.T) {
 	}
 
 	// A new host of the same shape joins the block: a reload, then served.
-	four := startBackends(t, "four")
-	tg.Write("four.yaml", serviceYAML("four", 80)+"---\n"+sliceYAML("four-1", "four", four.Port, four.Addrs)+"---\n"+
-		ingressYAML("four", "four.shared.test", "Prefix / four:80"))
+	four := harness.StartBackends(t, "four")
+	tg.Write("four.yaml", harness.ServiceYAML("four", 80)+"---\n"+harness.SliceYAML("four-1", "four", four.Port, four.Addrs)+"---\n"+
+		harness.IngressYAML("four", "four.shared.test", "Prefix / four:80"))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := tg.Get("four.shared.test", "/")

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestIngressCannotReachTheControlSocket is the audit's attack, end to end
@@ -18,18 +19,18 @@ import (
 // host to their backend. The URLs are refused and reported, the auth-url
 // host fails closed, and the other tenant keeps its backend.
 func TestIngressCannotReachTheControlSocket(t *testing.T) {
-	be := startBackends(t, "victim", "evil")
+	be := harness.StartBackends(t, "victim", "evil")
 	victimIP, evilIP := be.Addrs[0], be.Addrs[1]
 	workdir := t.TempDir()
 	sock := filepath.Join(workdir, "run", "tidegate.sock")
 	tg := startTidegateWith(t, map[string]string{"all.yaml": strings.Join([]string{
-		serviceYAML("victim", 80), sliceYAML("victim-1", "victim", be.Port, []string{victimIP}),
-		serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, []string{evilIP}), // the attacker's
-		ingressYAML("victim", "victim.test", "Prefix / victim:80"),
+		harness.ServiceYAML("victim", 80), harness.SliceYAML("victim-1", "victim", be.Port, []string{victimIP}),
+		harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, []string{evilIP}), // the attacker's
+		harness.IngressYAML("victim", "victim.test", "Prefix / victim:80"),
 		annotatedIngress("by-auth", "auth.evil.test", "Prefix", "/", "auth-url=http://unix:"+sock+":/configuration/backends", "auth-method=POST"),
 		annotatedIngress("by-mirror", "mirror.evil.test", "Prefix", "/", "mirror-target=http://unix:"+sock+":/configuration/backends"),
 		annotatedIngress("by-case", "case.evil.test", "Prefix", "/", "mirror-target=http://UNIX:"+sock+":/configuration/certificates"),
-	}, "---\n")}, startOptions{WorkDir: workdir})
+	}, "---\n")}, harness.Options{WorkDir: workdir})
 
 	if r := tg.Get("victim.test", "/"); r.Status != 200 || r.Name != "victim" {
 		t.Fatalf("before the attack victim.test: %d from %q", r.Status, r.Name)
@@ -55,13 +56,13 @@ func TestIngressCannotReachTheControlSocket(t *testing.T) {
 			t.Fatalf("after the attack victim.test: %d from %q, want the victim backend", r.Status, r.Name)
 		}
 	}
-	logs := tg.logText()
+	logs := tg.LogText()
 	for _, ing := range []string{"default/by-auth", "default/by-mirror", "default/by-case"} {
 		if !strings.Contains(logs, fmt.Sprintf("object=%s", ing)) || !strings.Contains(logs, "unix socket") {
 			t.Errorf("the refusal of %s is not reported (object=%s, \"unix socket\") in the log", ing, ing)
 		}
 	}
-	conf := readFile(t, filepath.Join(workdir, "nginx.conf"))
+	conf := harness.ReadFile(t, filepath.Join(workdir, "nginx.conf"))
 	if strings.Contains(strings.ToLower(conf), "http://unix:") {
 		t.Errorf("nginx.conf proxies to a unix socket URL")
 	}

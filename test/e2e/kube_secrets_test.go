@@ -26,6 +26,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // apiRecorder is a reverse proxy in front of the API server that keeps
@@ -182,7 +183,7 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 	const ns = "secretdata"
 	c.namespace(t, ns)
 	c.namespace(t, ns+"-other")
-	b := startHostBackends(t, "s-1")
+	b := harness.StartHostBackends(t, "s-1")
 	crt1, key1, err := tlsutil.SelfSigned("one.secretdata.test", "one.secretdata.test")
 	if err != nil {
 		t.Fatal(err)
@@ -198,11 +199,11 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 		Data: map[string][]byte{"tls.crt": crt1, "tls.key": key1, "note": []byte(served)}})
 	c.createSecret(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unused-b3f1"}, Data: map[string][]byte{"token": []byte(unused)}})
 	c.createSecret(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns + "-other", Name: "elsewhere"}, Data: map[string][]byte{"token": []byte(elsewhere)}})
-	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
-		withTLS(ingressYAML("one", "one.secretdata.test", "Prefix / app:80"), "one.secretdata.test", "one-tls"))
+	c.apply(t, ns, harness.ServiceYAML("app", 80), harness.HostSliceYAML("app-1", "app", b[0]),
+		harness.WithTLS(harness.IngressYAML("one", "one.secretdata.test", "Prefix / app:80"), "one.secretdata.test", "one-tls"))
 
 	rec := startAPIRecorder(t, c)
-	tg := startController(t, kubeTidegate{kubeconfig: rec.kubeconfig(t, token), args: []string{
+	tg := startController(t, harness.Controller{Kubeconfig: rec.kubeconfig(t, token), Args: []string{
 		"--configmap", ns + "/tidegate", "--update-status=false"}})
 	var serial1 string
 	tg.Eventually("one.secretdata.test served with its Secret", func() string {
@@ -215,7 +216,7 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 	})
 
 	t.Run("a renewed certificate is pushed, without a reload", func(t *testing.T) {
-		reloads, workers := tg.settledReloads(), tg.Workers()
+		reloads, workers := tg.SettledReloads(), tg.Workers()
 		crt2, key2, err := tlsutil.SelfSigned("one.secretdata.test", "one.secretdata.test")
 		if err != nil {
 			t.Fatal(err)
@@ -245,8 +246,8 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 	t.Run("unreferenced Secrets' data never reaches the controller", func(t *testing.T) {
 		// Through the watch too: one more Secret created and one changed
 		// while the controller runs.
-		added := tg.metric(`tidegate_informer_events_total{event="add",kind="Secret"}`)
-		updated := tg.metric(`tidegate_informer_events_total{event="update",kind="Secret"}`)
+		added := tg.Metric(`tidegate_informer_events_total{event="add",kind="Secret"}`)
+		updated := tg.Metric(`tidegate_informer_events_total{event="update",kind="Secret"}`)
 		c.createSecret(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late-a9c2"}, Data: map[string][]byte{"token": []byte(late)}})
 		sec, err := c.Client.CoreV1().Secrets(ns).Get(c.ctx(t), "unused-b3f1", metav1.GetOptions{})
 		if err != nil {
@@ -256,8 +257,8 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 		if _, err := c.Client.CoreV1().Secrets(ns).Update(c.ctx(t), sec, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "the controller saw both Secret events", func() string {
-			if a, u := tg.metric(`tidegate_informer_events_total{event="add",kind="Secret"}`), tg.metric(`tidegate_informer_events_total{event="update",kind="Secret"}`); a <= added || u <= updated {
+		harness.WaitFor(t, 15*time.Second, "the controller saw both Secret events", func() string {
+			if a, u := tg.Metric(`tidegate_informer_events_total{event="add",kind="Secret"}`), tg.Metric(`tidegate_informer_events_total{event="update",kind="Secret"}`); a <= added || u <= updated {
 				return fmt.Sprintf("adds %v (was %v), updates %v (was %v)", a, added, u, updated)
 			}
 			return ""
@@ -287,7 +288,7 @@ func testKubeSecretData(t *testing.T, c *cluster) {
 		}
 		t.Logf("requests on secrets: %q", rec.requests("/secrets"))
 	})
-	if log := tg.logText(); strings.Contains(strings.ToLower(log), "forbidden") {
+	if log := tg.LogText(); strings.Contains(strings.ToLower(log), "forbidden") {
 		t.Errorf("the controller was refused something:\n%s", grepLines(log, "forbidden"))
 	}
 }
@@ -350,16 +351,16 @@ func testKubeNamespacedRoles(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := startHostBackends(t, "n-1")
+	b := harness.StartHostBackends(t, "n-1")
 	crt, key, err := tlsutil.SelfSigned("tls.scoped.test", "tls.scoped.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.createSecret(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls"}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": crt, "tls.key": key}})
-	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
-		withTLS(ingressYAML("tls", "tls.scoped.test", "Prefix / app:80"), "tls.scoped.test", "tls"))
-	tg := startController(t, kubeTidegate{kubeconfig: kubeconfig, args: []string{
+	c.apply(t, ns, harness.ServiceYAML("app", 80), harness.HostSliceYAML("app-1", "app", b[0]),
+		harness.WithTLS(harness.IngressYAML("tls", "tls.scoped.test", "Prefix / app:80"), "tls.scoped.test", "tls"))
+	tg := startController(t, harness.Controller{Kubeconfig: kubeconfig, Args: []string{
 		"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--update-status=false"}})
 	tg.Eventually("tls.scoped.test served with its Secret", func() string {
 		if r, cn, _ := tg.GetTLS("tls.scoped.test", "/"); r.Status != 200 || cn != "tls.scoped.test" {
@@ -367,7 +368,7 @@ func testKubeNamespacedRoles(t *testing.T, c *cluster) {
 		}
 		return ""
 	})
-	if log := tg.logText(); strings.Contains(strings.ToLower(log), "forbidden") {
+	if log := tg.LogText(); strings.Contains(strings.ToLower(log), "forbidden") {
 		t.Errorf("the controller was refused something:\n%s", grepLines(log, "forbidden"))
 	}
 }

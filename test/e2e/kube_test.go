@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 	"github.com/tidegate/tidegate/test/kubeapi"
 )
 
@@ -60,12 +61,12 @@ spec: {controller: example.com/other}`)
 func testKubeTraffic(t *testing.T, c *cluster) {
 	const ns = "traffic"
 	c.namespace(t, ns)
-	a := startHostBackends(t, "a-1", "a-2")
-	c.apply(t, ns, serviceYAML("web", 80), hostSliceYAML("web-1", "web", a[0]),
-		ingressYAML("web", "web.test", "Prefix / web:80"),
-		strings.Replace(ingressYAML("theirs", "theirs.test", "Prefix / web:80"), "ingressClassName: tidegate", "ingressClassName: other", 1))
+	a := harness.StartHostBackends(t, "a-1", "a-2")
+	c.apply(t, ns, harness.ServiceYAML("web", 80), harness.HostSliceYAML("web-1", "web", a[0]),
+		harness.IngressYAML("web", "web.test", "Prefix / web:80"),
+		strings.Replace(harness.IngressYAML("theirs", "theirs.test", "Prefix / web:80"), "ingressClassName: tidegate", "ingressClassName: other", 1))
 
-	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, args: []string{
+	tg := startController(t, harness.Controller{Kubeconfig: c.Kubeconfig, Args: []string{
 		"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--election-id", "tidegate-traffic", "--election-ttl", "4s",
 		"--publish-status-address", "198.51.100.10,lb.example.test", "--shutdown-grace-period", "2s"}})
 
@@ -80,7 +81,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 	}
 
 	t.Run("status carries the publish address", func(t *testing.T) {
-		waitFor(t, 15*time.Second, "status of traffic/web", func() string {
+		harness.WaitFor(t, 15*time.Second, "status of traffic/web", func() string {
 			if s := c.statusOf(t, ns, "web"); s != "198.51.100.10,lb.example.test" {
 				return fmt.Sprintf("%q", s)
 			}
@@ -92,7 +93,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 	})
 
 	t.Run("EndpointSlice update moves traffic without a reload", func(t *testing.T) {
-		reloads := tg.settledReloads()
+		reloads := tg.SettledReloads()
 		workers := tg.Workers()
 		ctx := c.ctx(t)
 		es, err := c.Client.DiscoveryV1().EndpointSlices(ns).Get(ctx, "web-1", metav1.GetOptions{})
@@ -105,7 +106,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		if _, err := c.Client.DiscoveryV1().EndpointSlices(ns).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "traffic to a-2", func() string {
+		harness.WaitFor(t, 10*time.Second, "traffic to a-2", func() string {
 			if r := tg.Get("web.test", "/"); r.Name != "a-2" {
 				return fmt.Sprintf("%d %q", r.Status, r.Name)
 			}
@@ -127,7 +128,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 
 	t.Run("a new Ingress reloads and is served", func(t *testing.T) {
 		reloads := tg.Reloads()
-		c.apply(t, ns, ingressYAML("two", "two.test", "Prefix /two web:80"))
+		c.apply(t, ns, harness.IngressYAML("two", "two.test", "Prefix /two web:80"))
 		tg.Eventually("two.test served", func() string {
 			if r := tg.Get("two.test", "/two"); r.Status != 200 || r.Name != "a-2" {
 				return fmt.Sprintf("%d %q", r.Status, r.Name)
@@ -135,13 +136,13 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 			return ""
 		})
 		// New workers may answer a moment before the reload is counted.
-		waitFor(t, 5*time.Second, "the reload counted", func() string {
+		harness.WaitFor(t, 5*time.Second, "the reload counted", func() string {
 			if got := tg.Reloads(); got <= reloads {
 				return fmt.Sprintf("reloads = %d, want > %d after a new host", got, reloads)
 			}
 			return ""
 		})
-		waitFor(t, 15*time.Second, "status of traffic/two", func() string {
+		harness.WaitFor(t, 15*time.Second, "status of traffic/two", func() string {
 			if s := c.statusOf(t, ns, "two"); s != "198.51.100.10,lb.example.test" {
 				return fmt.Sprintf("%q", s)
 			}
@@ -150,9 +151,9 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 	})
 
 	t.Run("a rejected backend gets one Warning Event", func(t *testing.T) {
-		c.apply(t, ns, ingressYAML("broken", "broken.test", "Prefix / nope:80"))
+		c.apply(t, ns, harness.IngressYAML("broken", "broken.test", "Prefix / nope:80"))
 		var ev corev1.Event
-		waitFor(t, 15*time.Second, "an Event on traffic/broken", func() string {
+		harness.WaitFor(t, 15*time.Second, "an Event on traffic/broken", func() string {
 			evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
 				FieldSelector: fields.Set{"involvedObject.name": "broken", "involvedObject.kind": "Ingress"}.String()})
 			if err != nil {
@@ -168,7 +169,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 			t.Errorf("event = %s %s %q, want Warning Rejected naming the missing service", ev.Type, ev.Reason, ev.Message)
 		}
 		// More syncs (an endpoint change, a status write) must not repeat it.
-		c.apply(t, ns, hostSliceYAML("web-1", "web", a[0]))
+		c.apply(t, ns, harness.HostSliceYAML("web-1", "web", a[0]))
 		time.Sleep(1500 * time.Millisecond)
 		evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
 			FieldSelector: fields.Set{"involvedObject.name": "broken"}.String()})
@@ -181,7 +182,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 	})
 
 	t.Run("the annotation report is an Event naming each annotation's verdict, once per change", func(t *testing.T) {
-		c.apply(t, ns, strings.Replace(ingressYAML("annotated", "annotated.test", "Prefix / web:80"), "  name: annotated\n",
+		c.apply(t, ns, strings.Replace(harness.IngressYAML("annotated", "annotated.test", "Prefix / web:80"), "  name: annotated\n",
 			"  name: annotated\n  annotations:\n    nginx.ingress.kubernetes.io/proxy-body-size: 8m\n    nginx.ingress.kubernetes.io/proxy-bufer-size: 8k\n", 1))
 		list := func() []corev1.Event {
 			evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
@@ -191,7 +192,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 			}
 			return evs.Items
 		}
-		waitFor(t, 15*time.Second, "an AnnotationsReport Event on traffic/annotated", func() string {
+		harness.WaitFor(t, 15*time.Second, "an AnnotationsReport Event on traffic/annotated", func() string {
 			if len(list()) == 0 {
 				return "no event"
 			}
@@ -202,11 +203,11 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 			!strings.Contains(ev.Message, "unknown: proxy-bufer-size (not an ingress-nginx annotation tidegate knows; check the spelling)") {
 			t.Errorf("event = %s %q, want a Warning naming proxy-body-size applied and proxy-bufer-size unknown", ev.Type, ev.Message)
 		}
-		if log := grepLines(tg.logText(), "annotation compatibility report"); !strings.Contains(log, "traffic/annotated") || !(strings.Contains(log, "unknown=1") || strings.Contains(log, `"unknown":1`)) {
+		if log := grepLines(tg.LogText(), "annotation compatibility report"); !strings.Contains(log, "traffic/annotated") || !(strings.Contains(log, "unknown=1") || strings.Contains(log, `"unknown":1`)) {
 			t.Errorf("structured log line: %q", log)
 		}
 		// Syncs that do not change the report do not repeat it.
-		c.apply(t, ns, hostSliceYAML("web-1", "web", a[0]))
+		c.apply(t, ns, harness.HostSliceYAML("web-1", "web", a[0]))
 		time.Sleep(1500 * time.Millisecond)
 		if evs := list(); len(evs) != 1 || evs[0].Count > 1 {
 			t.Errorf("report events after more syncs: %d, want 1 recorded once", len(evs))
@@ -220,7 +221,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		// The ConfigMap exists before any Ingress names it: cached without
 		// its data, then fetched once referenced.
 		c.apply(t, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tidegate}\ndata: {global-allowed-response-headers: X-Team}\n", hdrs("blue"))
-		c.apply(t, ns, strings.Replace(ingressYAML("headers", "headers.test", "Prefix / web:80"), "  name: headers\n",
+		c.apply(t, ns, strings.Replace(harness.IngressYAML("headers", "headers.test", "Prefix / web:80"), "  name: headers\n",
 			"  name: headers\n  annotations:\n    nginx.ingress.kubernetes.io/custom-headers: hdrs\n", 1))
 		header := func(want string) func() string {
 			return func() string {
@@ -235,7 +236,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		tg.Eventually("X-Team green after the ConfigMap changed", header("green"))
 	})
 
-	if n := tg.metric(`tidegate_informer_events_total{event="update",kind="EndpointSlice"}`); n < 1 {
+	if n := tg.Metric(`tidegate_informer_events_total{event="update",kind="EndpointSlice"}`); n < 1 {
 		t.Errorf("tidegate_informer_events_total for EndpointSlice updates = %v, want >= 1", n)
 	}
 
@@ -243,11 +244,11 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		if h := c.leaseHolder(t, ns, "tidegate-traffic"); h == "" {
 			t.Fatal("no lease holder before the shutdown")
 		}
-		if err := tg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := tg.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		begin := time.Now()
-		waitFor(t, 2*time.Second, "/healthz 503", func() string {
+		harness.WaitFor(t, 2*time.Second, "/healthz 503", func() string {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
 			if err != nil {
 				return err.Error()
@@ -261,7 +262,7 @@ func testKubeTraffic(t *testing.T, c *cluster) {
 		if r := tg.Get("web.test", "/"); r.Status != 200 {
 			t.Errorf("during the grace period: %d %s, want still served", r.Status, r.Body)
 		}
-		ok, err := tg.wait(20 * time.Second)
+		ok, err := tg.Wait(20 * time.Second)
 		if !ok {
 			t.Fatal("still running 20s after SIGTERM")
 		}
@@ -304,7 +305,7 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 	}
 	const ns = "rbac"
 	c.namespace(t, ns)
-	b := startHostBackends(t, "r-1")
+	b := harness.StartHostBackends(t, "r-1")
 	cert1, key1, err := tlsutil.SelfSigned("one.rbac.test", "one.rbac.test")
 	if err != nil {
 		t.Fatal(err)
@@ -317,11 +318,11 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
+	c.apply(t, ns, harness.ServiceYAML("app", 80), harness.HostSliceYAML("app-1", "app", b[0]),
 		tlsSecretYAML("one-tls", cert1, key1), tlsSecretYAML("two-tls", cert2, key2), tlsSecretYAML("default-tls", certD, keyD),
-		withTLS(ingressYAML("one", "one.rbac.test", "Prefix / app:80"), "one.rbac.test", "one-tls"))
+		harness.WithTLS(harness.IngressYAML("one", "one.rbac.test", "Prefix / app:80"), "one.rbac.test", "one-tls"))
 
-	tg := startController(t, kubeTidegate{kubeconfig: kubeconfig, args: []string{
+	tg := startController(t, harness.Controller{Kubeconfig: kubeconfig, Args: []string{
 		"--configmap", "tidegate/tidegate", "--election-ttl", "4s", "--publish-status-address", "198.51.100.20",
 		"--default-ssl-certificate", ns + "/default-tls"}})
 
@@ -342,14 +343,14 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 	})
 	// A Secret that was stripped on arrival (unreferenced) is fetched when
 	// an Ingress starts to reference it.
-	c.apply(t, ns, withTLS(ingressYAML("two", "two.rbac.test", "Prefix / app:80"), "two.rbac.test", "two-tls"))
+	c.apply(t, ns, harness.WithTLS(harness.IngressYAML("two", "two.rbac.test", "Prefix / app:80"), "two.rbac.test", "two-tls"))
 	tg.Eventually("two.rbac.test served with a Secret referenced late", func() string {
 		if r, cn, _ := tg.GetTLS("two.rbac.test", "/"); r.Status != 200 || cn != "two.rbac.test" {
 			return fmt.Sprintf("%d cert %q", r.Status, cn)
 		}
 		return ""
 	})
-	waitFor(t, 15*time.Second, "the Lease held and status written", func() string {
+	harness.WaitFor(t, 15*time.Second, "the Lease held and status written", func() string {
 		if h := c.leaseHolder(t, "tidegate", "tidegate-leader"); h == "" {
 			return "no lease holder"
 		}
@@ -367,7 +368,7 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 		onApp(annotatedIngress("mtls", "mtls.rbac.test", "Prefix", "/", "auth-tls-secret="+ns+"/client-ca")))
 	alice := ca.client(t, "alice")
 	tg.Eventually("basic auth and client certificates with Secrets named by annotations", func() string {
-		resp, _, err := tg.fresh("basic.rbac.test", "/", "Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")))
+		resp, _, err := tg.Fresh("basic.rbac.test", "/", "Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret")))
 		if err != nil {
 			return err.Error()
 		}
@@ -379,8 +380,8 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 		}
 		return ""
 	})
-	c.apply(t, ns, ingressYAML("broken", "broken.rbac.test", "Prefix / nope:80"))
-	waitFor(t, 15*time.Second, "an Event recorded", func() string {
+	c.apply(t, ns, harness.IngressYAML("broken", "broken.rbac.test", "Prefix / nope:80"))
+	harness.WaitFor(t, 15*time.Second, "an Event recorded", func() string {
 		evs, err := c.Client.CoreV1().Events(ns).List(c.ctx(t), metav1.ListOptions{
 			FieldSelector: fields.Set{"involvedObject.name": "broken"}.String()})
 		if err != nil || len(evs.Items) == 0 {
@@ -388,7 +389,7 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 		}
 		return ""
 	})
-	if log := tg.logText(); strings.Contains(strings.ToLower(log), "forbidden") {
+	if log := tg.LogText(); strings.Contains(strings.ToLower(log), "forbidden") {
 		t.Errorf("the controller was refused something:\n%s", grepLines(log, "forbidden"))
 	}
 }
@@ -398,15 +399,15 @@ func testKubeRBAC(t *testing.T, c *cluster) {
 func testKubeLeaderElection(t *testing.T, c *cluster) {
 	const ns, lease = "ha", "tidegate-ha"
 	c.namespace(t, ns)
-	b := startHostBackends(t, "h-1")
-	c.apply(t, ns, serviceYAML("app", 80), hostSliceYAML("app-1", "app", b[0]),
-		ingressYAML("app", "ha.test", "Prefix / app:80"))
+	b := harness.StartHostBackends(t, "h-1")
+	c.apply(t, ns, harness.ServiceYAML("app", 80), harness.HostSliceYAML("app-1", "app", b[0]),
+		harness.IngressYAML("app", "ha.test", "Prefix / app:80"))
 	// Each replica publishes its own address, so the status tells who wrote.
 	addr := map[string]string{"replica-a": "198.51.100.1", "replica-b": "198.51.100.2"}
 	replicas := map[string]*tidegate{}
 	for _, name := range []string{"replica-a", "replica-b"} {
-		replicas[name] = startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, env: []string{"POD_NAME=" + name},
-			args: []string{"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--election-id", lease,
+		replicas[name] = startController(t, harness.Controller{Kubeconfig: c.Kubeconfig, Env: []string{"POD_NAME=" + name},
+			Args: []string{"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--election-id", lease,
 				"--election-ttl", "4s", "--publish-status-address", addr[name]}})
 	}
 	for name, tg := range replicas {
@@ -418,7 +419,7 @@ func testKubeLeaderElection(t *testing.T, c *cluster) {
 		})
 	}
 	var leader string
-	waitFor(t, 20*time.Second, "a leader that wrote status", func() string {
+	harness.WaitFor(t, 20*time.Second, "a leader that wrote status", func() string {
 		leader = c.leaseHolder(t, ns, lease)
 		if addr[leader] == "" {
 			return fmt.Sprintf("holder %q", leader)
@@ -440,21 +441,21 @@ func testKubeLeaderElection(t *testing.T, c *cluster) {
 			t.Fatalf("status flipped to %q while %s leads", s, leader)
 		}
 	}
-	if got := replicas[leader].metric("tidegate_leader"); got != 1 {
+	if got := replicas[leader].Metric("tidegate_leader"); got != 1 {
 		t.Errorf("tidegate_leader of %s = %v, want 1", leader, got)
 	}
-	if got := replicas[follower].metric("tidegate_leader"); got != 0 {
+	if got := replicas[follower].Metric("tidegate_leader"); got != 0 {
 		t.Errorf("tidegate_leader of %s = %v, want 0", follower, got)
 	}
 
 	// The leader dies without a chance to release the Lease.
 	dead := replicas[leader]
 	begin := time.Now()
-	if err := dead.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := dead.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = dead.wait(20 * time.Second)
-	waitFor(t, 30*time.Second, "the follower takes over", func() string {
+	_, _ = dead.Wait(20 * time.Second)
+	harness.WaitFor(t, 30*time.Second, "the follower takes over", func() string {
 		if h := c.leaseHolder(t, ns, lease); h != follower {
 			return fmt.Sprintf("holder %q", h)
 		}
@@ -474,7 +475,7 @@ func testKubeLeaderElection(t *testing.T, c *cluster) {
 // controller (one started again on the same working directory would adopt
 // it), and this replica is not started again.
 func waitNginxGone(t *testing.T, tg *tidegate) {
-	tg.killNginx()
+	tg.KillNginx()
 }
 
 func grepLines(text, sub string) string {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // masterPID reads the nginx master's pid from the working directory (0 if
@@ -33,27 +35,27 @@ func (tg *tidegate) masterPID() int {
 // configuration", makes tidegate resync; it used to end tidegate and nginx
 // with it (Go's default for SIGHUP).
 func TestSIGHUPResyncs(t *testing.T) {
-	be := startBackends(t, "web-1")
+	be := harness.StartBackends(t, "web-1")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	if r := tg.Get("web.test", "/"); r.Status != 200 {
 		t.Fatalf("before: %d %q", r.Status, r.Body)
 	}
 	master := tg.masterPID()
 	for i := 1; i <= 2; i++ {
-		if err := tg.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := tg.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "a resync", func() string {
-			if n := tg.metric("tidegate_resyncs_total"); n != float64(i) {
+		harness.WaitFor(t, 15*time.Second, "a resync", func() string {
+			if n := tg.Metric("tidegate_resyncs_total"); n != float64(i) {
 				return fmt.Sprintf("tidegate_resyncs_total %v", n)
 			}
 			return ""
 		})
 	}
-	if exited, err := tg.wait(0); exited {
+	if exited, err := tg.Wait(0); exited {
 		t.Fatalf("tidegate exited on SIGHUP: %v", err)
 	}
 	if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-1" {
@@ -62,8 +64,8 @@ func TestSIGHUPResyncs(t *testing.T) {
 	if m := tg.masterPID(); m != master || syscall.Kill(m, 0) != nil {
 		t.Errorf("nginx master %d after SIGHUP, want the same %d, alive", m, master)
 	}
-	if !strings.Contains(tg.logText(), "SIGHUP: resyncing") {
-		t.Errorf("no resync logged:\n%s", grepLines(tg.logText(), "resync"))
+	if !strings.Contains(tg.LogText(), "SIGHUP: resyncing") {
+		t.Errorf("no resync logged:\n%s", grepLines(tg.LogText(), "resync"))
 	}
 }
 
@@ -123,22 +125,22 @@ func manyPaths(n int, svc string) []string {
 // live with no other change. It never went live before: the failure was
 // taken for nginx -t refusing the structure, which is not checked again.
 func TestReloadRetriedAfterDiskFull(t *testing.T) {
-	be := startBackends(t, "web-1")
+	be := harness.StartBackends(t, "web-1")
 	tg := startTidegateWith(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
-	}, startOptions{WorkDir: tmpfsDir(t, 16<<20)})
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
+	}, harness.Options{WorkDir: tmpfsDir(t, 16<<20)})
 	const ok = "nginx_ingress_controller_config_last_reload_successful"
-	if v := tg.metric(ok); v != 1 {
+	if v := tg.Metric(ok); v != 1 {
 		t.Errorf("%s = %v after the start, want 1", ok, v)
 	}
-	if v := tg.metric(ok + "_timestamp_seconds"); v < float64(time.Now().Add(-time.Hour).Unix()) {
+	if v := tg.Metric(ok + "_timestamp_seconds"); v < float64(time.Now().Add(-time.Hour).Unix()) {
 		t.Errorf("%s_timestamp_seconds = %v after the start", ok, v)
 	}
 	free := fillDisk(t, tg.WorkDir)
-	tg.Write("new.yaml", ingressYAML("new", "new.test", manyPaths(40, "web:80")...))
-	waitFor(t, 30*time.Second, "a failed reload", func() string {
-		if v := tg.metric(ok); v != 0 {
+	tg.Write("new.yaml", harness.IngressYAML("new", "new.test", manyPaths(40, "web:80")...))
+	harness.WaitFor(t, 30*time.Second, "a failed reload", func() string {
+		if v := tg.Metric(ok); v != 0 {
 			return fmt.Sprintf("%s = %v", ok, v)
 		}
 		return ""
@@ -157,7 +159,7 @@ func TestReloadRetriedAfterDiskFull(t *testing.T) {
 		t.Errorf("new.test went live while the disk is full?: %d %q", r.Status, r.Body)
 	}
 	free()
-	waitFor(t, 90*time.Second, "new.test served once space is back", func() string {
+	harness.WaitFor(t, 90*time.Second, "new.test served once space is back", func() string {
 		if r := tg.Get("new.test", "/p1"); r.Status != 200 || r.Name != "web-1" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
 		}
@@ -165,8 +167,8 @@ func TestReloadRetriedAfterDiskFull(t *testing.T) {
 	})
 	// nginx serves the new configuration a moment before the controller,
 	// polling its generation, records the reload.
-	waitFor(t, 15*time.Second, "the retried reload recorded", func() string {
-		if v := tg.metric(ok); v != 1 {
+	harness.WaitFor(t, 15*time.Second, "the retried reload recorded", func() string {
+		if v := tg.Metric(ok); v != 1 {
 			return fmt.Sprintf("%s = %v", ok, v)
 		}
 		if _, health := tg.getStatus("/healthz"); !strings.Contains(health, "last reload: ok at ") {
@@ -174,7 +176,7 @@ func TestReloadRetriedAfterDiskFull(t *testing.T) {
 		}
 		return ""
 	})
-	t.Logf("failed reloads while the disk was full: %v", tg.metric(`tidegate_reloads_total{result="failed"}`))
+	t.Logf("failed reloads while the disk was full: %v", tg.Metric(`tidegate_reloads_total{result="failed"}`))
 }
 
 // TestNginxRestartRetried: nginx dies while it cannot be started again
@@ -183,11 +185,11 @@ func TestReloadRetriedAfterDiskFull(t *testing.T) {
 // again with the last good configuration. tidegate used to exit at the
 // first failed restart: in a pod, a crash loop.
 func TestNginxRestartRetried(t *testing.T) {
-	be := startBackends(t, "web-1")
+	be := harness.StartBackends(t, "web-1")
 	tg := startTidegateWith(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
-	}, startOptions{WorkDir: tmpfsDir(t, 16<<20)})
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
+	}, harness.Options{WorkDir: tmpfsDir(t, 16<<20)})
 	if r := tg.Get("web.test", "/"); r.Status != 200 {
 		t.Fatalf("before: %d %q", r.Status, r.Body)
 	}
@@ -198,7 +200,7 @@ func TestNginxRestartRetried(t *testing.T) {
 	}
 	failures := func(n int, cause string) func() string {
 		return func() string {
-			if c := strings.Count(tg.logText(), "could not start nginx again"); c < n {
+			if c := strings.Count(tg.LogText(), "could not start nginx again"); c < n {
 				return fmt.Sprintf("%d failed restarts logged", c)
 			}
 			if code, health := tg.getStatus("/healthz"); code != 503 || !strings.Contains(health, "nginx is not running: ") || !strings.Contains(health, cause) {
@@ -207,8 +209,8 @@ func TestNginxRestartRetried(t *testing.T) {
 			return ""
 		}
 	}
-	waitFor(t, 30*time.Second, "restarts failing on the full disk", failures(2, "no space left on device"))
-	if exited, err := tg.wait(0); exited {
+	harness.WaitFor(t, 30*time.Second, "restarts failing on the full disk", failures(2, "no space left on device"))
+	if exited, err := tg.Wait(0); exited {
 		t.Fatalf("tidegate exited: %v", err)
 	}
 	// The disk has room again, but the HTTP port is taken.
@@ -216,17 +218,17 @@ func TestNginxRestartRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := strings.Count(tg.logText(), "could not start nginx again")
+	before := strings.Count(tg.LogText(), "could not start nginx again")
 	free()
-	waitFor(t, 60*time.Second, "restarts failing on the port", failures(before+1, "Address already in use"))
+	harness.WaitFor(t, 60*time.Second, "restarts failing on the port", failures(before+1, "Address already in use"))
 	if _, page := tg.getStatus("/"); !strings.Contains(page, "nginx is not running and could not be started again") {
 		t.Errorf("the status page does not say nginx is down:\n%s", grepLines(page, "nginx"))
 	}
-	if exited, err := tg.wait(0); exited {
+	if exited, err := tg.Wait(0); exited {
 		t.Fatalf("tidegate exited: %v", err)
 	}
 	ln.Close()
-	waitFor(t, 60*time.Second, "nginx serving again", func() string {
+	harness.WaitFor(t, 60*time.Second, "nginx serving again", func() string {
 		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-1" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
 		}
@@ -238,7 +240,7 @@ func TestNginxRestartRetried(t *testing.T) {
 	if m := tg.masterPID(); m == old {
 		t.Errorf("the master pid is still %d", m)
 	}
-	t.Logf("failed restarts: %d", strings.Count(tg.logText(), "could not start nginx again"))
+	t.Logf("failed restarts: %d", strings.Count(tg.LogText(), "could not start nginx again"))
 }
 
 // load sends GET requests to host at about rate per second (from a few
@@ -267,9 +269,9 @@ func (tg *tidegate) load(host string, rate, limit int) (sentSoFar func() int64, 
 					sentN.Add(-1)
 					return
 				}
-				if r := tg.do(client, "http", tg.HTTPPort, host, "/"); r.Status != 200 {
+				if r := tg.Do(client, "http", tg.HTTPPort, host, "/"); r.Status != 200 {
 					if failedN.Add(1) <= 3 {
-						tg.t.Logf("failed request to %s: %d %.200s", host, r.Status, r.Body)
+						tg.T.Logf("failed request to %s: %d %.200s", host, r.Status, r.Body)
 					}
 				}
 			}
@@ -290,10 +292,10 @@ func (tg *tidegate) load(host string, rate, limit int) (sentSoFar func() int64, 
 // used to die with tidegate (parent-death signal) and the restarted
 // tidegate started another: 556 failed requests in the audit.
 func TestControllerKilledUnderLoad(t *testing.T) {
-	be := startBackends(t, "web-1", "web-2")
+	be := harness.StartBackends(t, "web-1", "web-2")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	master := tg.masterPID()
 	sent, stop := tg.load("web.test", 300, 60*300)
@@ -311,15 +313,15 @@ func TestControllerKilledUnderLoad(t *testing.T) {
 			return ""
 		}
 	}
-	waitFor(t, 30*time.Second, "load before the kill", atLeast(300))
-	if err := tg.cmd.Process.Kill(); err != nil {
+	harness.WaitFor(t, 30*time.Second, "load before the kill", atLeast(300))
+	if err := tg.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if exited, _ := tg.wait(20 * time.Second); !exited {
+	if exited, _ := tg.Wait(20 * time.Second); !exited {
 		t.Fatal("tidegate did not die")
 	}
 	killed := time.Now()
-	waitFor(t, 30*time.Second, "load while tidegate is dead", atLeast(sent()+300))
+	harness.WaitFor(t, 30*time.Second, "load while tidegate is dead", atLeast(sent()+300))
 	alone := time.Since(killed)
 	// As if tidegate had died between writing a seed and its push: the
 	// seed may hold private keys, and the adopting tidegate removes it.
@@ -332,29 +334,29 @@ func TestControllerKilledUnderLoad(t *testing.T) {
 	}
 
 	begin := time.Now()
-	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg.Tidegate})
 	adopt := time.Since(begin)
 	if m := tg2.masterPID(); m != master {
 		t.Errorf("nginx master %d after the restart, want the same %d", m, master)
 	}
-	if n := tg2.metric("tidegate_nginx_adoptions_total"); n != 1 {
+	if n := tg2.Metric("tidegate_nginx_adoptions_total"); n != 1 {
 		t.Errorf("tidegate_nginx_adoptions_total = %v, want 1", n)
 	}
 	if _, err := os.Stat(seed); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the seed a dead tidegate left is still there: %v", err)
 	}
-	if n := tg2.settledReloads(); n != 0 {
+	if n := tg2.SettledReloads(); n != 0 {
 		t.Errorf("%d reloads after adopting an nginx serving the same configuration", n)
 	}
 	workers := tg2.Workers()
-	tg2.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	tg2.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
 	tg2.Eventually("the endpoint change served", func() string {
 		if r := tg2.Get("web.test", "/"); r.Name != "web-2" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
 		}
 		return ""
 	})
-	waitFor(t, 30*time.Second, "load after the restart", atLeast(sent()+300))
+	harness.WaitFor(t, 30*time.Second, "load after the restart", atLeast(sent()+300))
 	n, failed := stop()
 	stopped = true
 	if w := tg2.Workers(); fmt.Sprint(w) != fmt.Sprint(workers) {
@@ -368,12 +370,12 @@ func TestControllerKilledUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests at ~300/s, %d failed; nginx served %s alone; the restarted tidegate was healthy (adopted) %s after it started",
 		n, failed, alone.Round(time.Millisecond), adopt.Round(time.Millisecond))
-	t.Logf("%s", grepLines(tg2.logText(), "adopt"))
+	t.Logf("%s", grepLines(tg2.LogText(), "adopt"))
 
 	// A second tidegate on the same working directory would adopt the
 	// nginx the first one drives: it refuses to start.
-	ports := freePorts(t, 3)
-	out, err := exec.Command(tidegateBin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
+	ports := harness.FreePorts(t, 3)
+	out, err := exec.Command(harness.Bin, "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 		"--http-port", strconv.Itoa(ports[0]), "--https-port", strconv.Itoa(ports[1]), "--status-port", strconv.Itoa(ports[2])).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another tidegate runs on the working directory") {
 		t.Errorf("a second tidegate on the same working directory: %v\n%s", err, out)
@@ -408,22 +410,22 @@ func childOf(parent int) int {
 // the new controller adopts the nginx that kept serving. SIGINT to the
 // supervisor then stops everything, nginx included.
 func TestSupervisedControllerKilled(t *testing.T) {
-	be := startBackends(t, "web-1", "web-2")
-	tg := &tidegate{t: t, Dir: t.TempDir(), WorkDir: t.TempDir()}
-	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[:1]))
-	tg.Write("ing.yaml", ingressYAML("web", "web.test", "Prefix / web:80"))
-	tg.run(nil, nil, "", func() []string {
+	be := harness.StartBackends(t, "web-1", "web-2")
+	tg := &tidegate{harness.New(t, t.TempDir(), t.TempDir())}
+	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[:1]))
+	tg.Write("ing.yaml", harness.IngressYAML("web", "web.test", "Prefix / web:80"))
+	tg.Run(nil, nil, "", func() []string {
 		return []string{"supervise", "--", "local", "--manifests", tg.Dir, "--workdir", tg.WorkDir,
 			"--http-port", strconv.Itoa(tg.HTTPPort), "--https-port", strconv.Itoa(tg.HTTPSPort),
 			"--status-port", strconv.Itoa(tg.StatusPt), "--log-level", "debug", "--stop-timeout", "5s"}
 	})
 	master := tg.masterPID()
-	controller := childOf(tg.cmd.Process.Pid)
+	controller := childOf(tg.Cmd.Process.Pid)
 	if controller == 0 {
 		t.Fatal("no controller under the supervisor")
 	}
 	sent, stop := tg.load("web.test", 300, 60*300)
-	waitFor(t, 30*time.Second, "load before the kill", func() string {
+	harness.WaitFor(t, 30*time.Second, "load before the kill", func() string {
 		if s := sent(); s < 300 {
 			return fmt.Sprintf("%d sent", s)
 		}
@@ -433,8 +435,8 @@ func TestSupervisedControllerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	waitFor(t, 30*time.Second, "a new controller that adopted nginx", func() string {
-		if c := childOf(tg.cmd.Process.Pid); c == controller || c == 0 {
+	harness.WaitFor(t, 30*time.Second, "a new controller that adopted nginx", func() string {
+		if c := childOf(tg.Cmd.Process.Pid); c == controller || c == 0 {
 			return fmt.Sprintf("controller %d", c)
 		}
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
@@ -445,7 +447,7 @@ func TestSupervisedControllerKilled(t *testing.T) {
 		if resp.StatusCode != 200 {
 			return resp.Status
 		}
-		if n := tg.metric("tidegate_nginx_adoptions_total"); n != 1 {
+		if n := tg.Metric("tidegate_nginx_adoptions_total"); n != 1 {
 			return fmt.Sprintf("adoptions %v", n)
 		}
 		return ""
@@ -454,7 +456,7 @@ func TestSupervisedControllerKilled(t *testing.T) {
 	if m := tg.masterPID(); m != master {
 		t.Errorf("nginx master %d, want the same %d", m, master)
 	}
-	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
 	tg.Eventually("the endpoint change served", func() string {
 		if r := tg.Get("web.test", "/"); r.Name != "web-2" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
@@ -471,8 +473,8 @@ func TestSupervisedControllerKilled(t *testing.T) {
 	t.Logf("%d requests at ~300/s, %d failed; the supervisor's new controller adopted nginx %s after the kill",
 		n, failed, adopted.Round(time.Millisecond))
 	tg.Stop() // SIGINT, and waits for the supervisor to exit
-	if tg.exitErr != nil {
-		t.Errorf("the supervisor after SIGINT: %v", tg.exitErr)
+	if tg.ExitErr() != nil {
+		t.Errorf("the supervisor after SIGINT: %v", tg.ExitErr())
 	}
 	if syscall.Kill(master, 0) == nil {
 		t.Errorf("nginx %d still runs after the supervisor stopped", master)
@@ -489,16 +491,16 @@ func TestSupervisedControllerKilled(t *testing.T) {
 // served for good. (The audit's own case, a stored version no push could
 // go above, is now refused by nginx.)
 func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
-	be := startBackends(t, "web-1", "web-2")
+	be := harness.StartBackends(t, "web-1", "web-2")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	if r := tg.Get("web.test", "/"); r.Name != "web-1" {
 		t.Fatalf("before: %d %q", r.Status, r.Body)
 	}
 	tokenFile := filepath.Join(tg.WorkDir, "run", "control.token")
-	token := readFile(t, tokenFile)
+	token := harness.ReadFile(t, tokenFile)
 	if err := os.Remove(tokenFile); err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +510,7 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 	}
 	// Until the old workers are gone, a kept-alive control connection may
 	// still reach one that holds the token.
-	waitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
+	harness.WaitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
 		for _, w := range tg.Workers() {
 			if slices.Contains(workers, w) {
 				return fmt.Sprintf("old worker %d still runs", w)
@@ -516,8 +518,8 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 		}
 		return ""
 	})
-	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
-	waitFor(t, 90*time.Second, "the endpoint change served", func() string {
+	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	harness.WaitFor(t, 90*time.Second, "the endpoint change served", func() string {
 		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-2" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
 		}
@@ -526,19 +528,19 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 	if m := tg.masterPID(); m == master {
 		t.Errorf("nginx master still %d: not replaced", m)
 	}
-	if n := tg.metric("tidegate_nginx_replacements_total"); n != 1 {
+	if n := tg.Metric("tidegate_nginx_replacements_total"); n != 1 {
 		t.Errorf("tidegate_nginx_replacements_total = %v, want 1", n)
 	}
 	if got, err := os.ReadFile(tokenFile); err != nil || string(got) != token {
 		t.Errorf("the control token file after the replacement: %q, %v", got, err)
 	}
-	waitFor(t, 30*time.Second, "/healthz 200", func() string {
+	harness.WaitFor(t, 30*time.Second, "/healthz 200", func() string {
 		if code, health := tg.getStatus("/healthz"); code != 200 {
 			return fmt.Sprintf("%d %q", code, health)
 		}
 		return ""
 	})
-	log := tg.logText()
+	log := tg.LogText()
 	if !strings.Contains(log, "nginx refused every push several times in a row") {
 		t.Errorf("no replacement logged:\n%s", grepLines(log, "push"))
 	}
@@ -550,23 +552,23 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 // (the same master) once; without a change it does not (see
 // TestControllerKilledUnderLoad).
 func TestAdoptedNginxReloadedWhenConfigurationChanged(t *testing.T) {
-	be := startBackends(t, "web-1")
+	be := harness.StartBackends(t, "web-1")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	master := tg.masterPID()
-	if err := tg.cmd.Process.Kill(); err != nil {
+	if err := tg.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if exited, _ := tg.wait(20 * time.Second); !exited {
+	if exited, _ := tg.Wait(20 * time.Second); !exited {
 		t.Fatal("tidegate did not die")
 	}
-	tg.Write("new.yaml", ingressYAML("new", "new.test", "Prefix / web:80"))
+	tg.Write("new.yaml", harness.IngressYAML("new", "new.test", "Prefix / web:80"))
 	if r := tg.Get("new.test", "/"); r.Status != 404 {
 		t.Fatalf("new.test served with no controller: %d", r.Status)
 	}
-	tg2 := startTidegateWith(t, nil, startOptions{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg})
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg.Tidegate})
 	if r := tg2.Get("new.test", "/"); r.Status != 200 || r.Name != "web-1" {
 		t.Errorf("new.test after the adoption: %d %q", r.Status, r.Body)
 	}
@@ -576,11 +578,11 @@ func TestAdoptedNginxReloadedWhenConfigurationChanged(t *testing.T) {
 	if m := tg2.masterPID(); m != master {
 		t.Errorf("nginx master %d, want the same %d", m, master)
 	}
-	if n := tg2.settledReloads(); n != 1 {
+	if n := tg2.SettledReloads(); n != 1 {
 		t.Errorf("%d reloads, want 1", n)
 	}
-	if !strings.Contains(tg2.logText(), "reloaded=true") {
-		t.Errorf("the adoption did not log its reload:\n%s", grepLines(tg2.logText(), "adopt"))
+	if !strings.Contains(tg2.LogText(), "reloaded=true") {
+		t.Errorf("the adoption did not log its reload:\n%s", grepLines(tg2.LogText(), "adopt"))
 	}
 }
 
@@ -590,10 +592,10 @@ func TestAdoptedNginxReloadedWhenConfigurationChanged(t *testing.T) {
 // change: it fails after a few seconds, and the failures replace nginx,
 // which makes the socket anew; the endpoint change goes live.
 func TestControlSocketDeleted(t *testing.T) {
-	be := startBackends(t, "web-1", "web-2")
+	be := harness.StartBackends(t, "web-1", "web-2")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
-		"ing.yaml": ingressYAML("web", "web.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs[:1]),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
 	})
 	master, workers := tg.masterPID(), tg.Workers()
 	if err := os.Remove(filepath.Join(tg.WorkDir, "run", "tidegate.sock")); err != nil {
@@ -605,7 +607,7 @@ func TestControlSocketDeleted(t *testing.T) {
 	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
+	harness.WaitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
 		for _, w := range tg.Workers() {
 			if slices.Contains(workers, w) {
 				return fmt.Sprintf("old worker %d still runs", w)
@@ -614,8 +616,8 @@ func TestControlSocketDeleted(t *testing.T) {
 		return ""
 	})
 	begin := time.Now()
-	tg.Write("svc.yaml", serviceYAML("web", 80)+"---\n"+sliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
-	waitFor(t, 90*time.Second, "the endpoint change served", func() string {
+	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
+	harness.WaitFor(t, 90*time.Second, "the endpoint change served", func() string {
 		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-2" {
 			return fmt.Sprintf("%d %.100q", r.Status, r.Body)
 		}
@@ -624,7 +626,7 @@ func TestControlSocketDeleted(t *testing.T) {
 	if m := tg.masterPID(); m == master {
 		t.Errorf("nginx master still %d: not replaced", m)
 	}
-	if n := tg.metric("tidegate_nginx_replacements_total"); n != 1 {
+	if n := tg.Metric("tidegate_nginx_replacements_total"); n != 1 {
 		t.Errorf("tidegate_nginx_replacements_total = %v, want 1", n)
 	}
 	t.Logf("the endpoint change was served %s after the socket was deleted", time.Since(begin).Round(time.Millisecond))

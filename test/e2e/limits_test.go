@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestOpenFilesLimit: started under containerd's soft limit of 1024 open
@@ -25,18 +27,18 @@ func TestOpenFilesLimit(t *testing.T) {
 	if lim.Max < 4096 {
 		t.Skipf("the hard limit of open files is %d: too low for %d connections here and in nginx", lim.Max, idle)
 	}
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegateWith(t, map[string]string{
-		"svc.yaml": serviceYAML("web", 80),
-		"eps.yaml": sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"ing.yaml": ingressYAML("web", "limits.test", "Prefix / web:80"),
+		"svc.yaml": harness.ServiceYAML("web", 80),
+		"eps.yaml": harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "limits.test", "Prefix / web:80"),
 		// One worker takes every connection.
 		"cm.yaml": configMapYAML("worker-processes", "1"),
-	}, startOptions{NoFile: "1024:"}) // the soft limit only, as containerd sets it
+	}, harness.Options{NoFile: "1024:"}) // the soft limit only, as containerd sets it
 
 	// The limits in use are logged at start.
 	hard := strconv.FormatUint(lim.Max, 10)
-	log := tg.logText()
+	log := tg.LogText()
 	for _, want := range []string{"open files limit", "soft=" + hard + " hard=" + hard,
 		"worker_rlimit_nofile=" + strconv.FormatUint(lim.Max-1024, 10), "worker_connections=16384"} {
 		if !strings.Contains(log, want) {
@@ -72,7 +74,7 @@ func TestOpenFilesLimit(t *testing.T) {
 		}
 		return ""
 	})
-	resp, _, err := tg.fresh("limits.test", "/")
+	resp, _, err := tg.Fresh("limits.test", "/")
 	if err != nil {
 		t.Fatalf("a new request with %d idle connections open: %v", idle, err)
 	}

@@ -10,21 +10,22 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestRouting checks Ingress v1 host and path semantics through real nginx.
 func TestRouting(t *testing.T) {
-	a := startBackends(t, "a")
-	b := startBackends(t, "b")
-	c := startBackends(t, "c")
-	def := startBackends(t, "default")
+	a := harness.StartBackends(t, "a")
+	b := harness.StartBackends(t, "b")
+	c := harness.StartBackends(t, "c")
+	def := harness.StartBackends(t, "default")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("a", 80) + "---\n" + serviceYAML("b", 80) + "---\n" + serviceYAML("c", 80) + "---\n" + serviceYAML("def", 80),
-		"eps.yaml": sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs) + "---\n" +
-			sliceYAML("c-1", "c", c.Port, c.Addrs) + "---\n" + sliceYAML("def-1", "def", def.Port, def.Addrs),
-		"app.yaml": ingressYAML("app", "app.example.com",
+		"svc.yaml": harness.ServiceYAML("a", 80) + "---\n" + harness.ServiceYAML("b", 80) + "---\n" + harness.ServiceYAML("c", 80) + "---\n" + harness.ServiceYAML("def", 80),
+		"eps.yaml": harness.SliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + harness.SliceYAML("b-1", "b", b.Port, b.Addrs) + "---\n" +
+			harness.SliceYAML("c-1", "c", c.Port, c.Addrs) + "---\n" + harness.SliceYAML("def-1", "def", def.Port, def.Addrs),
+		"app.yaml": harness.IngressYAML("app", "app.example.com",
 			"Prefix /foo a:80", "Exact /exact b:80", "Prefix /foo/bar/ c:80", "ImplementationSpecific /impl c:80"),
-		"wild.yaml": ingressYAML("wild", "*.wild.test", "Prefix / b:80"),
+		"wild.yaml": harness.IngressYAML("wild", "*.wild.test", "Prefix / b:80"),
 		"default.yaml": `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: fallback}
@@ -32,7 +33,7 @@ spec:
   ingressClassName: tidegate
   defaultBackend: {service: {name: def, port: {number: 80}}}
 `,
-		"other-class.yaml": strings.Replace(ingressYAML("theirs", "theirs.io", "Prefix / a:80"), "ingressClassName: tidegate", "ingressClassName: nginx", 1),
+		"other-class.yaml": strings.Replace(harness.IngressYAML("theirs", "theirs.io", "Prefix / a:80"), "ingressClassName: tidegate", "ingressClassName: nginx", 1),
 	})
 	tests := map[string]struct {
 		host, path string
@@ -66,10 +67,10 @@ spec:
 }
 
 func TestBuiltInNotFoundAndHeaders(t *testing.T) {
-	a := startBackends(t, "a")
+	a := harness.StartBackends(t, "a")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": serviceYAML("a", 80) + "---\n" + sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" +
-			ingressYAML("app", "app.example.com", "Prefix /api a:80"),
+		"all.yaml": harness.ServiceYAML("a", 80) + "---\n" + harness.SliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" +
+			harness.IngressYAML("app", "app.example.com", "Prefix /api a:80"),
 	})
 	if r := tg.Get("nowhere.io", "/"); r.Status != 404 {
 		t.Errorf("unknown host without a default backend: got %d, want 404", r.Status)
@@ -114,11 +115,11 @@ func counts(tg *tidegate, host, path string, n int) map[string]int {
 // and editing the EndpointSlice file moves traffic with the same nginx
 // workers (no reload).
 func TestEndpointChangesNeverReload(t *testing.T) {
-	old := startBackends(t, "old-1", "old-2", "old-3")
-	fresh := startBackends(t, "new-1")
+	old := harness.StartBackends(t, "old-1", "old-2", "old-3")
+	fresh := harness.StartBackends(t, "new-1")
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + ingressYAML("web", "web.test", "Prefix / web:80"),
-		"eps.yaml": sliceYAML("web-1", "web", old.Port, old.Addrs),
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.IngressYAML("web", "web.test", "Prefix / web:80"),
+		"eps.yaml": harness.SliceYAML("web-1", "web", old.Port, old.Addrs),
 	})
 	got := counts(tg, "web.test", "/", 300)
 	for _, name := range []string{"old-1", "old-2", "old-3"} {
@@ -126,10 +127,10 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 			t.Errorf("round robin: %s got %d of 300 requests, want 100±10 (all: %v)", name, got[name], got)
 		}
 	}
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.Workers()
 
-	tg.Write("eps.yaml", sliceYAML("web-1", "web", fresh.Port, fresh.Addrs))
+	tg.Write("eps.yaml", harness.SliceYAML("web-1", "web", fresh.Port, fresh.Addrs))
 	tg.Eventually("traffic moves to the new endpoint", func() string {
 		if r := tg.Get("web.test", "/"); r.Name != "new-1" {
 			return fmt.Sprintf("served by %q (status %d)", r.Name, r.Status)
@@ -140,7 +141,7 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 		t.Errorf("after the move every request must reach new-1: %v", got)
 	}
 
-	tg.Write("eps.yaml", sliceYAML("web-1", "web", fresh.Port, nil))
+	tg.Write("eps.yaml", harness.SliceYAML("web-1", "web", fresh.Port, nil))
 	tg.Eventually("no endpoint answers 503", func() string {
 		if r := tg.Get("web.test", "/"); r.Status != 503 {
 			return fmt.Sprintf("status %d", r.Status)
@@ -148,7 +149,7 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 		return ""
 	})
 
-	tg.Write("eps.yaml", sliceYAML("web-1", "web", old.Port, old.Addrs[:1], old.Addrs[1]))
+	tg.Write("eps.yaml", harness.SliceYAML("web-1", "web", old.Port, old.Addrs[:1], old.Addrs[1]))
 	tg.Eventually("endpoints come back", func() string {
 		if r := tg.Get("web.test", "/"); r.Name != "old-1" {
 			return fmt.Sprintf("served by %q (status %d)", r.Name, r.Status)
@@ -158,7 +159,7 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 	if got := counts(tg, "web.test", "/", 30); got["old-1"] != 30 {
 		t.Errorf("a draining endpoint must not serve while a ready one exists: %v", got)
 	}
-	tg.Write("eps.yaml", sliceYAML("web-1", "web", old.Port, nil, old.Addrs[1]))
+	tg.Write("eps.yaml", harness.SliceYAML("web-1", "web", old.Port, nil, old.Addrs[1]))
 	tg.Eventually("draining endpoint serves when no ready one is left", func() string {
 		if r := tg.Get("web.test", "/"); r.Name != "old-2" {
 			return fmt.Sprintf("served by %q (status %d)", r.Name, r.Status)
@@ -178,11 +179,11 @@ func TestEndpointChangesNeverReload(t *testing.T) {
 // 503 (as ingress-nginx does) whatever protocol the location proxies with,
 // and the other hosts are unaffected.
 func TestNoEndpointIs503ForEveryProtocol(t *testing.T) {
-	live := startBackends(t, "live")
+	live := harness.StartBackends(t, "live")
 	files := map[string]string{
-		"svc.yaml":  serviceYAML("web", 80) + "---\n" + serviceYAML("other", 80),
-		"eps.yaml":  sliceYAML("other-1", "other", live.Port, live.Addrs),
-		"live.yaml": ingressYAML("live", "live.test", "Prefix / other:80"),
+		"svc.yaml":  harness.ServiceYAML("web", 80) + "---\n" + harness.ServiceYAML("other", 80),
+		"eps.yaml":  harness.SliceYAML("other-1", "other", live.Port, live.Addrs),
+		"live.yaml": harness.IngressYAML("live", "live.test", "Prefix / other:80"),
 	}
 	for _, proto := range []string{"HTTP", "HTTPS", "GRPC", "GRPCS"} {
 		name := strings.ToLower(proto)
@@ -203,18 +204,18 @@ func TestNoEndpointIs503ForEveryProtocol(t *testing.T) {
 // TestNewHostReloadsWithoutDroppingTraffic: a structural change reloads
 // nginx; other hosts answer throughout.
 func TestNewHostReloadsWithoutDroppingTraffic(t *testing.T) {
-	a := startBackends(t, "a-1", "a-2")
-	b := startBackends(t, "b-1")
+	a := harness.StartBackends(t, "a-1", "a-2")
+	b := harness.StartBackends(t, "b-1")
 	tg := startTidegate(t, map[string]string{
-		"a.yaml": serviceYAML("a", 80) + "---\n" + sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + ingressYAML("a", "a.test", "Prefix / a:80"),
-		"b.yaml": serviceYAML("b", 80) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs),
+		"a.yaml": harness.ServiceYAML("a", 80) + "---\n" + harness.SliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + harness.IngressYAML("a", "a.test", "Prefix / a:80"),
+		"b.yaml": harness.ServiceYAML("b", 80) + "---\n" + harness.SliceYAML("b-1", "b", b.Port, b.Addrs),
 	})
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.Workers()
 
-	stop := tg.hammer("a.test", 4)
+	stop := tg.Hammer("a.test", 4)
 	time.Sleep(200 * time.Millisecond)
-	tg.Write("b-ingress.yaml", ingressYAML("b", "b.test", "Prefix / b:80"))
+	tg.Write("b-ingress.yaml", harness.IngressYAML("b", "b.test", "Prefix / b:80"))
 	tg.Eventually("the new host is served", func() string {
 		if r := tg.Get("b.test", "/"); r.Name != "b-1" {
 			return fmt.Sprintf("served by %q (status %d)", r.Name, r.Status)
@@ -246,11 +247,11 @@ func tlsSecretYAML(name string, crt, key []byte) string {
 // TestTLS: certificates by SNI (exact, wildcard, default), the 308
 // redirect, and a renewed certificate served without a reload.
 func TestTLS(t *testing.T) {
-	be := startBackends(t, "secure")
+	be := harness.StartBackends(t, "secure")
 	crtA, keyA, _ := tlsutil.SelfSigned("a.tls.test", "a.tls.test")
 	crtW, keyW, _ := tlsutil.SelfSigned("wildcard", "*.w.test")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml":     serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"svc.yaml":     harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 		"secrets.yaml": tlsSecretYAML("a-tls", crtA, keyA) + "---\n" + tlsSecretYAML("w-tls", crtW, keyW),
 		"ing.yaml": `apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -301,7 +302,7 @@ spec:
 		t.Errorf("a host without TLS must not redirect: got %d", r.Status)
 	}
 
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.Workers()
 	_, _, oldSerial := tg.GetTLS("a.tls.test", "/")
 	crt2, key2, _ := tlsutil.SelfSigned("a.tls.test", "a.tls.test")
@@ -321,10 +322,10 @@ spec:
 // path are reported and skipped; every other host keeps serving and later
 // good changes still apply.
 func TestBadInputIsolated(t *testing.T) {
-	be := startBackends(t, "good")
+	be := harness.StartBackends(t, "good")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml":  serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs),
-		"good.yaml": ingressYAML("good", "good.test", "Prefix / web:80"),
+		"svc.yaml":  harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"good.yaml": harness.IngressYAML("good", "good.test", "Prefix / web:80"),
 	})
 	tg.Write("broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n  : [")
 	tg.Write("bad-secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: bad-tls}\ntype: kubernetes.io/tls\nstringData: {tls.crt: nope, tls.key: nope}\n")
@@ -341,7 +342,7 @@ spec:
       - {path: "/ok", pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
       - {path: "/x { return 200 pwned; } location /y", pathType: ImplementationSpecific, backend: {service: {name: web, port: {number: 80}}}}
 `)
-	tg.Write("later.yaml", ingressYAML("later", "later.test", "Prefix / web:80"))
+	tg.Write("later.yaml", harness.IngressYAML("later", "later.test", "Prefix / web:80"))
 	tg.Eventually("a good change after the bad files applies", func() string {
 		if r := tg.Get("later.test", "/"); r.Name != "good" {
 			return fmt.Sprintf("later.test served by %q (status %d)", r.Name, r.Status)
@@ -357,7 +358,7 @@ spec:
 	if r, _, _ := tg.GetTLS("tls.test", "/x"); r.Status == 200 && strings.Contains(r.Body, "pwned") {
 		t.Errorf("the hostile path reached nginx.conf")
 	}
-	conf := readFile(t, tg.WorkDir+"/nginx.conf")
+	conf := harness.ReadFile(t, tg.WorkDir+"/nginx.conf")
 	if strings.Contains(conf, "pwned") {
 		t.Errorf("nginx.conf contains text from the hostile path")
 	}
@@ -367,15 +368,15 @@ spec:
 // relative to the current directory, serves (nginx resolves relative paths
 // from its own prefix, so tidegate must not hand it any).
 func TestRelativeDirectories(t *testing.T) {
-	be := startBackends(t, "rel")
+	be := harness.StartBackends(t, "rel")
 	cwd := t.TempDir()
 	if err := os.Mkdir(filepath.Join(cwd, "m"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	tg := startTidegateWith(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80"),
-	}, startOptions{Cwd: cwd, Dir: filepath.Join(cwd, "m"), WorkDir: filepath.Join(cwd, "wd"),
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80"),
+	}, harness.Options{Cwd: cwd, Dir: filepath.Join(cwd, "m"), WorkDir: filepath.Join(cwd, "wd"),
 		Args: []string{"--manifests", "m", "--workdir", "wd"}})
 	if r := tg.Get("app.test", "/"); r.Status != 200 || r.Name != "rel" {
 		t.Errorf("app.test: %d %q", r.Status, r.Name)
@@ -389,17 +390,17 @@ func TestRelativeDirectories(t *testing.T) {
 // setting), nginx's errors reach tidegate's stderr, where `kubectl logs`
 // shows them, and no error log grows in the working directory.
 func TestErrorLogToStderr(t *testing.T) {
-	be := startBackends(t, "gone")
+	be := harness.StartBackends(t, "gone")
 	tg := startTidegateWith(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
-			ingressYAML("app", "app.test", "Prefix / web:80"),
-	}, startOptions{Args: []string{"--error-log", "/dev/stderr"}})
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+			harness.IngressYAML("app", "app.test", "Prefix / web:80"),
+	}, harness.Options{Args: []string{"--error-log", "/dev/stderr"}})
 	be.Kill(be.Addrs[0])
 	if r := tg.Get("app.test", "/"); r.Status != 502 {
 		t.Errorf("a refused endpoint: %d, want 502", r.Status)
 	}
 	tg.Eventually("nginx's error in tidegate's stderr", func() string {
-		if !strings.Contains(tg.logText(), "connect() failed (111: Connection refused) while connecting to upstream") {
+		if !strings.Contains(tg.LogText(), "connect() failed (111: Connection refused) while connecting to upstream") {
 			return "not there"
 		}
 		return ""

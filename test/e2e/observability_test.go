@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // sample is one line of Prometheus text.
@@ -26,10 +28,10 @@ type sample struct {
 
 // scrape reads the status port's /metrics.
 func (tg *tidegate) scrape() []sample {
-	tg.t.Helper()
+	tg.T.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", tg.StatusPt))
 	if err != nil {
-		tg.t.Fatal(err)
+		tg.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var out []sample
@@ -43,7 +45,7 @@ func (tg *tidegate) scrape() []sample {
 		sp := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
 		if err != nil {
-			tg.t.Fatalf("metrics line %q: %v", line, err)
+			tg.T.Fatalf("metrics line %q: %v", line, err)
 		}
 		s := sample{labels: map[string]string{}, value: v}
 		head := line[:sp]
@@ -99,14 +101,14 @@ func lbl(kv ...string) map[string]string {
 }
 
 func TestObservabilityMetrics(t *testing.T) {
-	a := startBackends(t, "a1", "a2")
-	b := startBackends(t, "b")
-	c := startBackends(t, "c-live", "c-dead")
+	a := harness.StartBackends(t, "a1", "a2")
+	b := harness.StartBackends(t, "b")
+	c := harness.StartBackends(t, "c-live", "c-dead")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml": serviceYAML("a", 80) + "---\n" + serviceYAML("b", 80) + "---\n" + serviceYAML("c", 80),
-		"eps.yaml": sliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs) + "---\n" +
-			sliceYAML("c-1", "c", c.Port, c.Addrs),
-		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80", "Exact /exact b:80", "Prefix /c c:80"),
+		"svc.yaml": harness.ServiceYAML("a", 80) + "---\n" + harness.ServiceYAML("b", 80) + "---\n" + harness.ServiceYAML("c", 80),
+		"eps.yaml": harness.SliceYAML("a-1", "a", a.Port, a.Addrs) + "---\n" + harness.SliceYAML("b-1", "b", b.Port, b.Addrs) + "---\n" +
+			harness.SliceYAML("c-1", "c", c.Port, c.Addrs),
+		"shop.yaml": harness.IngressYAML("shop", "shop.io", "Prefix /api a:80", "Exact /exact b:80", "Prefix /c c:80"),
 		// A label with a backslash and a "$", written unescaped.
 		"rx.yaml": strings.ReplaceAll(annotatedIngress("rx", "rx.io", "ImplementationSpecific", `/v[0-9]+\.json$`, "use-regex=true"), "name: web", "name: a"),
 	})
@@ -224,7 +226,7 @@ func TestObservabilityMetrics(t *testing.T) {
 	}
 
 	// Every data-plane series the Grafana dashboard queries exists.
-	dash := readFile(t, "../../deploy/grafana-dashboard.json")
+	dash := harness.ReadFile(t, "../../deploy/grafana-dashboard.json")
 	for _, name := range regexp.MustCompile(`(nginx_ingress_controller|tidegate_upstream)_[a-z_]+`).FindAllString(dash, -1) {
 		if _, n := sum(samples, name, nil); n == 0 {
 			t.Errorf("deploy/grafana-dashboard.json queries %s, which /metrics does not have", name)
@@ -253,18 +255,18 @@ func TestObservabilityMetrics(t *testing.T) {
 // no request series appears, and the status page says why there are no
 // endpoint outcomes.
 func TestObservabilityMetricsOff(t *testing.T) {
-	a := startBackends(t, "a1")
+	a := harness.StartBackends(t, "a1")
 	tg := startTidegateWith(t, map[string]string{
-		"svc.yaml":  serviceYAML("a", 80),
-		"eps.yaml":  sliceYAML("a-1", "a", a.Port, a.Addrs),
-		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80"),
-	}, startOptions{Args: []string{"--enable-metrics=false"}})
+		"svc.yaml":  harness.ServiceYAML("a", 80),
+		"eps.yaml":  harness.SliceYAML("a-1", "a", a.Port, a.Addrs),
+		"shop.yaml": harness.IngressYAML("shop", "shop.io", "Prefix /api a:80"),
+	}, harness.Options{Args: []string{"--enable-metrics=false"}})
 	for i := 0; i < 5; i++ {
 		if r := tg.Get("shop.io", "/api"); r.Status != 200 {
 			t.Fatalf("GET /api: %d %s", r.Status, r.Body)
 		}
 	}
-	if conf := readFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "tidegate_metrics") {
+	if conf := harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.conf")); strings.Contains(conf, "tidegate_metrics") {
 		t.Error("nginx.conf still writes the metrics line")
 	}
 	// With metrics on, nginx flushes its buffered line within a second.
@@ -289,7 +291,7 @@ func TestObservabilityMetricsOff(t *testing.T) {
 
 // accessLog waits for n lines in the access log and returns them.
 func (tg *tidegate) accessLog(n int) []string {
-	tg.t.Helper()
+	tg.T.Helper()
 	var lines []string
 	tg.Eventually("access log lines", func() string {
 		b, _ := os.ReadFile(filepath.Join(tg.WorkDir, "logs", "access.log"))
@@ -312,11 +314,11 @@ func configMapYAML(kv ...string) string {
 }
 
 func TestObservabilityAccessLog(t *testing.T) {
-	a := startBackends(t, "a1")
+	a := harness.StartBackends(t, "a1")
 	base := map[string]string{
-		"svc.yaml":  serviceYAML("a", 80),
-		"eps.yaml":  sliceYAML("a-1", "a", a.Port, a.Addrs),
-		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80"),
+		"svc.yaml":  harness.ServiceYAML("a", 80),
+		"eps.yaml":  harness.SliceYAML("a-1", "a", a.Port, a.Addrs),
+		"shop.yaml": harness.IngressYAML("shop", "shop.io", "Prefix /api a:80"),
 	}
 	upstream := fmt.Sprintf("%s:%d", a.Addrs[0], a.Port)
 
@@ -386,7 +388,7 @@ func TestObservabilityAccessLog(t *testing.T) {
 			t.Errorf("enable-access-log false, yet the access log has:\n%s", b)
 		}
 		tg.Eventually("the bad format reported", func() string {
-			b, _ := os.ReadFile(tg.logPath)
+			b, _ := os.ReadFile(tg.LogPath)
 			if !strings.Contains(string(b), "nosuchvar") {
 				return "no log line names $nosuchvar"
 			}
@@ -397,10 +399,10 @@ func TestObservabilityAccessLog(t *testing.T) {
 
 // getStatus fetches a page of the status port.
 func (tg *tidegate) getStatus(path string) (int, string) {
-	tg.t.Helper()
+	tg.T.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", tg.StatusPt, path))
 	if err != nil {
-		tg.t.Fatal(err)
+		tg.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -408,12 +410,12 @@ func (tg *tidegate) getStatus(path string) (int, string) {
 }
 
 func TestObservabilityStatusPage(t *testing.T) {
-	a := startBackends(t, "a1", "a2", "a3")
-	b := startBackends(t, "b")
+	a := harness.StartBackends(t, "a1", "a2", "a3")
+	b := harness.StartBackends(t, "b")
 	tg := startTidegate(t, map[string]string{
-		"svc.yaml":  serviceYAML("a", 80) + "---\n" + serviceYAML("b", 80),
-		"eps.yaml":  sliceYAML("a-1", "a", a.Port, a.Addrs[:2], a.Addrs[2]) + "---\n" + sliceYAML("b-1", "b", b.Port, b.Addrs),
-		"shop.yaml": ingressYAML("shop", "shop.io", "Prefix /api a:80", "Exact /exact b:80"),
+		"svc.yaml":  harness.ServiceYAML("a", 80) + "---\n" + harness.ServiceYAML("b", 80),
+		"eps.yaml":  harness.SliceYAML("a-1", "a", a.Port, a.Addrs[:2], a.Addrs[2]) + "---\n" + harness.SliceYAML("b-1", "b", b.Port, b.Addrs),
+		"shop.yaml": harness.IngressYAML("shop", "shop.io", "Prefix /api a:80", "Exact /exact b:80"),
 		"evil.yaml": `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -518,11 +520,11 @@ func screenshot(t *testing.T, url string) {
 // TestAccessLogAnnotation: enable-access-log: "false" on an Ingress keeps
 // its requests out of the access log; the request metrics still count them.
 func TestAccessLogAnnotation(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{
-		"app.yaml": serviceYAML("web", 80) + "---\n" + sliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
+		"app.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs) + "---\n" +
 			annotatedIngress("quiet", "quiet.test", "Prefix", "/", "enable-access-log=false") + "---\n" +
-			ingressYAML("loud", "loud.test", "Prefix / web:80"),
+			harness.IngressYAML("loud", "loud.test", "Prefix / web:80"),
 	})
 	for range 3 {
 		for _, h := range []string{"quiet.test", "loud.test"} {

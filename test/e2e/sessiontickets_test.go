@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // ticketCache is a client session cache that counts the session tickets
@@ -79,12 +80,12 @@ func (tg *tidegate) resumes(sni string, version uint16) (tickets, longest int, r
 // ssl-session-tickets, TLS 1.2 clients get sealed tickets and resume from
 // them.
 func TestSessionTicketsOffByDefault(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	crt, key, _ := tlsutil.SelfSigned("tickets.test", "tickets.test")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			tlsSecretYAML("tickets-tls", crt, key),
-			withTLSHost(ingressYAML("tickets", "tickets.test", "Prefix / web:80"), "tickets.test", "tickets-tls")}, "---\n"),
+			withTLSHost(harness.IngressYAML("tickets", "tickets.test", "Prefix / web:80"), "tickets.test", "tickets-tls")}, "---\n"),
 	})
 	tickets, _, resumed, err := tg.resumes("tickets.test", tls.VersionTLS12)
 	if err != nil {

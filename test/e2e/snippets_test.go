@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 const snippetsConfigMap = `apiVersion: v1
@@ -20,16 +22,16 @@ data:
 // other host keeps serving. Turned off, snippets are ignored again and
 // every Ingress serves without them.
 func TestSnippets(t *testing.T) {
-	be := startBackends(t, "web")
+	be := harness.StartBackends(t, "web")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("web", 80), sliceYAML("web-1", "web", be.Port, be.Addrs),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("web", 80), harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
 			annotatedIngress("snip", "snip.test", "Prefix", "/",
 				"configuration-snippet=add_header X-Snip \"1\";\nproxy_set_header X-From-Snippet yes;\nexpires 1h;"),
 			annotatedIngress("srv", "srv.test", "Prefix", "/",
 				"server-snippet=add_header X-Server s;\nrewrite ^/old/(.*)$ /new/$1 permanent;"),
 			annotatedIngress("lua", "lua.test", "Prefix", "/",
 				`configuration-snippet=content_by_lua_block { ngx.say("pwned") }`),
-			ingressYAML("plain", "plain.test", "Prefix / web:80"),
+			harness.IngressYAML("plain", "plain.test", "Prefix / web:80"),
 		}, "---\n"),
 		"cm.yaml": strings.Replace(snippetsConfigMap, "%q", `"true"`, 1),
 	})
@@ -67,14 +69,14 @@ func TestSnippets(t *testing.T) {
 				t.Errorf("%s: %d", host, r.Status)
 			}
 		}
-		if conf := readFile(t, tg.WorkDir+"/nginx.conf"); strings.Contains(conf, "pwned") || strings.Contains(conf, "content_by_lua_block { ngx.say") {
+		if conf := harness.ReadFile(t, tg.WorkDir+"/nginx.conf"); strings.Contains(conf, "pwned") || strings.Contains(conf, "content_by_lua_block { ngx.say") {
 			t.Error("the refused snippet reached nginx.conf")
 		}
-		if log := readFile(t, tg.logPath); !strings.Contains(log, `directive \"content_by_lua_block\" (line 1) is refused: Lua code is never accepted`) ||
+		if log := harness.ReadFile(t, tg.LogPath); !strings.Contains(log, `directive \"content_by_lua_block\" (line 1) is refused: Lua code is never accepted`) ||
 			!strings.Contains(log, "the whole Ingress is skipped") {
 			t.Error("the log must name the refused directive and the Ingress")
 		}
-		out, err := exec.Command(tidegateBin, "render", "--manifests", tg.Dir, "--report").CombinedOutput()
+		out, err := exec.Command(harness.Bin, "render", "--manifests", tg.Dir, "--report").CombinedOutput()
 		if err != nil {
 			t.Fatalf("render --report: %v\n%s", err, out)
 		}

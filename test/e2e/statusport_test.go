@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestStatusPageHidesCredentials: annotation values are shown with what may
@@ -20,7 +22,7 @@ import (
 // header value, a canary header value), in the value column and in the
 // reasons that quote rejected values; keys, hosts and header names stay.
 func TestStatusPageHidesCredentials(t *testing.T) {
-	b := startBackends(t, "b")
+	b := harness.StartBackends(t, "b")
 	const (
 		token     = "tok3n-QWxhZGRpbg"
 		password  = "hunter2-pw"
@@ -31,8 +33,8 @@ func TestStatusPageHidesCredentials(t *testing.T) {
 	users := htpasswdSHA("alice", "s3cret")
 	tg := startTidegate(t, map[string]string{
 		"config.yaml": configMapYAML("allow-snippet-annotations", "true"),
-		"svc.yaml":    serviceYAML("web", 80),
-		"eps.yaml":    sliceYAML("web-1", "web", b.Port, b.Addrs),
+		"svc.yaml":    harness.ServiceYAML("web", 80),
+		"eps.yaml":    harness.SliceYAML("web-1", "web", b.Port, b.Addrs),
 		"users.yaml":  opaqueSecretYAML("users", map[string]string{"auth": users + "\n"}),
 		"ext.yaml": annotatedIngress("ext", "ext.test", "Prefix", "/", "auth-url=https://auth.example.com/check?token="+token+"&rd=$request_uri",
 			"configuration-snippet=add_header X-Api-Key \""+apiKey+"\" always;", "canary-by-header-value="+canaryVal,
@@ -77,7 +79,7 @@ func TestStatusPageHidesCredentials(t *testing.T) {
 // port at 127.0.0.1 only: another address of the machine refuses the
 // connection, and the kernel's socket table shows the bound address.
 func TestStatusPortLoopbackByDefault(t *testing.T) {
-	tg := startTidegate(t, map[string]string{"svc.yaml": serviceYAML("a", 80)})
+	tg := startTidegate(t, map[string]string{"svc.yaml": harness.ServiceYAML("a", 80)})
 	if code, _ := tg.getStatus("/healthz"); code != 200 {
 		t.Fatalf("127.0.0.1: /healthz %d", code)
 	}
@@ -104,8 +106,8 @@ func TestStatusAddressFlag(t *testing.T) {
 	if other == "" {
 		other = "127.0.0.3"
 	}
-	tg := startTidegateWith(t, map[string]string{"svc.yaml": serviceYAML("a", 80)},
-		startOptions{Args: []string{"--status-address", "127.0.0.1," + other}})
+	tg := startTidegateWith(t, map[string]string{"svc.yaml": harness.ServiceYAML("a", 80)},
+		harness.Options{Args: []string{"--status-address", "127.0.0.1," + other}})
 	resp, err := http.Get("http://" + net.JoinHostPort(other, strconv.Itoa(tg.StatusPt)) + "/healthz")
 	if err != nil {
 		t.Fatalf("%s: %v", other, err)
@@ -120,12 +122,12 @@ func TestStatusAddressFlag(t *testing.T) {
 	if got := listeners(t, tg.StatusPt); len(got) != 2 {
 		t.Errorf("sockets listening on the status port: %q, want 127.0.0.1 and %s", got, other)
 	}
-	if log := tg.logText(); !strings.Contains(log, "127.0.0.1:"+strconv.Itoa(tg.StatusPt)+","+net.JoinHostPort(other, strconv.Itoa(tg.StatusPt))) {
+	if log := tg.LogText(); !strings.Contains(log, "127.0.0.1:"+strconv.Itoa(tg.StatusPt)+","+net.JoinHostPort(other, strconv.Itoa(tg.StatusPt))) {
 		t.Errorf("the start line does not name the status addresses:\n%s", grepLines(log, "tidegate starting"))
 	}
 
 	// An address that is not an IP is refused at start.
-	cmd := exec.Command(tidegateBin, "local", "--manifests", t.TempDir(), "--status-address", "localhost")
+	cmd := exec.Command(harness.Bin, "local", "--manifests", t.TempDir(), "--status-address", "localhost")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `"localhost" is not an IP address`) {
 		t.Errorf("--status-address localhost: err %v, output %s", err, out)
 	}
@@ -204,8 +206,8 @@ func procIP(h string) string {
 // loopback, and on no other address.
 func testKubeStatusAddress(t *testing.T, c *cluster) {
 	const podIP = "127.0.0.3" // on the loopback interface, but not 127.0.0.1
-	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, env: []string{"POD_IP=" + podIP},
-		args: []string{"--watch-namespace", "statusaddr", "--configmap", "statusaddr/tidegate", "--update-status=false"}})
+	tg := startController(t, harness.Controller{Kubeconfig: c.Kubeconfig, Env: []string{"POD_IP=" + podIP},
+		Args: []string{"--watch-namespace", "statusaddr", "--configmap", "statusaddr/tidegate", "--update-status=false"}})
 	resp, err := http.Get("http://" + net.JoinHostPort(podIP, strconv.Itoa(tg.StatusPt)) + "/healthz")
 	if err != nil {
 		t.Fatalf("POD_IP %s: %v", podIP, err)

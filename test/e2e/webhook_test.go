@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/test/harness"
 	"github.com/tidegate/tidegate/test/kubeapi"
 )
 
@@ -26,10 +27,10 @@ func TestAdmissionWebhook(t *testing.T) {
 	srv := kubeapi.Start(t)
 	c := &cluster{Server: srv, t: t, root: root}
 	c.apply(t, "default", "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: tidegate}\nspec: {controller: tidegate.io/ingress-controller}")
-	port := freePort(t)
-	tg := startController(t, kubeTidegate{kubeconfig: srv.Kubeconfig, args: []string{
+	port := harness.FreePort(t)
+	tg := startController(t, harness.Controller{Kubeconfig: srv.Kubeconfig, Args: []string{
 		"--admission-webhook-port", fmt.Sprint(port), "--update-status=false"}})
-	ca := readFile(t, filepath.Join(tg.WorkDir, "admission.crt"))
+	ca := harness.ReadFile(t, filepath.Join(tg.WorkDir, "admission.crt"))
 	c.apply(t, "default", fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata: {name: tidegate-test}
@@ -54,14 +55,14 @@ webhooks:
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	c.apply(t, "default", serviceYAML("web", 80))
+	c.apply(t, "default", harness.ServiceYAML("web", 80))
 	// The webhook configuration takes a moment to reach the API server's
 	// admission chain: wait until a good Ingress passes through it.
 	var out string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, err = apply(ingressYAML("good", "good.test", "Prefix / web:80"))
-		if err == nil && strings.Contains(readFile(t, tg.logPath), `msg="admission review" ingress=default/good`) {
+		out, err = apply(harness.IngressYAML("good", "good.test", "Prefix / web:80"))
+		if err == nil && strings.Contains(harness.ReadFile(t, tg.LogPath), `msg="admission review" ingress=default/good`) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -75,7 +76,7 @@ webhooks:
 		want string
 	}{
 		"hostile path": {
-			doc:  strings.Replace(ingressYAML("evil-path", "evil.test", "ImplementationSpecific /x web:80"), `"/x"`, `"/x { return 200 pwned; } location /y"`, 1),
+			doc:  strings.Replace(harness.IngressYAML("evil-path", "evil.test", "ImplementationSpecific /x web:80"), "path: /x\n", "path: \"/x { return 200 pwned; } location /y\"\n", 1),
 			want: "contains ' ', which is not allowed in a URI path",
 		},
 		"hostile annotation": {
@@ -83,7 +84,7 @@ webhooks:
 			want: "is not a size such as 512k, 8m or 1g",
 		},
 		"conflict with an older Ingress": {
-			doc:  ingressYAML("late", "good.test", "Prefix / web:80"),
+			doc:  harness.IngressYAML("late", "good.test", "Prefix / web:80"),
 			want: "already served by the older Ingress default/good",
 		},
 	}
@@ -98,7 +99,7 @@ webhooks:
 			}
 		})
 	}
-	if out, err := apply(ingressYAML("warned", "warned.test", "Prefix / not-yet:80")); err != nil || !strings.Contains(out, "not found") {
+	if out, err := apply(harness.IngressYAML("warned", "warned.test", "Prefix / not-yet:80")); err != nil || !strings.Contains(out, "not found") {
 		t.Errorf("an Ingress whose Service does not exist yet must be admitted with a warning: %v\n%s", err, out)
 	}
 }

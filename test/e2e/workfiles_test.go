@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/pkg/tlsutil"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // TestWorkingFilesAreOwnerOnly: the working directory holds nginx.conf,
@@ -39,13 +40,13 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 	}))
 	crt, key, _ := tlsutil.SelfSigned("files.test", "files.test")
 	tg := startTidegate(t, map[string]string{
-		"all.yaml": strings.Join([]string{serviceYAML("app", 80), sliceYAML("app-1", "app", app, []string{"127.0.0.1"}),
-			serviceYAML("empty", 80),
+		"all.yaml": strings.Join([]string{harness.ServiceYAML("app", 80), harness.SliceYAML("app-1", "app", app, []string{"127.0.0.1"}),
+			harness.ServiceYAML("empty", 80),
 			tlsSecretYAML("files-tls", crt, key),
 			opaqueSecretYAML("users", map[string]string{"auth": htpasswdSHA("alice", "s3cret") + "\n"}),
 			withTLSHost(strings.Replace(annotatedIngress("files", "files.test", "Prefix", "/", "auth-type=basic", "auth-secret=users"),
 				"name: web,", "name: app,", 1), "files.test", "files-tls"),
-			ingressYAML("empty", "empty.test", "Prefix / empty:80"),
+			harness.IngressYAML("empty", "empty.test", "Prefix / empty:80"),
 		}, "---\n"),
 	})
 	root := os.Geteuid() == 0
@@ -66,7 +67,7 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			readBody(resp)
+			harness.ReadBody(resp)
 			if resp.StatusCode != want {
 				t.Errorf("user %q: %d, want %d", user, resp.StatusCode, want)
 			}
@@ -77,7 +78,7 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if body := readBody(resp); resp.StatusCode != 200 || body != fmt.Sprintf("got %d bytes", 512<<10) {
+		if body := harness.ReadBody(resp); resp.StatusCode != 200 || body != fmt.Sprintf("got %d bytes", 512<<10) {
 			t.Errorf("a 512 KiB request body: %d %q", resp.StatusCode, body)
 		}
 		resp, err = do("GET", "/big", "alice", nil)
@@ -90,7 +91,7 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 		if resp.StatusCode != 200 || n != bigAnswer || err != nil {
 			t.Errorf("a 32 MiB answer: %d, %d bytes, %v", resp.StatusCode, n, err)
 		}
-		errorLog := readFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
+		errorLog := harness.ReadFile(t, filepath.Join(tg.WorkDir, "logs", "error.log"))
 		for _, want := range []string{"a client request body is buffered to a temporary file", "an upstream response is buffered to a temporary file"} {
 			if !strings.Contains(errorLog, want) {
 				t.Errorf("the error log does not say %q: no temporary file was written", want)
@@ -107,7 +108,7 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 	})
 	t.Run("workers never run as root", func(t *testing.T) {
 		for _, pid := range tg.Workers() {
-			status := readFile(t, fmt.Sprintf("/proc/%d/status", pid))
+			status := harness.ReadFile(t, fmt.Sprintf("/proc/%d/status", pid))
 			for _, line := range strings.Split(status, "\n") {
 				ids, ok := strings.CutPrefix(line, "Uid:")
 				if !ok {
@@ -133,7 +134,7 @@ func TestWorkingFilesAreOwnerOnly(t *testing.T) {
 		if err := os.Rename(access, access+".1"); err != nil {
 			t.Fatal(err)
 		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(readFile(t, filepath.Join(tg.WorkDir, "nginx.pid"))))
+		pid, _ := strconv.Atoi(strings.TrimSpace(harness.ReadFile(t, filepath.Join(tg.WorkDir, "nginx.pid"))))
 		if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 			t.Fatal(err)
 		}

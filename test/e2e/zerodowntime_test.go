@@ -18,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tidegate/tidegate/test/harness"
 	"github.com/tidegate/tidegate/test/kubeapi"
 	"github.com/tidegate/tidegate/test/loopnode"
 	"github.com/tidegate/tidegate/test/netns"
@@ -71,7 +72,7 @@ spec: {controller: tidegate.io/ingress-controller}`)
 	if err := srv.WaitServiceAccount(ctx, zns, "default"); err != nil {
 		t.Fatal(err)
 	}
-	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, args: []string{
+	tg := startController(t, harness.Controller{Kubeconfig: c.Kubeconfig, Args: []string{
 		"--watch-namespace", zns, "--configmap", zns + "/tidegate", "--election-id", "tidegate-zd",
 		"--publish-status-address", "198.51.100.30"}})
 
@@ -100,7 +101,7 @@ func testRolloutRestart(t *testing.T, c *zdCluster, tg *tidegate, ns string, rep
 	tg.waitServedBy(host, old)
 
 	slices := watchSlices(t, c, ns)
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.liveWorkers()
 	l := startLoad(t, tg, host, loadOptions{Rate: 200})
 	time.Sleep(time.Second)
@@ -144,7 +145,7 @@ func testScale(t *testing.T, c *zdCluster, tg *tidegate, ns string, report repor
 	tg.waitServedBy(host, first)
 
 	slices := watchSlices(t, c, ns)
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.liveWorkers()
 	l := startLoad(t, tg, host, loadOptions{Rate: 200})
 	time.Sleep(500 * time.Millisecond)
@@ -194,7 +195,7 @@ func testKillWithoutGrace(t *testing.T, c *zdCluster, tg *tidegate, ns string, r
 	pods := c.waitReadyPods(t, ns, app, 3)
 	tg.waitServedBy(host, pods)
 
-	reloads := tg.settledReloads()
+	reloads := tg.SettledReloads()
 	workers := tg.liveWorkers()
 	// One request in ten is slow (200 ms), so some are in flight on the
 	// backend at the moment it dies.
@@ -230,7 +231,7 @@ func testReloadDuringLoad(t *testing.T, c *zdCluster, tg *tidegate, ns string, r
 	time.Sleep(1500 * time.Millisecond)
 	begin := time.Now()
 	t.Logf("new Ingress applied at %s", begin.Format("15:04:05.000"))
-	c.apply(t, ns, ingressYAML("late", "late.zd.test", "Prefix / web:80"))
+	c.apply(t, ns, harness.IngressYAML("late", "late.zd.test", "Prefix / web:80"))
 	tg.Eventually("late.zd.test served", func() string {
 		if r := tg.Get("late.zd.test", "/"); r.Status != 200 {
 			return fmt.Sprintf("%d %s", r.Status, r.Body)
@@ -238,7 +239,7 @@ func testReloadDuringLoad(t *testing.T, c *zdCluster, tg *tidegate, ns string, r
 		return ""
 	})
 	served := time.Since(begin)
-	waitFor(t, 10*time.Second, "the reload counted", func() string {
+	harness.WaitFor(t, 10*time.Second, "the reload counted", func() string {
 		if got := tg.Reloads(); got <= reloads {
 			return fmt.Sprintf("reloads = %d", got)
 		}
@@ -264,7 +265,7 @@ func testReloadDuringLoad(t *testing.T, c *zdCluster, tg *tidegate, ns string, r
 func testTidegateShutdown(t *testing.T, c *zdCluster, ns string, report reportFunc) {
 	const host, grace = "web.zd.test", 3 * time.Second
 	c.deploy(t, ns, "web", host, 4, 2) // as RolloutRestart left it (a no-op then)
-	tg := startController(t, kubeTidegate{kubeconfig: c.Kubeconfig, args: []string{
+	tg := startController(t, harness.Controller{Kubeconfig: c.Kubeconfig, Args: []string{
 		"--watch-namespace", ns, "--configmap", ns + "/tidegate", "--update-status=false",
 		"--shutdown-grace-period", grace.String(), "--stop-timeout", "15s"}})
 	tg.waitServedBy(host, c.waitReadyPods(t, ns, "web", 4))
@@ -275,11 +276,11 @@ func testTidegateShutdown(t *testing.T, c *zdCluster, ns string, report reportFu
 	slow := startLoad(t, tg, host, loadOptions{Burst: 20, Slow: grace + 1500*time.Millisecond, SlowEvery: 1})
 	time.Sleep(500 * time.Millisecond)
 	sigterm := time.Now()
-	if err := tg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := tg.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var unhealthy time.Duration
-	waitFor(t, 2*time.Second, "/healthz 503", func() string {
+	harness.WaitFor(t, 2*time.Second, "/healthz 503", func() string {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", tg.StatusPt))
 		if err != nil {
 			return err.Error()
@@ -299,7 +300,7 @@ func testTidegateShutdown(t *testing.T, c *zdCluster, ns string, report reportFu
 	// balancer that honours /healthz does.
 	time.Sleep(grace - time.Since(sigterm) - 300*time.Millisecond)
 	r := l.stop()
-	ok, err := tg.wait(30 * time.Second)
+	ok, err := tg.Wait(30 * time.Second)
 	if !ok {
 		t.Fatal("tidegate still running 30s after SIGTERM")
 	}
@@ -446,7 +447,7 @@ metadata: {name: %[1]s}
 spec:
   selector: {app: %[1]s}
   ports: [{port: 80, targetPort: 8080}]`, app),
-		ingressYAML(app, host, "Prefix / "+app+":80"))
+		harness.IngressYAML(app, host, "Prefix / "+app+":80"))
 }
 
 // waitReadyPods waits until the app has exactly n pods that are not being
@@ -454,7 +455,7 @@ spec:
 func (c *zdCluster) waitReadyPods(t *testing.T, ns, app string, n int) []string {
 	t.Helper()
 	var names []string
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d ready pods of %s", n, app), func() string {
+	harness.WaitFor(t, 60*time.Second, fmt.Sprintf("%d ready pods of %s", n, app), func() string {
 		pods, err := c.Client.CoreV1().Pods(ns).List(c.ctx(t), metav1.ListOptions{LabelSelector: "app=" + app})
 		if err != nil {
 			return err.Error()
@@ -489,7 +490,7 @@ func podReady(p *corev1.Pod) bool {
 // waitPodsGone waits until none of the named pods exists.
 func (c *zdCluster) waitPodsGone(t *testing.T, ns string, names []string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "pods removed", func() string {
+	harness.WaitFor(t, 60*time.Second, "pods removed", func() string {
 		var left []string
 		for _, n := range names {
 			if _, err := c.Client.CoreV1().Pods(ns).Get(c.ctx(t), n, metav1.GetOptions{}); err == nil {
@@ -506,7 +507,7 @@ func (c *zdCluster) waitPodsGone(t *testing.T, ns string, names []string) {
 // waitServedBy waits until tidegate sends host's traffic to every one of
 // the pods (its endpoints are pushed).
 func (tg *tidegate) waitServedBy(host string, pods []string) {
-	tg.t.Helper()
+	tg.T.Helper()
 	want := map[string]bool{}
 	for _, p := range pods {
 		want[p] = true
