@@ -18,6 +18,7 @@ import (
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
 	"github.com/tidegate/tidegate/pkg/source/files"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // ---- 1. proxy throughput -------------------------------------------------
@@ -334,7 +335,7 @@ func runPropagation(tg *tidegate, n, changes, backendPort int) (propagation, err
 	p.Update = updateWork(tg.Dir, 5)
 	c := hostClient(tg.HTTP, 1)
 	write := func(addr string) error {
-		return writeAtomic(tg.Dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, []string{addr}))
+		return harness.WriteManifest(tg.Dir, "bench-slice.yaml", harness.SliceYAML("bench", "bench", backendPort, []string{addr}))
 	}
 	if err := write(propA); err != nil {
 		return p, err
@@ -373,7 +374,7 @@ func runPropagation(tg *tidegate, n, changes, backendPort int) (propagation, err
 		time.Sleep(time.Duration(20+rng.IntN(20)) * time.Millisecond)
 	}
 	// Back to the live endpoints for the next benchmark.
-	if err := writeAtomic(tg.Dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, liveAddrs)); err != nil {
+	if err := harness.WriteManifest(tg.Dir, "bench-slice.yaml", harness.SliceYAML("bench", "bench", backendPort, liveAddrs)); err != nil {
 		return p, err
 	}
 	return p, waitServes(tg.HTTP, benchHost, fixedBody[:8], 60*time.Second)
@@ -519,7 +520,7 @@ func runChurn(cfg *config, root string, tg *tidegate, maxRPS float64, backendPor
 				addrs := append([]string(nil), liveAddrs...)
 				skip := k % len(addrs)
 				addrs = append(addrs[:skip], addrs[skip+1:]...)
-				if err := writeAtomic(dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, addrs)); err != nil {
+				if err := harness.WriteManifest(dir, "bench-slice.yaml", harness.SliceYAML("bench", "bench", backendPort, addrs)); err != nil {
 					werr = err
 					return
 				}
@@ -568,7 +569,7 @@ func runChurn(cfg *config, root string, tg *tidegate, maxRPS float64, backendPor
 	ch.Reloads = m1[`tidegate_reloads_total{result="success"}`] - m0[`tidegate_reloads_total{result="success"}`]
 	ch.Pushes = m1[`tidegate_pushes_total{kind="backends",result="success"}`] - m0[`tidegate_pushes_total{kind="backends",result="success"}`]
 	ch.Syncs = m1["tidegate_syncs_total"] - m0["tidegate_syncs_total"]
-	if err := writeAtomic(tg.Dir, "bench-slice.yaml", sliceYAML("bench", "bench", backendPort, liveAddrs)); err != nil {
+	if err := harness.WriteManifest(tg.Dir, "bench-slice.yaml", harness.SliceYAML("bench", "bench", backendPort, liveAddrs)); err != nil {
 		return ch, err
 	}
 	return ch, nil
@@ -774,7 +775,7 @@ func runReloads(tg *tidegate, sl *scaleLive, k int) error {
 		r0 := tg.Metric(`tidegate_reloads_total{result="success"}`)
 		f0 := tg.Metric(`tidegate_reloads_total{result="failed"}`)
 		t0 := time.Now()
-		if err := writeAtomic(tg.Dir, fmt.Sprintf("new-%d.yaml", j), ingressYAML(fmt.Sprintf("new-%d", j), host, "bench")); err != nil {
+		if err := harness.WriteManifest(tg.Dir, fmt.Sprintf("new-%d.yaml", j), ingressYAML(fmt.Sprintf("new-%d", j), host, "bench")); err != nil {
 			return err
 		}
 		if err := waitServes(tg.HTTP, host, fixedBody[:8], 4*time.Minute); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // The workload: one route under test ("bench.local" -> Service bench:80,
@@ -52,37 +53,9 @@ data:
   worker-processes: "1"
 `
 
+// ingressYAML is an Ingress routing host's "/" to svc:80.
 func ingressYAML(name, host, svc string) string {
-	return fmt.Sprintf(`apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: %s
-spec:
-  ingressClassName: tidegate
-  rules:
-  - host: %s
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: %s
-            port: {number: 80}
-`, name, host, svc)
-}
-
-func serviceYAML(name string) string {
-	return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\nspec:\n  ports:\n  - port: 80\n", name)
-}
-
-func sliceYAML(name, svc string, port int, addrs []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: %s\n  labels: {kubernetes.io/service-name: %s}\naddressType: IPv4\nports:\n  - port: %d\nendpoints:\n", name, svc, port)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "  - addresses: [%q]\n    conditions: {ready: true}\n", a)
-	}
-	return b.String()
+	return harness.IngressYAML(name, host, "Prefix / "+svc+":80")
 }
 
 // writeFleet writes the manifests of n Ingresses (the route under test
@@ -94,8 +67,8 @@ func writeFleet(dir string, n, port int, benchAddrs []string) error {
 	}
 	files := map[string]string{
 		"configmap.yaml":   configMapYAML,
-		"bench.yaml":       ingressYAML("bench", benchHost, "bench") + "---\n" + serviceYAML("bench"),
-		"bench-slice.yaml": sliceYAML("bench", "bench", port, benchAddrs),
+		"bench.yaml":       ingressYAML("bench", benchHost, "bench") + "---\n" + harness.ServiceYAML("bench", 80),
+		"bench-slice.yaml": harness.SliceYAML("bench", "bench", port, benchAddrs),
 	}
 	for i := 1; i < n; i++ {
 		name := fmt.Sprintf("f%05d", i)
@@ -103,7 +76,7 @@ func writeFleet(dir string, n, port int, benchAddrs []string) error {
 		for k := range addrs {
 			addrs[k] = fillerAddr(i, k)
 		}
-		files[name+".yaml"] = ingressYAML(name, name+".example.com", name) + "---\n" + serviceYAML(name) + "---\n" + sliceYAML(name, name, port, addrs)
+		files[name+".yaml"] = ingressYAML(name, name+".example.com", name) + "---\n" + harness.ServiceYAML(name, 80) + "---\n" + harness.SliceYAML(name, name, port, addrs)
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tidegate/tidegate/test/harness"
 )
 
 // Processes the benchmark starts: the backend nginx, the static reference
@@ -25,12 +25,11 @@ import (
 
 // freePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := harness.Ports(1)
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // pinned prefixes argv with taskset when cpus is set and the machine has
@@ -130,7 +129,11 @@ type tidegate struct {
 // startTidegate runs `tidegate local` on the manifests in dir, its working
 // files under root, with extra command-line arguments args.
 func startTidegate(bin, root, dir, cpus string, args ...string) (*tidegate, error) {
-	tg := &tidegate{Dir: dir, Work: filepath.Join(root, "work"), HTTP: freePort(), HTTPS: freePort(), Status: freePort(),
+	ports, err := harness.Ports(3)
+	if err != nil {
+		return nil, err
+	}
+	tg := &tidegate{Dir: dir, Work: filepath.Join(root, "work"), HTTP: ports[0], HTTPS: ports[1], Status: ports[2],
 		client: &http.Client{Timeout: 10 * time.Second}}
 	cmd := pinned(cpus, bin, "local", "--manifests", dir, "--workdir", tg.Work,
 		"--http-port", strconv.Itoa(tg.HTTP), "--https-port", strconv.Itoa(tg.HTTPS),
@@ -205,29 +208,7 @@ func (tg *tidegate) Stop() {
 
 // Metrics returns the Prometheus text lines of /metrics as name{labels} -> value.
 func (tg *tidegate) Metrics() (map[string]float64, error) {
-	resp, err := tg.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", tg.Status))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
+	return harness.Metrics(tg.client, tg.Status)
 }
 
 // Metric reads one series (0 when absent).
@@ -265,20 +246,15 @@ func procMem(pid int) (rss, hwm int64) {
 	return rss, hwm
 }
 
-// NginxPIDs returns the master pid and its children (workers).
+// NginxPIDs returns the master pid and its workers.
 func (tg *tidegate) NginxPIDs() []int {
-	b, err := os.ReadFile(filepath.Join(tg.Work, "nginx.pid"))
+	pidFile := filepath.Join(tg.Work, "nginx.pid")
+	master, err := harness.NginxMaster(pidFile)
 	if err != nil {
 		return nil
 	}
-	master, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	pids := []int{master}
-	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
-	for _, f := range strings.Fields(string(kids)) {
-		n, _ := strconv.Atoi(f)
-		pids = append(pids, n)
-	}
-	return pids
+	workers, _ := harness.NginxWorkers(pidFile)
+	return append([]int{master}, workers...)
 }
 
 // get sends GET / with Host host to 127.0.0.1:port and returns status and body.
@@ -379,16 +355,6 @@ func runWrkCmd(cmd *exec.Cmd) (wrkResult, error) {
 	return r, nil
 }
 
-// writeAtomic writes dir/name through a temporary file and a rename, as
-// editors and kubectl-style tools do.
-func writeAtomic(dir, name, body string) error {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
-}
-
 // cpuSeconds is the user+system CPU time the processes used so far.
 func cpuSeconds(pids ...int) float64 {
 	var total float64
@@ -410,18 +376,9 @@ func cpuSeconds(pids ...int) float64 {
 	return total
 }
 
-// nginxWorkers returns the worker pids of the nginx whose pid file is given.
+// nginxWorkers returns the worker pids of the nginx whose pid file is
+// given (none when it cannot tell).
 func nginxWorkers(pidFile string) []int {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return nil
-	}
-	master, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	var pids []int
-	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
-	for _, f := range strings.Fields(string(kids)) {
-		n, _ := strconv.Atoi(f)
-		pids = append(pids, n)
-	}
+	pids, _ := harness.NginxWorkers(pidFile)
 	return pids
 }
