@@ -35,9 +35,11 @@ func (s Settings) PidPath() string { return filepath.Join(s.WorkDir, "nginx.pid"
 // serves. The master is checked before anything is sent to it: alive, an
 // nginx master of this prefix (/proc/PID/cmdline) running the nginx binary
 // tidegate would start (/proc/PID/exe). A master of this working directory
-// that cannot be adopted (another binary, older Lua modules, no answer on
-// the control socket within timeout) is stopped gracefully, so that Start
-// can take its ports; a process that is not ours is left alone.
+// that cannot be adopted (another binary, no answer on the control socket
+// within timeout) is stopped gracefully, so that Start can take its ports;
+// a process that is not ours is left alone. When tidegate's Lua modules
+// differ from the files the master loaded, gen is "" so that the caller
+// reloads it (a reload loads the modules anew).
 //
 // An adopted master is not tidegate's child: its exit is seen through a
 // pidfd (Done), and it is signalled by pid.
@@ -71,9 +73,6 @@ func (p *Process) Adopt(ctx context.Context, timeout time.Duration) (string, err
 	why := ""
 	if exe, err := p.sameBinary(pid); err != nil || !exe {
 		why = fmt.Sprintf("it runs another nginx binary than %s (%v)", Binary, err)
-	} else if p.luaChanged {
-		// A reload keeps the Lua modules the master loaded.
-		why = "tidegate's Lua modules changed since it started"
 	}
 	var gen string
 	if why == "" {
@@ -89,6 +88,10 @@ func (p *Process) Adopt(ctx context.Context, timeout time.Duration) (string, err
 		}
 		p.exited = nil
 		return "", fmt.Errorf("%w: the nginx left running (pid %d) was stopped: %s", ErrNothingToAdopt, pid, why)
+	}
+	if p.luaChanged {
+		p.log.Info("tidegate's Lua modules differ from those the adopted nginx loaded: it is reloaded")
+		return "", nil
 	}
 	return gen, nil
 }

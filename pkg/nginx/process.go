@@ -45,7 +45,8 @@ type Process struct {
 	// tidegate dies, which suits a working directory nobody will reuse.
 	Detach bool
 	// luaChanged is set when NewProcess found the Lua modules different
-	// from tidegate's: a running master keeps the modules it loaded.
+	// from tidegate's: a running master keeps the modules it loaded until
+	// it reloads.
 	luaChanged bool
 
 	cmd     *exec.Cmd // the master tidegate started, nil for an adopted one

@@ -631,3 +631,40 @@ func TestControlSocketDeleted(t *testing.T) {
 	}
 	t.Logf("the endpoint change was served %s after the socket was deleted", time.Since(begin).Round(time.Millisecond))
 }
+
+// TestAdoptedNginxReloadedWhenLuaChanged: the Lua modules the adopted
+// nginx loaded differ from tidegate's (here edited in the working
+// directory; after an upgrade, another version's): the adopting tidegate
+// writes its own and reloads the same master, which loads them anew.
+func TestAdoptedNginxReloadedWhenLuaChanged(t *testing.T) {
+	be := harness.StartBackends(t, "web-1")
+	tg := startTidegate(t, map[string]string{
+		"svc.yaml": harness.ServiceYAML("web", 80) + "---\n" + harness.SliceYAML("web-1", "web", be.Port, be.Addrs),
+		"ing.yaml": harness.IngressYAML("web", "web.test", "Prefix / web:80"),
+	})
+	master := tg.masterPID()
+	if err := tg.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := tg.Wait(20 * time.Second); !exited {
+		t.Fatal("tidegate did not die")
+	}
+	module := filepath.Join(tg.WorkDir, "lua", "tidegate", "configuration.lua")
+	ours := harness.ReadFile(t, module)
+	if err := os.WriteFile(module, []byte(ours+"\n-- another version\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg2 := startTidegateWith(t, nil, harness.Options{Dir: tg.Dir, WorkDir: tg.WorkDir, Ports: tg.Tidegate})
+	if m := tg2.masterPID(); m != master {
+		t.Errorf("nginx master %d, want the same %d", m, master)
+	}
+	if got := harness.ReadFile(t, module); got != ours {
+		t.Error("the adopting tidegate did not write its Lua modules back")
+	}
+	if n := tg2.SettledReloads(); n != 1 {
+		t.Errorf("%d reloads, want 1", n)
+	}
+	if r := tg2.Get("web.test", "/"); r.Status != 200 {
+		t.Errorf("web.test after the adoption: %d %q", r.Status, r.Body)
+	}
+}
