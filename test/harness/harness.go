@@ -75,13 +75,20 @@ func FreePort(t testing.TB) int {
 // last message.
 func WaitFor(t testing.TB, timeout time.Duration, what string, f func() string) {
 	t.Helper()
+	retry(t, timeout, 25*time.Millisecond, what, f)
+}
+
+// retry calls f every pause until it returns "" or timeout, then fails t
+// with f's last message.
+func retry(t testing.TB, timeout, pause time.Duration, what string, f func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var msg string
 	for time.Now().Before(deadline) {
 		if msg = f(); msg == "" {
 			return
 		}
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(pause)
 	}
 	t.Fatalf("%s: still %s after %s", what, msg, timeout)
 }

@@ -123,15 +123,7 @@ func (tg *Tidegate) Raw(text string) string {
 // with f's last message.
 func (tg *Tidegate) Eventually(what string, f func() string) {
 	tg.T.Helper()
-	deadline := time.Now().Add(Patience)
-	var msg string
-	for time.Now().Before(deadline) {
-		if msg = f(); msg == "" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	tg.T.Fatalf("%s: still %s after %s", what, msg, Patience)
+	retry(tg.T, Patience, 20*time.Millisecond, what, f)
 }
 
 // Hammer sends GET requests to host from n goroutines until the returned
