@@ -162,13 +162,20 @@ func checkValue(v string) error {
 }
 
 // finish applies rules that span keys (e.g. rewrite-target implies
-// use-regex) after every key was parsed.
+// use-regex) and the defaults of what is enabled after every key was
+// parsed.
 func (c *Config) finish(report *[]Entry) {
 	if c.Rewrite.Target != "" {
 		c.Rewrite.UseRegex = true
 	}
 	if c.RateLimit.active() && c.RateLimit.BurstMultiplier == 0 {
 		c.RateLimit.BurstMultiplier = 5
+	}
+	if c.CORS.Enabled {
+		c.CORS = c.CORS.withDefaults()
+	}
+	if c.Auth.Basic && c.Auth.Realm == "" {
+		c.Auth.Realm = DefaultRealm
 	}
 	c.ExtAuth.finish(report)
 	c.Balancing, c.Canary = parseBalancing(c.dataPlane), parseCanary(c.dataPlane)

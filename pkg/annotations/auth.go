@@ -14,7 +14,8 @@ type Auth struct {
 	// Map is true for auth-secret-type: auth-map (one key per user);
 	// otherwise the Secret's "auth" key holds an htpasswd file.
 	Map bool
-	// Realm is shown by browsers; ingress-nginx's default when empty.
+	// Realm is shown by browsers: with Basic, auth-realm or ingress-nginx's
+	// default (DefaultRealm), set by Parse.
 	Realm string
 }
 

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// CORS holds the cross-origin annotations. Defaults are ingress-nginx's.
+// CORS holds the cross-origin annotations. Once Parse returns, an enabled
+// CORS has ingress-nginx's defaults where the annotations set nothing.
 type CORS struct {
 	Enabled bool
 	// Origins are "*", "https://a.com" or "https://*.a.com" (one label).
@@ -86,9 +87,10 @@ func init() {
 	}))
 }
 
-// CORSWithDefaults fills what the annotations left unset with
-// ingress-nginx's defaults.
-func CORSWithDefaults(c CORS) CORS {
+// withDefaults fills what the annotations left unset with ingress-nginx's
+// defaults; finish applies it to an enabled CORS, so the renderer reads
+// the values as they apply.
+func (c CORS) withDefaults() CORS {
 	if len(c.Origins) == 0 {
 		c.Origins = []string{"*"}
 	}

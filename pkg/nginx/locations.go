@@ -123,11 +123,7 @@ func locationLines(nl nginxLocation, v *view) ([]string, error) {
 		add("satisfy any;")
 	}
 	if l.AuthFile != "" {
-		realm := c.Auth.Realm
-		if realm == "" {
-			realm = annotations.DefaultRealm
-		}
-		qr, err := QuoteVarFree(realm)
+		qr, err := QuoteVarFree(c.Auth.Realm) // annotations.Parse set the default
 		if err != nil {
 			return nil, fmt.Errorf("auth-realm: %w", err)
 		}
@@ -387,9 +383,8 @@ func headerLines(c annotations.Config, base, more [][2]string, add func(string, 
 }
 
 // corsLines answers preflights in nginx and adds the CORS headers to other
-// answers, for allowed origins only.
+// answers, for allowed origins only. cors has its defaults (annotations.Parse).
 func corsLines(cors annotations.CORS, add func(string, ...any)) error {
-	cors = annotations.CORSWithDefaults(cors)
 	wildcard := false
 	var alts []string
 	for _, o := range cors.Origins {
