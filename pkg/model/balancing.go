@@ -3,19 +3,18 @@ package model
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
-// cmLoadBalance is the ConfigMap key of the default algorithm. The
-// balancing annotations are parsed by pkg/annotations (balancing.go). They
-// are dynamic: a change is pushed, never reloaded, except upstream-hash-by,
-// whose expression the location evaluates, and the first ewma backend in or
-// the last one out (Structure.LogPhase).
-const cmLoadBalance = "load-balance"
+// The balancing annotations are parsed by pkg/annotations (balancing.go),
+// the ConfigMap's load-balance by pkg/configmap. They are dynamic: a change
+// is pushed, never reloaded, except upstream-hash-by, whose expression the
+// location evaluates, and the first ewma backend in or the last one out
+// (Structure.LogPhase).
 
 // Balancing is how one Ingress's backends balance, from its annotations and
 // the ConfigMap.
@@ -53,7 +52,7 @@ func balancingOf(a annotations.Balancing, defaultAlgorithm string) (Balancing, [
 		out.Algorithm = a.Algorithm
 	}
 	if a.HashBy != "" {
-		if err := ValidLogFormat(a.HashBy); err != nil {
+		if err := nginxvalue.ValidLogFormat(a.HashBy); err != nil {
 			// Same variable rule as log formats: an unknown variable would
 			// fail nginx -t for every host. Reported where annotations
 			// would have: after load-balance, before affinity.
@@ -90,35 +89,13 @@ func invalidProblem(v annotations.Invalid) Problem {
 		Reason: fmt.Sprintf("value %q is not %s; the annotation is ignored", v.Value, v.Want)}
 }
 
-func algorithm(v string) (string, bool) {
-	switch v {
-	case AlgorithmRoundRobin, AlgorithmEWMA:
-		return v, true
-	}
-	return "", false
-}
-
-// defaultAlgorithm is the ConfigMap's load-balance, or round_robin.
+// defaultAlgorithm is the ConfigMap's load-balance (checked and reported by
+// pkg/configmap), or round_robin.
 func (b *builder) defaultAlgorithm() string {
-	ns, name, ok := strings.Cut(b.opts.ConfigMap, "/")
-	if !ok {
+	if b.global.loadBalance == "" {
 		return DefaultAlgorithm
 	}
-	cm := b.snap.ConfigMap(ns, name)
-	if cm == nil {
-		return DefaultAlgorithm
-	}
-	v, set := cm.Data[cmLoadBalance]
-	if !set {
-		return DefaultAlgorithm
-	}
-	algo, valid := algorithm(strings.TrimSpace(v))
-	if !valid {
-		b.report(Problem{Kind: "ConfigMap", Object: b.opts.ConfigMap, Field: "data." + cmLoadBalance,
-			Reason: fmt.Sprintf("value %q is not round_robin or ewma; round_robin is used", v)})
-		return DefaultAlgorithm
-	}
-	return algo
+	return b.global.loadBalance
 }
 
 // applyBalancing sets the algorithm and affinity of a backend the Ingress

@@ -138,12 +138,3 @@ func (b *builder) finishErrors(servers []Server) {
 		}
 	}
 }
-
-// errorCodesSetting parses the ConfigMap's custom-http-errors.
-func errorCodesSetting(v string) ([]int, error) {
-	codes, err := annotations.ErrorCodes(v)
-	if err != nil {
-		return nil, fmt.Errorf("%v (a list such as 404,503 of codes 400-599)", err)
-	}
-	return codes, nil
-}

@@ -2,8 +2,6 @@ package model
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
 )
@@ -16,30 +14,6 @@ type snippetSettings struct {
 	// allowedHeaders is global-allowed-response-headers, lower-case: the
 	// only header names custom-headers may set.
 	allowedHeaders map[string]bool
-}
-
-func (s *snippetSettings) parse(k, v string) error {
-	switch k {
-	case "allow-snippet-annotations":
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Errorf(`value %q is not "true" or "false"`, v)
-		}
-		s.allow = b
-	case "global-allowed-response-headers":
-		allowed := map[string]bool{}
-		for _, h := range strings.Split(v, ",") {
-			if h = strings.TrimSpace(h); h == "" {
-				continue
-			}
-			if err := annotations.HeaderName(h); err != nil {
-				return err
-			}
-			allowed[strings.ToLower(h)] = true
-		}
-		s.allowedHeaders = allowed
-	}
-	return nil
 }
 
 // snippetsOff is the report detail of a snippet while the ConfigMap does

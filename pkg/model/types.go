@@ -74,7 +74,7 @@ type Global struct {
 	// DisableAccessLog turns the access log off (enable-access-log: "false").
 	DisableAccessLog bool
 	// LogFormatUpstream is a custom access log format (log-format-upstream),
-	// validated by logformat.go; empty means ingress-nginx's default.
+	// validated by nginxvalue.ValidLogFormat; empty means ingress-nginx's default.
 	LogFormatUpstream string
 	// LogFormatEscapeJSON writes the custom format with escape=json.
 	LogFormatEscapeJSON bool

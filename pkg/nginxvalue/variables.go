@@ -1,4 +1,4 @@
-package model
+package nginxvalue
 
 import (
 	"fmt"
@@ -35,7 +35,8 @@ var logPrefixes = []string{"http_", "sent_http_", "sent_trailer_", "upstream_htt
 
 var logVarRe = regexp.MustCompile(`\$(?:\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]*))`)
 
-// ValidLogFormat checks a log-format-upstream value: printable ASCII text
+// ValidLogFormat checks a log format (the ConfigMap's log-format-upstream;
+// upstream-hash-by takes the same rule for its variables): printable ASCII text
 // (no backslash, which nginx would read as an escape) and only variables
 // nginx knows, so a typo is reported here instead of failing `nginx -t` for
 // every host. Quotes, braces and semicolons are literal text: the renderer

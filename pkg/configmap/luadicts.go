@@ -1,4 +1,4 @@
-package model
+package configmap
 
 import (
 	"fmt"
@@ -24,6 +24,17 @@ func DefaultLuaDicts() LuaDicts { return LuaDicts{Backends: 64, Certificates: 25
 
 // MaxLuaDict is the largest zone lua-shared-dicts may ask for, in MiB.
 const MaxLuaDict = 4096
+
+func init() {
+	registry["lua-shared-dicts"] = parser{fallback: "the default sizes are used", parse: func(v string, c *Config) ([]string, error) {
+		ignored, err := parseLuaDicts(v, &c.Settings.LuaDicts)
+		var warnings []string
+		for _, name := range ignored {
+			warnings = append(warnings, fmt.Sprintf("tidegate has no Lua shared dict %q (it sizes only configuration_data and certificate_data); it is ignored", name))
+		}
+		return warnings, err
+	}}
+}
 
 // luaDictNames are ingress-nginx's names for the zones tidegate has.
 var luaDictNames = map[string]func(*LuaDicts) *int{
