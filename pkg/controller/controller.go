@@ -25,6 +25,7 @@ import (
 	"github.com/tidegate/tidegate/pkg/dynamic"
 	"github.com/tidegate/tidegate/pkg/model"
 	"github.com/tidegate/tidegate/pkg/nginx"
+	"github.com/tidegate/tidegate/pkg/nginxmetrics"
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
 
@@ -56,8 +57,10 @@ type Controller struct {
 	lock *os.File
 	push *dynamic.Client
 	met  *metrics
-	// dataplane reads nginx's request metrics and stub_status.
-	dataplane *dataplane
+	// requests counts nginx's request metrics log (nil: nginx writes no
+	// metrics line); dataplane also reads its stub_status, for Prometheus.
+	requests  *nginxmetrics.Log
+	dataplane *nginxmetrics.Collector
 
 	mu          sync.Mutex
 	latest      *snapshot.Snapshot
@@ -140,11 +143,10 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Logger, proc: proc, lock: lock, push: dynamic.New(cfg.Nginx.SocketPath(), proc.Token()),
 		met: newMetrics(), wake: make(chan struct{}, 1), lastProblem: map[string]bool{}}
 	c.status.Store(&Status{})
-	var requests *metricsLog // nil: nginx writes no metrics line
 	if !cfg.Nginx.NoRequestMetrics {
-		requests = newMetricsLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs)
+		c.requests = nginxmetrics.NewLog(cfg.Nginx.MetricsLogPath(), proc.ReopenLogs)
 	}
-	c.dataplane = newDataplane(cfg.Nginx.SocketPath(), proc.Token(), requests)
+	c.dataplane = nginxmetrics.NewCollector(cfg.Nginx.SocketPath(), proc.Token(), c.requests)
 	c.met.reg.MustRegister(c.dataplane)
 	return c, nil
 }
@@ -258,16 +260,16 @@ func (c *Controller) Run(ctx context.Context, stopTimeout time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-metricsTick.C:
-			if c.dataplane.log == nil {
+			if c.requests == nil {
 				continue // --enable-metrics=false
 			}
-			if err := c.dataplane.log.read(); err != nil {
+			if err := c.requests.Read(); err != nil {
 				c.log.Warn("read the metrics log", "path", c.cfg.Nginx.MetricsLogPath(), "err", err)
 			}
 			if m := c.page.model.Load(); live == nil || m != liveOf {
-				live, liveOf = liveEndpoints(m), m
+				live, liveOf = nginxmetrics.LiveEndpoints(m), m
 			}
-			c.dataplane.log.forgetEndpoints(live)
+			c.requests.ForgetEndpoints(live)
 		case <-exited:
 			c.log.Error("nginx exited unexpectedly; restarting it with the last good configuration", "err", c.proc.Exited())
 			c.met.nginxRestarts.Inc()

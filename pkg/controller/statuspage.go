@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidegate/tidegate/pkg/annotations"
 	"github.com/tidegate/tidegate/pkg/model"
+	"github.com/tidegate/tidegate/pkg/nginxmetrics"
 )
 
 // pageState is what the sync loop records for the status page. The loop
@@ -248,10 +249,10 @@ func (c *Controller) pageData() pageData {
 		d.Servers = append(d.Servers, pageServer{Host: hostName(s.Host), TLS: s.TLS, Locations: s.Locations})
 	}
 	outcomes := map[string]map[string]float64{} // "ns/svc endpoint" -> outcome -> n
-	if snap, err := c.dataplane.log.poll(); err != nil {
+	if snap, err := c.requests.Poll(); err != nil {
 		d.MetricsErr = err.Error()
 	} else {
-		for k, v := range snap.endpoints {
+		for k, v := range snap.Endpoints() {
 			key := k[0] + "/" + k[1] + " " + k[2]
 			if outcomes[key] == nil {
 				outcomes[key] = map[string]float64{}
@@ -261,9 +262,9 @@ func (c *Controller) pageData() pageData {
 	}
 	for _, b := range m.Dynamic.Backends {
 		pb := pageBackend{Name: b.Name, Algorithm: b.Algorithm, Canaries: b.Canaries}
-		ns, svc := splitBackend(b.Name)
+		ns, svc := nginxmetrics.SplitBackend(b.Name)
 		for _, e := range b.Endpoints {
-			addr := endpointAddr(e)
+			addr := nginxmetrics.EndpointAddr(e)
 			pe := pageEndpoint{Addr: addr, Weight: e.Weight, Draining: e.Draining}
 			o := outcomes[ns+"/"+svc+" "+addr]
 			var keys []string

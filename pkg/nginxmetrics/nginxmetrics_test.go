@@ -1,4 +1,4 @@
-package controller
+package nginxmetrics
 
 import (
 	"os"
@@ -31,7 +31,7 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "metrics.log")
 	reopened := 0
-	m := newMetricsLog(path, func() error { reopened++; return nil })
+	m := NewLog(path, func() error { reopened++; return nil })
 	line := func(backend, method, status, addr, ustatus, uheader string) string {
 		return strings.Join([]string{"shop/web", "a.io", `/api\.x`, backend, method, status, "0.012", "0.010",
 			"120", "300", addr, ustatus, uheader}, "\t") + "\n"
@@ -52,7 +52,7 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 		line("shop/web:80", "BREW", "503", "unix:/w/run/unavailable.sock", "503", "0.000") +
 		"-\t-\t-\t-\tGET\t404\t0.000\t-\t10\t20\t-\t-\t-\n" + // no Ingress path: empty labels
 		"junk line\n" + line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010")[:30]) // half a line
-	s, err := m.poll()
+	s, err := m.Poll()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	}
 	// the rest of the half line arrives with the next flush
 	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010")[30:])
-	if s, _ = m.poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 3 {
+	if s, _ = m.Poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 3 {
 		t.Errorf("a line split across two writes was not counted once: %v", s.routes[r].requests)
 	}
 
@@ -78,7 +78,7 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	// lines nginx still flushes into the old file count, then the new file.
 	m.maxSize = 1
 	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010"))
-	if _, err := m.poll(); err != nil || reopened != 1 {
+	if _, err := m.Poll(); err != nil || reopened != 1 {
 		t.Fatalf("rotation: err %v, reopened %d", err, reopened)
 	}
 	old, err := os.OpenFile(path+".1", os.O_APPEND|os.O_WRONLY, 0)
@@ -90,10 +90,10 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	write(line("shop/web:80", "GET", "200", "10.0.0.1:8080", "200", "0.010"))
 	m.oldUntil = time.Now() // the drain period is over
 	m.maxSize = 1 << 30
-	if _, err := m.poll(); err != nil {
+	if _, err := m.Poll(); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ = m.poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 6 {
+	if s, _ = m.Poll(); s.routes[r].requests[[2]string{"GET", "200"}] != 6 {
 		t.Errorf("after rotation: %v, want 6 GET 200", s.routes[r].requests)
 	}
 	if _, err := os.Stat(path + ".1"); err == nil {
@@ -101,9 +101,9 @@ func TestMetricsLogCountsByLabels(t *testing.T) {
 	}
 
 	// Endpoints that left every backend lose their series.
-	m.forgetEndpoints(liveEndpoints(&model.Model{Dynamic: model.Dynamic{Backends: []model.Backend{
+	m.ForgetEndpoints(LiveEndpoints(&model.Model{Dynamic: model.Dynamic{Backends: []model.Backend{
 		{Name: "shop/web:80", Endpoints: []model.Endpoint{{Address: "10.0.0.1", Port: 8080}}}}}}))
-	s, _ = m.poll()
+	s, _ = m.Poll()
 	for k := range s.endpoints {
 		if k[2] != "10.0.0.1:8080" {
 			t.Errorf("series of a removed endpoint kept: %v", k)

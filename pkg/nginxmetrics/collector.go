@@ -1,4 +1,6 @@
-package controller
+// Package nginxmetrics reads what nginx reports about the traffic it serves
+// (its metrics log and its stub_status) and exposes it to Prometheus.
+package nginxmetrics
 
 import (
 	"context"
@@ -18,7 +20,7 @@ import (
 )
 
 // The data-plane metrics: nginx logs every request to a buffered metrics
-// log that this collector counts (metricslog.go), and at each scrape it
+// log that this collector counts (log.go), and at each scrape it
 // also reads nginx's stub_status over the control socket; both are exposed
 // with ingress-nginx's metric and label names, so existing dashboards and
 // alerts keep working.
@@ -64,14 +66,16 @@ var (
 		"1 if the last scrape read nginx's metrics log (unless --enable-metrics=false) and its stub_status over the control socket.", nil, nil)
 )
 
-// dataplane is a prometheus.Collector reading nginx's metrics log and its
+// Collector is a prometheus.Collector reading nginx's metrics log and its
 // stub_status over the control socket.
-type dataplane struct {
+type Collector struct {
 	client *http.Client
-	log    *metricsLog
+	log    *Log
 }
 
-func newDataplane(socket, token string, log *metricsLog) *dataplane {
+// NewCollector reads stub_status over the control socket with the control
+// token, and request counts from log (nil: nginx writes no metrics line).
+func NewCollector(socket, token string, log *Log) *Collector {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -79,17 +83,17 @@ func newDataplane(socket, token string, log *metricsLog) *dataplane {
 		},
 		MaxIdleConns: 2,
 	}
-	return &dataplane{client: &http.Client{Transport: nginx.WithToken(tr, token), Timeout: 3 * time.Second}, log: log}
+	return &Collector{client: &http.Client{Transport: nginx.WithToken(tr, token), Timeout: 3 * time.Second}, log: log}
 }
 
 // Describe sends nothing: the series depend on the configuration, so this
 // is an unchecked collector.
-func (d *dataplane) Describe(chan<- *prometheus.Desc) {}
+func (d *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect reads nginx and sends the series.
-func (d *dataplane) Collect(ch chan<- prometheus.Metric) {
+func (d *Collector) Collect(ch chan<- prometheus.Metric) {
 	up := 1.0
-	s, err := d.log.poll()
+	s, err := d.log.Poll()
 	s.emit(ch)
 	if err != nil && !errors.Is(err, errMetricsOff) {
 		up = 0
@@ -110,7 +114,7 @@ func (d *dataplane) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 }
 
-func (d *dataplane) get(path string) (string, error) {
+func (d *Collector) get(path string) (string, error) {
 	resp, err := d.client.Get("http://tidegate" + path)
 	if err != nil {
 		return "", fmt.Errorf("read %s from nginx: %w", path, err)
@@ -143,16 +147,20 @@ type routeStats struct {
 	hasUpTimes bool
 }
 
-// dataplaneSnapshot is the request counts so far, aggregated by the label
+// Snapshot is the request counts so far, aggregated by the label
 // values Prometheus sees (two backends can share a service name).
-type dataplaneSnapshot struct {
+type Snapshot struct {
 	routes    map[route]*routeStats
 	endpoints map[[4]string]float64 // namespace, service, endpoint, outcome
 	connErrs  map[[2]string]float64
 }
 
-// splitBackend turns "ns/svc:port" into its namespace and service.
-func splitBackend(b string) (ns, svc string) {
+// Endpoints is the number of tries per endpoint, keyed by namespace,
+// service, endpoint ("addr:port") and outcome (1xx..5xx, error, timeout).
+func (s *Snapshot) Endpoints() map[[4]string]float64 { return s.endpoints }
+
+// SplitBackend turns "ns/svc:port" into its namespace and service.
+func SplitBackend(b string) (ns, svc string) {
 	ns, rest, ok := strings.Cut(b, "/")
 	if !ok {
 		return "", b
@@ -164,7 +172,7 @@ func splitBackend(b string) (ns, svc string) {
 }
 
 func newRoute(ingress, host, path, backend string) route {
-	ns, svc := splitBackend(backend)
+	ns, svc := SplitBackend(backend)
 	ins, name, ok := strings.Cut(ingress, "/")
 	if ok {
 		ns = ins
@@ -174,16 +182,16 @@ func newRoute(ingress, host, path, backend string) route {
 	return route{namespace: ns, ingress: name, service: svc, host: host, path: path}
 }
 
-// liveEndpoints reports which "ns/svc" + "addr:port" pairs m balances to.
+// LiveEndpoints reports which "ns/svc" + "addr:port" pairs m balances to.
 // It indexes the backends by Service, not every endpoint: it is asked only
 // about endpoints that served requests, and rebuilt for every new model.
-func liveEndpoints(m *model.Model) func(ns, svc, addr string) bool {
+func LiveEndpoints(m *model.Model) func(ns, svc, addr string) bool {
 	var bySvc map[[2]string][]*model.Backend
 	if m != nil {
 		bySvc = make(map[[2]string][]*model.Backend, len(m.Dynamic.Backends))
 		for i := range m.Dynamic.Backends {
 			b := &m.Dynamic.Backends[i]
-			ns, svc := splitBackend(b.Name)
+			ns, svc := SplitBackend(b.Name)
 			bySvc[[2]string{ns, svc}] = append(bySvc[[2]string{ns, svc}], b)
 		}
 	}
@@ -207,8 +215,8 @@ func liveEndpoints(m *model.Model) func(ns, svc, addr string) bool {
 	}
 }
 
-// endpointAddr is how nginx writes the endpoint in $upstream_addr.
-func endpointAddr(e model.Endpoint) string {
+// EndpointAddr is how nginx writes the endpoint in $upstream_addr.
+func EndpointAddr(e model.Endpoint) string {
 	return net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port)))
 }
 
@@ -223,7 +231,7 @@ func histogram(desc *prometheus.Desc, counts [12]uint64, sum float64, labels []s
 	return prometheus.MustNewConstHistogram(desc, cum, sum, buckets, labels...)
 }
 
-func (s *dataplaneSnapshot) emit(ch chan<- prometheus.Metric) {
+func (s *Snapshot) emit(ch chan<- prometheus.Metric) {
 	for r, st := range s.routes {
 		lv := r.values()
 		var n uint64

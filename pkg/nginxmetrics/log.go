@@ -1,4 +1,4 @@
-package controller
+package nginxmetrics
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// metricsLog counts requests from the log nginx writes for them
+// Log counts requests from the log nginx writes for them
 // (nginx.tmpl, log_format tidegate_metrics): one tab-separated line per
 // request, buffered by nginx (one write per 64 KiB or per second), so the
 // request path pays for formatting a line in C and nothing else. Lua used
@@ -22,7 +22,7 @@ import (
 // The file is read from where the last read stopped. Past maxSize it is
 // rotated: renamed, nginx told to reopen its logs (SIGUSR1), and the
 // renamed file read to its end once the workers have moved on.
-type metricsLog struct {
+type Log struct {
 	path    string
 	reopen  func() error
 	maxSize int64
@@ -35,7 +35,7 @@ type metricsLog struct {
 	old      *os.File
 	oldOff   int64
 	oldUntil time.Time
-	counts   *dataplaneSnapshot
+	counts   *Snapshot
 	lines    uint64
 	bad      uint64
 	buf      []byte // read buffer, kept between reads
@@ -46,8 +46,10 @@ type metricsLog struct {
 // buffered into the old file first.
 const rotateDrain = 3 * time.Second
 
-func newMetricsLog(path string, reopen func() error) *metricsLog {
-	m := &metricsLog{path: path, reopen: reopen, maxSize: 32 << 20, counts: newDataplaneSnapshot()}
+// NewLog reads the metrics log at path; reopen asks nginx to reopen its
+// logs after the file was rotated.
+func NewLog(path string, reopen func() error) *Log {
+	m := &Log{path: path, reopen: reopen, maxSize: 32 << 20, counts: newSnapshot()}
 	// Lines of an earlier run (tidegate restarted on the same working
 	// directory) are not counted again.
 	if st, err := os.Stat(path); err == nil {
@@ -56,27 +58,27 @@ func newMetricsLog(path string, reopen func() error) *metricsLog {
 	return m
 }
 
-func newDataplaneSnapshot() *dataplaneSnapshot {
-	return &dataplaneSnapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
+func newSnapshot() *Snapshot {
+	return &Snapshot{routes: map[route]*routeStats{}, endpoints: map[[4]string]float64{}, connErrs: map[[2]string]float64{}}
 }
 
-// errMetricsOff is what a nil metricsLog (--enable-metrics=false: nginx
+// errMetricsOff is what a nil Log (--enable-metrics=false: nginx
 // writes no metrics line) reports where counts were expected.
 var errMetricsOff = errors.New("request metrics are off (--enable-metrics=false)")
 
-// read counts what nginx wrote since the last call and rotates the file
+// Read counts what nginx wrote since the last call and rotates the file
 // when it is big.
-func (m *metricsLog) read() error {
+func (m *Log) Read() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.readNew()
 }
 
-// poll reads like read and returns a copy of the counts so far.
+// Poll reads like Read and returns a copy of the counts so far.
 // A nil log has no counts and says so (errMetricsOff).
-func (m *metricsLog) poll() (*dataplaneSnapshot, error) {
+func (m *Log) Poll() (*Snapshot, error) {
 	if m == nil {
-		return newDataplaneSnapshot(), errMetricsOff
+		return newSnapshot(), errMetricsOff
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -84,7 +86,7 @@ func (m *metricsLog) poll() (*dataplaneSnapshot, error) {
 	return m.counts.clone(), err
 }
 
-func (m *metricsLog) readNew() error {
+func (m *Log) readNew() error {
 	if m.old != nil {
 		if err := m.drain(m.old, &m.oldOff); err != nil {
 			return err
@@ -148,7 +150,7 @@ func (m *metricsLog) readNew() error {
 
 // drain reads f from *off to its end, counts the complete lines and
 // moves *off.
-func (m *metricsLog) drain(f *os.File, off *int64) error {
+func (m *Log) drain(f *os.File, off *int64) error {
 	if m.buf == nil {
 		m.buf = make([]byte, 256<<10)
 	}
@@ -166,7 +168,7 @@ func (m *metricsLog) drain(f *os.File, off *int64) error {
 	}
 }
 
-func (m *metricsLog) consume(b []byte) {
+func (m *Log) consume(b []byte) {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -207,7 +209,7 @@ const (
 	nFields
 )
 
-func (m *metricsLog) count(line []byte) {
+func (m *Log) count(line []byte) {
 	var f [nFields]string
 	s := string(line)
 	for i := 0; i < nFields-1; i++ {
@@ -254,8 +256,8 @@ func (m *metricsLog) count(line []byte) {
 
 // countEndpoints adds one outcome per try: the status class of the answer,
 // "timeout" (504 without a header), or "error" (no answer).
-func (m *metricsLog) countEndpoints(backend, addrs, statuses, headers string) {
-	ns, svc := splitBackend(backend)
+func (m *Log) countEndpoints(backend, addrs, statuses, headers string) {
+	ns, svc := SplitBackend(backend)
 	for addrs != "" {
 		var addr, status, header string
 		addr, addrs = nextUpstreamField(addrs)
@@ -325,10 +327,10 @@ func logValue(s string) string {
 	return s
 }
 
-// forgetEndpoints drops the per-endpoint series of endpoints that are no
+// ForgetEndpoints drops the per-endpoint series of endpoints that are no
 // longer in any backend (pods come and go: kept forever, their series would
 // grow without bound). live reports whether "ns/svc" has endpoint addr.
-func (m *metricsLog) forgetEndpoints(live func(ns, svc, addr string) bool) {
+func (m *Log) ForgetEndpoints(live func(ns, svc, addr string) bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range m.counts.endpoints {
@@ -339,8 +341,8 @@ func (m *metricsLog) forgetEndpoints(live func(ns, svc, addr string) bool) {
 }
 
 // clone copies the counts, so a scrape can emit them without the lock.
-func (s *dataplaneSnapshot) clone() *dataplaneSnapshot {
-	c := newDataplaneSnapshot()
+func (s *Snapshot) clone() *Snapshot {
+	c := newSnapshot()
 	for r, st := range s.routes {
 		cp := *st
 		cp.requests = make(map[[2]string]float64, len(st.requests))
