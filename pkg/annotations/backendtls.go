@@ -1,6 +1,7 @@
 package annotations
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -60,6 +61,10 @@ func init() {
 		v = strings.TrimSpace(v)
 		if v == "" || len(v) > 1024 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:+!@-_.=") != "" {
 			return fmt.Errorf("%q is not an OpenSSL cipher list (letters, digits and :+!@-_.=)", v)
+		}
+		// What OpenSSL would refuse fails nginx -t for every host.
+		if err := nginxvalue.CipherList(v); err != nil {
+			return errors.New(strings.Replace(err.Error(), "ssl-ciphers", "proxy-ssl-ciphers", 1))
 		}
 		c.ProxySSL.Ciphers = v
 		return nil

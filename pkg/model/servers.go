@@ -8,7 +8,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
-	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // serverBuilder collects the locations of one host while Ingresses are
@@ -217,13 +216,6 @@ func (b *builder) addPath(ing *networkingv1.Ingress, srv *serverBuilder, p netwo
 			loc.AuthDenied = true
 		}
 		loc.AuthProxyHeaders = h
-	}
-	if c := loc.Config.ProxySSL.Ciphers; c != "" {
-		if err := nginxvalue.CipherList(c); err != nil { // what OpenSSL would refuse fails nginx -t
-			b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "proxy-ssl-ciphers]",
-				Reason: strings.Replace(err.Error(), "ssl-ciphers", "proxy-ssl-ciphers", 1) + "; nginx's default ciphers are used"})
-			loc.Config.ProxySSL.Ciphers = ""
-		}
 	}
 	if ps := loc.Config.ProxySSL; ps.Verify && ps.Secret == "" {
 		b.report(Problem{Kind: "Ingress", Object: key, Field: "metadata.annotations[" + annotations.Prefix + "proxy-ssl-verify]",
