@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -131,18 +130,9 @@ func (c *Controller) lastGood() (*nginx.Rendered, error) {
 	if err := c.proc.Check(b); err != nil {
 		return nil, err
 	}
-	gen := ""
-	if i := bytes.Index(b, []byte("location = /tidegate/generation")); i >= 0 {
-		rest := b[i:]
-		if j := bytes.Index(rest, []byte("return 200 ")); j >= 0 {
-			rest = rest[j+len("return 200 "):]
-			if k := bytes.IndexByte(rest, ';'); k > 0 {
-				gen = string(rest[:k])
-			}
-		}
-	}
-	if gen == "" {
-		return nil, fmt.Errorf("no generation in %s", c.cfg.Nginx.ConfPath())
+	gen, err := nginx.InstalledGeneration(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s", err, c.cfg.Nginx.ConfPath())
 	}
 	return &nginx.Rendered{Conf: b, Generation: gen}, nil
 }
