@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // Balancing is how the backends of an Ingress balance: load-balance,
@@ -19,8 +21,7 @@ type Balancing struct {
 	Algorithm string
 	// HashBy is upstream-hash-by, an nginx expression of variables
 	// ("$request_uri"); when set it wins over Algorithm (consistent
-	// hashing). Its variables are checked by the model (ValidLogFormat)
-	// until the variable list lives in the shared value syntax package.
+	// hashing).
 	HashBy string
 	// Affinity is nil without affinity: cookie.
 	Affinity *Affinity
@@ -116,7 +117,13 @@ func parseBalancing(d dataPlane) Balancing {
 	}
 	if v, ok := d.get("upstream-hash-by"); ok && v != "" {
 		if hashExpr.MatchString(v) && len(v) <= 256 {
-			out.HashBy = v
+			if err := nginxvalue.ValidLogFormat(v); err != nil {
+				// Same variable rule as log formats: an unknown variable
+				// would fail nginx -t for every host.
+				bad("upstream-hash-by", v, "an expression of known nginx variables such as $request_uri or $http_x_user")
+			} else {
+				out.HashBy = v
+			}
 		} else {
 			bad("upstream-hash-by", v, "an nginx variable expression such as $request_uri or $http_x_user")
 		}

@@ -24,6 +24,13 @@ func TestDataPlaneKeys(t *testing.T) {
 				Invalid: []Invalid{{Key: "session-cookie-name", Value: "a b", Want: "a cookie name (letters, digits and !#$%&'*+.^_`|~-, at most 64)"}}},
 			canary: Canary{WeightTotal: 100},
 		},
+		"hash by a variable nginx does not know": {
+			anns:   map[string]string{Prefix + "upstream-hash-by": "$nope$uri"},
+			status: map[string]Status{"upstream-hash-by": Applied},
+			balancing: Balancing{Invalid: []Invalid{{Key: "upstream-hash-by", Value: "$nope$uri",
+				Want: "an expression of known nginx variables such as $request_uri or $http_x_user"}}},
+			canary: Canary{WeightTotal: 100},
+		},
 		"canary with a control character in its value": {
 			anns: map[string]string{Prefix + "canary": "true", Prefix + "canary-by-header": "X", Prefix + "canary-by-header-value": "a\nb",
 				Prefix + "canary-weight": "5", Prefix + "canary-weight-total": "10"},

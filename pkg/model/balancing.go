@@ -2,12 +2,10 @@ package model
 
 import (
 	"fmt"
-	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/tidegate/tidegate/pkg/annotations"
-	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // The balancing annotations are parsed by pkg/annotations (balancing.go),
@@ -52,19 +50,7 @@ func balancingOf(a annotations.Balancing, defaultAlgorithm string) (Balancing, [
 		out.Algorithm = a.Algorithm
 	}
 	if a.HashBy != "" {
-		if err := nginxvalue.ValidLogFormat(a.HashBy); err != nil {
-			// Same variable rule as log formats: an unknown variable would
-			// fail nginx -t for every host. Reported where annotations
-			// would have: after load-balance, before affinity.
-			at := 0
-			if len(a.Invalid) > 0 && a.Invalid[0].Key == "load-balance" {
-				at = 1
-			}
-			probs = slices.Insert(probs, at, invalidProblem(annotations.Invalid{Key: "upstream-hash-by", Value: a.HashBy,
-				Want: "an expression of known nginx variables such as $request_uri or $http_x_user"}))
-		} else {
-			out.Algorithm, out.HashBy = AlgorithmCHash, a.HashBy
-		}
+		out.Algorithm, out.HashBy = AlgorithmCHash, a.HashBy
 	}
 	if a.Affinity != nil {
 		out.Affinity = &Affinity{Mode: a.Affinity.Mode, Name: a.Affinity.Name, Path: a.Affinity.Path,
