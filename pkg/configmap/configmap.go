@@ -22,30 +22,8 @@ type Entry = annotations.Entry
 
 // Config is everything the ConfigMap sets.
 type Config struct {
-	// WorkerProcesses is "auto" or a number (worker-processes).
-	WorkerProcesses string
-	// ProxyConnectTimeout, ProxyReadTimeout and ProxySendTimeout are
-	// seconds.
-	ProxyConnectTimeout int
-	ProxyReadTimeout    int
-	ProxySendTimeout    int
-	// ProxyBodySize is an nginx size ("1m").
-	ProxyBodySize string
-	// UpstreamKeepalive is the number of idle keepalive connections per
-	// worker (upstream-keepalive-connections).
-	UpstreamKeepalive int
-	// DisableAccessLog turns the access log off (enable-access-log: "false").
-	DisableAccessLog bool
-	// LogFormatUpstream is a custom access log format, checked by
-	// ValidLogFormat; empty means ingress-nginx's default.
-	LogFormatUpstream string
-	// LogFormatEscapeJSON writes the custom format with escape=json.
-	LogFormatEscapeJSON bool
-	// LogFormatJSON selects the built-in JSON access log.
-	LogFormatJSON bool
-	// CustomHTTPErrors are the status codes every location sends to the
-	// default backend (custom-http-errors), unless its Ingress sets its own.
-	CustomHTTPErrors []int
+	// Global is what nginx.conf is rendered from (model.Global).
+	Global
 	// SSLRedirect redirects plain HTTP to https on hosts with TLS
 	// (ssl-redirect).
 	SSLRedirect bool
@@ -61,26 +39,57 @@ type Config struct {
 	// LoadBalance is the balancing algorithm of backends whose Ingress
 	// sets none: round_robin or ewma (load-balance).
 	LoadBalance string
-	// Settings are the TLS, compression, timeout, buffer and forwarding
-	// keys the renderer reads (model.Global.Settings).
-	Settings Settings
 
 	// useForwarded is use-forwarded-headers until finish applies it.
 	useForwarded bool
 }
 
+// Global is the part of the ConfigMap nginx.conf is rendered from; the
+// model passes it on as Structure.Global.
+type Global struct {
+	// WorkerProcesses is "auto" or a number (worker-processes).
+	WorkerProcesses string
+	// ProxyConnectTimeout, ProxyReadTimeout and ProxySendTimeout are
+	// seconds.
+	ProxyConnectTimeout int
+	ProxyReadTimeout    int
+	ProxySendTimeout    int
+	// ProxyBodySize is an nginx size ("1m").
+	ProxyBodySize string
+	// UpstreamKeepalive is the number of idle keepalive connections per
+	// worker (upstream-keepalive-connections).
+	UpstreamKeepalive int
+	// Settings are the TLS, compression, timeout, buffer and forwarding
+	// keys the renderer reads (model.Global.Settings).
+	Settings Settings
+	// DisableAccessLog turns the access log off (enable-access-log: "false").
+	DisableAccessLog bool
+	// LogFormatUpstream is a custom access log format, checked by
+	// ValidLogFormat; empty means ingress-nginx's default.
+	LogFormatUpstream string
+	// LogFormatEscapeJSON writes the custom format with escape=json.
+	LogFormatEscapeJSON bool
+	// LogFormatJSON selects the built-in JSON access log.
+	LogFormatJSON bool
+	// CustomHTTPErrors are the status codes every location sends to the
+	// default backend (custom-http-errors), unless its Ingress sets its own.
+	CustomHTTPErrors []int
+}
+
 // Default is the Config of an empty ConfigMap: ingress-nginx's defaults.
 func Default() Config {
 	return Config{
-		WorkerProcesses:     "auto",
-		ProxyConnectTimeout: 5,
-		ProxyReadTimeout:    60,
-		ProxySendTimeout:    60,
-		ProxyBodySize:       "1m",
-		UpstreamKeepalive:   320,
-		SSLRedirect:         true,
-		LoadBalance:         "round_robin",
-		Settings:            DefaultSettings(),
+		Global: Global{
+			WorkerProcesses:     "auto",
+			ProxyConnectTimeout: 5,
+			ProxyReadTimeout:    60,
+			ProxySendTimeout:    60,
+			ProxyBodySize:       "1m",
+			UpstreamKeepalive:   320,
+			Settings:            DefaultSettings(),
+		},
+		SSLRedirect: true,
+		LoadBalance: "round_robin",
 	}
 }
 

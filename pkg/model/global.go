@@ -8,6 +8,10 @@ import (
 	"github.com/tidegate/tidegate/pkg/snapshot"
 )
 
+// Global holds nginx-wide settings: the part of the ConfigMap nginx.conf
+// is rendered from (configmap.Global).
+type Global = configmap.Global
+
 // Settings is the ConfigMap's TLS, compression, timeout, buffer and
 // forwarding keys (configmap.Settings), as the renderer reads them from
 // Global.
@@ -58,20 +62,7 @@ func parseGlobal(snap *snapshot.Snapshot, opts Options, report func(Problem)) gl
 			Warning: e.Status != annotations.Rejected, Reason: e.Detail})
 	}
 	return globalSettings{
-		Global: Global{
-			WorkerProcesses:     c.WorkerProcesses,
-			ProxyConnectTimeout: c.ProxyConnectTimeout,
-			ProxyReadTimeout:    c.ProxyReadTimeout,
-			ProxySendTimeout:    c.ProxySendTimeout,
-			ProxyBodySize:       c.ProxyBodySize,
-			UpstreamKeepalive:   c.UpstreamKeepalive,
-			Settings:            c.Settings,
-			DisableAccessLog:    c.DisableAccessLog,
-			LogFormatUpstream:   c.LogFormatUpstream,
-			LogFormatEscapeJSON: c.LogFormatEscapeJSON,
-			LogFormatJSON:       c.LogFormatJSON,
-			CustomHTTPErrors:    c.CustomHTTPErrors,
-		},
+		Global:           c.Global,
 		SSLRedirect:      c.SSLRedirect,
 		ForceSSLRedirect: c.ForceSSLRedirect,
 		loadBalance:      c.LoadBalance,

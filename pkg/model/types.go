@@ -57,34 +57,6 @@ type HostRedirect struct {
 	From, To string
 }
 
-// Global holds nginx-wide settings.
-type Global struct {
-	// WorkerProcesses is "auto" or a number.
-	WorkerProcesses string
-	// ProxyConnectTimeout, ProxyReadTimeout and ProxySendTimeout are seconds.
-	ProxyConnectTimeout int
-	ProxyReadTimeout    int
-	ProxySendTimeout    int
-	// ProxyBodySize is an nginx size ("1m").
-	ProxyBodySize string
-	// UpstreamKeepalive is the number of idle keepalive connections per worker.
-	UpstreamKeepalive int
-	// Settings holds the remaining ConfigMap keys.
-	Settings Settings
-	// DisableAccessLog turns the access log off (enable-access-log: "false").
-	DisableAccessLog bool
-	// LogFormatUpstream is a custom access log format (log-format-upstream),
-	// validated by nginxvalue.ValidLogFormat; empty means ingress-nginx's default.
-	LogFormatUpstream string
-	// LogFormatEscapeJSON writes the custom format with escape=json.
-	LogFormatEscapeJSON bool
-	// LogFormatJSON selects the built-in JSON access log (log-format-json).
-	LogFormatJSON bool
-	// CustomHTTPErrors are the status codes every location sends to the
-	// default backend (custom-http-errors), unless its Ingress sets its own.
-	CustomHTTPErrors []int
-}
-
 // Server is one virtual host.
 type Server struct {
 	// Host is the lower-case host name, either exact ("a.b.c") or a
