@@ -6,14 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/tidegate/tidegate/pkg/nginx"
 )
 
 // supervise keeps the data plane up across controller crashes in a
@@ -158,26 +158,8 @@ func reap(child *os.Process) (code int, exited bool) {
 // children lists the pids of this process's children (nginx masters that
 // were reparented to it, the command).
 func children() []int {
-	self := strconv.Itoa(os.Getpid())
-	matches, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var out []int
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == self && f[0] != "Z" {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
-			out = append(out, pid)
-		}
-	}
-	return out
+	pids, _ := nginx.WorkerPIDs(os.Getpid()) // the children of a pid, zombies left out
+	return pids
 }
 
 // quitChildren asks every child (an nginx master left by a controller that

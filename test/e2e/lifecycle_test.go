@@ -510,14 +510,7 @@ func TestNginxReplacedWhenItRefusesEveryPush(t *testing.T) {
 	}
 	// Until the old workers are gone, a kept-alive control connection may
 	// still reach one that holds the token.
-	harness.WaitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
-		for _, w := range tg.Workers() {
-			if slices.Contains(workers, w) {
-				return fmt.Sprintf("old worker %d still runs", w)
-			}
-		}
-		return ""
-	})
+	waitWorkersGone(t, tg, workers, "nginx reloaded from outside")
 	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
 	harness.WaitFor(t, 90*time.Second, "the endpoint change served", func() string {
 		if r := tg.Get("web.test", "/"); r.Status != 200 || r.Name != "web-2" {
@@ -607,14 +600,7 @@ func TestControlSocketDeleted(t *testing.T) {
 	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	harness.WaitFor(t, 30*time.Second, "nginx reloaded from outside", func() string {
-		for _, w := range tg.Workers() {
-			if slices.Contains(workers, w) {
-				return fmt.Sprintf("old worker %d still runs", w)
-			}
-		}
-		return ""
-	})
+	waitWorkersGone(t, tg, workers, "nginx reloaded from outside")
 	begin := time.Now()
 	tg.Write("svc.yaml", harness.ServiceYAML("web", 80)+"---\n"+harness.SliceYAML("web-1", "web", be.Port, be.Addrs[1:]))
 	harness.WaitFor(t, 90*time.Second, "the endpoint change served", func() string {
@@ -667,4 +653,18 @@ func TestAdoptedNginxReloadedWhenLuaChanged(t *testing.T) {
 	if r := tg2.Get("web.test", "/"); r.Status != 200 {
 		t.Errorf("web.test after the adoption: %d %q", r.Status, r.Body)
 	}
+}
+
+// waitWorkersGone waits until none of workers (nginx worker pids) runs any
+// more: after a reload, a kept-alive connection may still reach an old one.
+func waitWorkersGone(t *testing.T, tg *tidegate, workers []int, what string) {
+	t.Helper()
+	harness.WaitFor(t, 30*time.Second, what, func() string {
+		for _, w := range tg.Workers() {
+			if slices.Contains(workers, w) {
+				return fmt.Sprintf("old worker %d still runs", w)
+			}
+		}
+		return ""
+	})
 }
