@@ -45,7 +45,9 @@ http {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Binary, "-p", dir, "-c", path, "-g", "daemon off;")
+	// One process, no workers: killing it at the end leaves nothing behind
+	// (a killed master leaves its workers running).
+	cmd := exec.Command(Binary, "-p", dir, "-c", path, "-g", "daemon off; master_process off;")
 	if out, err := exec.Command(Binary, "-t", "-p", dir, "-c", path).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v: %s", err, out)
 	}
