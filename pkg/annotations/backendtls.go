@@ -45,17 +45,9 @@ func init() {
 		return err
 	}))
 	register("proxy-ssl-protocols", applied(func(v string, c *Config) error {
-		ps := strings.Fields(v)
-		for _, p := range ps {
-			if !nginxvalue.TLSProtocol(p) {
-				return fmt.Errorf("%q is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", p)
-			}
-		}
-		if len(ps) == 0 {
-			return fmt.Errorf("no protocol given")
-		}
+		ps, err := nginxvalue.Words(v, nginxvalue.TLSProtocol, "%q is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", "no protocol given")
 		c.ProxySSL.Protocols = ps
-		return nil
+		return err
 	}))
 	register("proxy-ssl-ciphers", applied(func(v string, c *Config) error {
 		v = strings.TrimSpace(v)

@@ -99,17 +99,10 @@ func init() {
 		return err
 	}))
 	register("proxy-next-upstream", applied(func(v string, c *Config) error {
-		conds := strings.Fields(v)
-		if len(conds) == 0 {
-			return fmt.Errorf("empty list")
-		}
-		for _, cond := range conds {
-			if !nginxvalue.NextUpstream(cond) {
-				return fmt.Errorf("%q is not a proxy_next_upstream condition (error, timeout, invalid_header, http_5xx codes, non_idempotent, off)", cond)
-			}
-		}
+		conds, err := nginxvalue.Words(v, nginxvalue.NextUpstream,
+			"%q is not a proxy_next_upstream condition (error, timeout, invalid_header, http_5xx codes, non_idempotent, off)", "empty list")
 		c.Proxy.NextUpstream = conds
-		return nil
+		return err
 	}))
 	register("enable-access-log", applied(func(v string, c *Config) error {
 		b, err := boolValue(v)

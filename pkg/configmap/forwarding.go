@@ -1,9 +1,6 @@
 package configmap
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
@@ -22,17 +19,11 @@ func init() {
 	})
 	register("server-tokens", boolean(func(c *Config) *bool { return &c.Settings.ServerTokens }))
 	register("proxy-next-upstream", func(v string, c *Config) error {
-		conds := strings.Fields(v)
-		for _, cond := range conds {
-			if !nginxvalue.NextUpstream(cond) {
-				return fmt.Errorf("%q is not a proxy_next_upstream condition", cond)
-			}
+		conds, err := nginxvalue.Words(v, nginxvalue.NextUpstream, "%q is not a proxy_next_upstream condition", "empty list")
+		if err == nil {
+			c.Settings.ProxyNextUpstream = conds
 		}
-		if len(conds) == 0 {
-			return fmt.Errorf("empty list")
-		}
-		c.Settings.ProxyNextUpstream = conds
-		return nil
+		return err
 	})
 	register("proxy-next-upstream-tries", number(func(c *Config) *int { return &c.Settings.ProxyNextUpstreamTries }, 0, 100, "a number"))
 }

@@ -1,9 +1,10 @@
 package configmap
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
 // mimeType is a MIME type, or "*" (every type).
@@ -14,16 +15,10 @@ func init() {
 	register("gzip-level", number(func(c *Config) *int { return &c.Settings.GzipLevel }, 1, 9, "a gzip level"))
 	register("gzip-min-length", number(func(c *Config) *int { return &c.Settings.GzipMinLength }, 0, 1<<30, "a number of bytes"))
 	register("gzip-types", func(v string, c *Config) error {
-		types := strings.Fields(strings.ToLower(v))
-		for _, t := range types {
-			if !mimeType.MatchString(t) {
-				return fmt.Errorf("%q is not a MIME type such as text/html", t)
-			}
+		types, err := nginxvalue.Words(strings.ToLower(v), mimeType.MatchString, "%q is not a MIME type such as text/html", "no MIME type given")
+		if err == nil {
+			c.Settings.GzipTypes = types
 		}
-		if len(types) == 0 {
-			return fmt.Errorf("no MIME type given")
-		}
-		c.Settings.GzipTypes = types
-		return nil
+		return err
 	})
 }

@@ -1,9 +1,6 @@
 package configmap
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/tidegate/tidegate/pkg/nginxvalue"
 )
 
@@ -15,18 +12,11 @@ func init() {
 	register("hsts-include-subdomains", boolean(func(c *Config) *bool { return &c.Settings.HSTSIncludeSubdomains }))
 	register("hsts-preload", boolean(func(c *Config) *bool { return &c.Settings.HSTSPreload }))
 	register("ssl-protocols", func(v string, c *Config) error {
-		var ps []string
-		for _, p := range strings.Fields(v) {
-			if !nginxvalue.TLSProtocol(p) {
-				return fmt.Errorf("%q is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", p)
-			}
-			ps = append(ps, p)
+		ps, err := nginxvalue.Words(v, nginxvalue.TLSProtocol, "%q is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", "no protocol given")
+		if err == nil {
+			c.Settings.SSLProtocols = ps
 		}
-		if len(ps) == 0 {
-			return fmt.Errorf("no protocol given")
-		}
-		c.Settings.SSLProtocols = ps
-		return nil
+		return err
 	})
 	register("ssl-ciphers", func(v string, c *Config) error {
 		if err := nginxvalue.CipherList(v); err != nil {

@@ -6,6 +6,7 @@
 package nginxvalue
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -38,6 +39,22 @@ var tlsProtocols = map[string]bool{"TLSv1": true, "TLSv1.1": true, "TLSv1.2": tr
 // TLSProtocol reports whether p is a protocol ssl_protocols and
 // proxy_ssl_protocols take.
 func TLSProtocol(p string) bool { return tlsProtocols[p] }
+
+// Words splits a list value on white space and checks every word with ok.
+// The first word ok refuses is named with the format bad (one %q), and an
+// empty list is refused with the message empty.
+func Words(v string, ok func(string) bool, bad, empty string) ([]string, error) {
+	words := strings.Fields(v)
+	for _, w := range words {
+		if !ok(w) {
+			return nil, fmt.Errorf(bad, w)
+		}
+	}
+	if len(words) == 0 {
+		return nil, errors.New(empty)
+	}
+	return words, nil
+}
 
 // CIDRs parses a comma-separated list of CIDRs and single addresses (a
 // single address is its /32 or /128), masked. An empty list (empty

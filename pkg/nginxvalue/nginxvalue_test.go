@@ -116,3 +116,16 @@ func TestCipherList(t *testing.T) {
 		}
 	}
 }
+
+func TestWords(t *testing.T) {
+	got, err := Words(" TLSv1.2  TLSv1.3 ", TLSProtocol, "%q is no protocol", "none given")
+	if err != nil || len(got) != 2 || got[0] != "TLSv1.2" || got[1] != "TLSv1.3" {
+		t.Errorf("two protocols: %q, %v", got, err)
+	}
+	if _, err := Words("TLSv1.2 SSLv3", TLSProtocol, "%q is no protocol", "none given"); err == nil || err.Error() != `"SSLv3" is no protocol` {
+		t.Errorf("a bad word: %v", err)
+	}
+	if _, err := Words("  ", TLSProtocol, "%q is no protocol", "none given"); err == nil || err.Error() != "none given" {
+		t.Errorf("an empty list: %v", err)
+	}
+}
